@@ -1,0 +1,18 @@
+"""jaxmpc: a vectorised simulator of secure multi-party computation in JAX.
+
+One process holds every party's shares (a leading party axis) and the dealer's key: it models what
+each party computes, sees and sends, so accuracy and cost can be measured. It is not a deployment.
+"""
+from . import cost, dealer, ring
+from .beaver import beaver, div_public, matmul, mul, mul_public
+from .errors import (EncodingError, InputTypeError, JaxMPCError, ProtocolError, ShareMismatchError,
+                     X64Error)
+from .fixedpoint import FixedPoint
+from .shared import Shared, concatenate, reveal, share
+from .truncation import truncate_shares
+
+__all__ = [
+    "FixedPoint", "Shared", "share", "reveal", "concatenate", "mul", "matmul", "mul_public",
+    "div_public", "beaver", "truncate_shares", "cost", "dealer", "ring",
+    "JaxMPCError", "EncodingError", "InputTypeError", "ProtocolError", "ShareMismatchError", "X64Error",
+]

@@ -1,0 +1,174 @@
+r"""Beaver's multiplication protocol, generic over the bilinear map, and the products built on it.
+
+For a bilinear map :math:`\circ` (elementwise product, matrix product, convolution) and a dealer
+triple :math:`c = a \circ b`:
+
+.. math::  x \circ y = c + e \circ b + a \circ f + e \circ f, \quad e = x - a,\; f = y - b,
+
+where :math:`e, f` are opened. They are uniformly masked by the dealer's :math:`a, b`, so they
+reveal nothing (Beaver, CRYPTO 1991).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from . import cost, dealer, ring
+from .errors import InputTypeError, ShareMismatchError
+from .keys import check_key
+from .shared import Shared, _common_fxp, check_same_parties
+from .truncation import check_method, truncate_shares
+
+
+def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver") -> jax.Array:
+    r"""Shares of :math:`x \circ y` (no truncation) from shares ``x``, ``y`` (``uint64[n, ...]``).
+
+    Args:
+        key: PRNG key for the dealer's triple.
+        x, y: ``uint64[n_parties, *shape]`` shares.
+        op: the bilinear map on ring arrays, e.g. ``jnp.multiply`` or ``jaxmpc.ring.matmul``.
+        name: label for cost accounting.
+    Returns:
+        ``uint64[n_parties, *op_shape]`` shares of the ring product.
+
+    Protocol:
+        1. Get a triple :math:`(a, b, c = a \circ b)` from the dealer.
+        2. Mask: each party computes its shares of :math:`e = x - a` and :math:`f = y - b`.
+        3. Open :math:`e` and :math:`f` together (one round).
+        4. Combine: :math:`z_i = c_i + e \circ b_i + a_i \circ f`, and party 0 adds :math:`e \circ f`.
+
+    Cost: 1 round; each party sends :math:`8 (n-1) (|x| + |y|)` bytes; the dealer sends
+    :math:`8 (|x| + |y| + |x \circ y|)` bytes to each party.
+    """
+    n = x.shape[0]
+    a, b, c = dealer.beaver_triple(key, op, x.shape[1:], y.shape[1:], n)
+    cost.record(name, n_parties=n, rounds=1, elements_opened=int(x[0].size + y[0].size),
+                dealer_elements=int(a[0].size + b[0].size + c[0].size))
+    e = ring.party_sum(x - a)
+    f = ring.party_sum(y - b)
+    z = c + jax.vmap(op, (None, 0))(e, b) + jax.vmap(op, (0, None))(a, f)
+    return ring.add_to_party0(z, op(e, f))
+
+
+def _check_operands(key, x, y, fname: str) -> None:
+    check_key(key)
+    for name, v in (("x", x), ("y", y)):
+        if not isinstance(v, Shared):
+            raise InputTypeError(
+                f"{fname}: {name} must be a jaxmpc.Shared, got {type(v).__name__}. Share it first "
+                f"with jaxmpc.share(key, {name}, fxp), or use mul_public for a public operand."
+            )
+    check_same_parties(x, y)
+
+
+def _product(key, x: Shared, y: Shared, op, name: str, truncation: str) -> Shared:
+    """Beaver product, then truncation back to the operands' scale if both are fixed-point."""
+    check_method(truncation, x.n_parties)
+    if x.fxp is not None and y.fxp is not None:
+        fxp = _common_fxp(x, y, name)
+        k_triple, k_trunc = jax.random.split(key)
+        z = beaver(k_triple, x.shares, y.shares, op, name)
+        return Shared(truncate_shares(k_trunc, z, fxp.ring_scale, truncation), fxp)
+    fxp = x.fxp if x.fxp is not None else y.fxp  # a plain integer (e.g. a 0/1 bit) scales nothing
+    return Shared(beaver(key, x.shares, y.shares, op, name), fxp)
+
+
+def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer") -> Shared:
+    r"""Elementwise product of two shared values (with broadcasting): :math:`z \approx x y`.
+
+    Beaver's protocol on :math:`v_x v_y = x y s^2`, then truncation by :math:`s`. If either operand
+    is a plain integer sharing (``fxp=None``, e.g. a 0/1 bit from :func:`jaxmpc.relu`), the
+    product is exact and no truncation is needed.
+
+    Args:
+        key: PRNG key (split into the triple's and the truncation's).
+        x, y: :class:`Shared` values with broadcastable shapes, same parties and encoding.
+        truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
+    Returns:
+        :class:`Shared` of the broadcast shape.
+
+    Cost: Beaver (1 round, :math:`8(n-1)(|x|+|y|)` bytes per party) plus truncation
+    (dealer: 1 round, :math:`8(n-1)|z|` bytes per party; local: free).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1, k2 = jax.random.split(jax.random.key(0), 3)
+        >>> fxp = jaxmpc.FixedPoint(10, 3)
+        >>> x, y = jaxmpc.share(k0, [1.5, -2.0], fxp), jaxmpc.share(k1, [2.0, 0.25], fxp)
+        >>> jaxmpc.reveal(jaxmpc.mul(k2, x, y)).tolist()
+        [3.0, -0.5]
+    """
+    _check_operands(key, x, y, "mul")
+    try:
+        jnp.broadcast_shapes(x.shape, y.shape)
+    except ValueError:
+        raise ShareMismatchError(f"mul: shapes {x.shape} and {y.shape} do not broadcast.") from None
+    rank = max(x.ndim, y.ndim)  # equal ranks (size-1 axes broadcast; nothing extra is opened)
+    x, y = (v.reshape((1,) * (rank - v.ndim) + v.shape) for v in (x, y))
+    return _product(key, x, y, jnp.multiply, "mul", truncation)
+
+
+def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer") -> Shared:
+    r"""Matrix product of two shared values with ``jnp.matmul`` shape rules: :math:`z \approx x y`.
+
+    Args:
+        key: PRNG key.
+        x: :class:`Shared` of shape ``(..., m, k)`` (or ``(k,)``).
+        y: :class:`Shared` of shape ``(..., k, n)`` (or ``(k,)``).
+        truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
+    Returns:
+        :class:`Shared` of shape ``(..., m, n)``.
+
+    Cost: for ``(m, k) @ (k, n)``: Beaver opens :math:`mk + kn` elements in 1 round
+    (:math:`8(n_p-1)(mk+kn)` bytes per party), dealer sends :math:`8(mk + kn + mn)` bytes per party;
+    dealer truncation adds 1 round and :math:`8(n_p-1)mn` bytes per party.
+    """
+    _check_operands(key, x, y, "matmul")
+    try:
+        jax.eval_shape(jnp.matmul, jax.ShapeDtypeStruct(x.shape, jnp.float32),
+                       jax.ShapeDtypeStruct(y.shape, jnp.float32))
+    except (TypeError, ValueError) as e:
+        raise ShareMismatchError(f"matmul: shapes {x.shape} and {y.shape} are not compatible: {e}") from None
+    return _product(key, x, y, ring.matmul, "matmul", truncation)
+
+
+def mul_public(key, x: Shared, c, *, truncation: str = "dealer") -> Shared:
+    r"""Product of a shared value and a public real :math:`c`: :math:`z \approx c x`.
+
+    Each party multiplies its share by :math:`\mathrm{encode}(c)` locally, then the result is
+    truncated by :math:`s`. For a public *integer*, ``x * c`` is exact and needs no key.
+
+    Cost: the truncation only (dealer: 1 round, :math:`8(n-1)|z|` bytes per party; local: free).
+    """
+    check_key(key)
+    if not isinstance(x, Shared):
+        raise InputTypeError(f"mul_public: x must be a jaxmpc.Shared, got {type(x).__name__}.")
+    if x.fxp is None:
+        raise InputTypeError("mul_public needs a fixed-point Shared; for integers use x * c.")
+    check_method(truncation, x.n_parties)
+    v = x._public(c, "c")
+    z = x.broadcast_to(jnp.shape(v)).shares
+    z = z * ring.per_party(v, z)
+    return Shared(truncate_shares(key, z, x.fxp.ring_scale, truncation), x.fxp)
+
+
+def div_public(key, x: Shared, d, *, truncation: str = "dealer") -> Shared:
+    r"""Division of a shared value by a public positive integer :math:`d`: :math:`z \approx x / d`.
+
+    One truncation by :math:`d` (exact within 2 units for the dealer protocol).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> x = jaxmpc.share(jax.random.key(0), [[9., 12.], [3.3, 0.]], jaxmpc.FixedPoint(10, 3))
+        >>> jaxmpc.reveal(jaxmpc.div_public(jax.random.key(1), x, 3)).round(2).tolist()
+        [[3.0, 4.0], [1.1, 0.0]]
+    """
+    check_key(key)
+    if not isinstance(x, Shared):
+        raise InputTypeError(f"div_public: x must be a jaxmpc.Shared, got {type(x).__name__}.")
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise InputTypeError(f"div_public: d must be a positive Python int, got {d!r}.")
+    check_method(truncation, x.n_parties)
+    return Shared(truncate_shares(key, x.shares, jnp.uint64(d), truncation), x.fxp)

@@ -1,0 +1,25 @@
+"""Exceptions raised by jaxmpc; every message says what was expected, what came, and how to fix it."""
+
+
+class JaxMPCError(Exception):
+    """Base class of every error jaxmpc raises on bad input."""
+
+
+class EncodingError(JaxMPCError, ValueError):
+    """A value or precision that the fixed-point encoding cannot represent (NaN, inf, too large)."""
+
+
+class ShareMismatchError(JaxMPCError, ValueError):
+    """Operands with different party counts, encodings or incompatible shapes."""
+
+
+class ProtocolError(JaxMPCError, ValueError):
+    """A protocol option that is invalid here (e.g. local truncation with more than 2 parties)."""
+
+
+class InputTypeError(JaxMPCError, TypeError):
+    """An argument of the wrong type or dtype (e.g. a string array, a boolean array, a bad key)."""
+
+
+class X64Error(JaxMPCError, RuntimeError):
+    """64-bit types are disabled in JAX, so uint64 would silently become uint32."""

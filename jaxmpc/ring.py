@@ -1,0 +1,101 @@
+"""The ring Z_2^64 on uint64 arrays: random elements, signed view, sums over the party axis.
+
+Every share in jaxmpc is a ``uint64`` array; arithmetic wraps modulo 2^64, which is exactly the ring.
+This is the only module that bitcasts between the unsigned (ring) and signed (two's complement) views.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .errors import X64Error
+
+RING_BITS = 64
+DTYPE = jnp.uint64
+SIGNED = jnp.int64
+BYTES = 8  # bytes of one ring element on the wire
+
+
+def require_x64() -> None:
+    """Raise :class:`X64Error` unless ``jax_enable_x64`` is on (without it uint64 becomes uint32)."""
+    if not jax.config.read("jax_enable_x64"):
+        raise X64Error(
+            "jaxmpc computes in the ring Z_2^64 and needs 64-bit types, but jax_enable_x64 is off, "
+            "so JAX would silently turn uint64 into uint32. Fix: call "
+            "jax.config.update('jax_enable_x64', True) before creating any array, or set the "
+            "environment variable JAX_ENABLE_X64=1."
+        )
+
+
+def random(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Uniform ring elements: ``uint64[shape]`` drawn from ``key``.
+
+    Example:
+        >>> import jax; jax.config.update("jax_enable_x64", True)
+        >>> random(jax.random.key(0), (2, 3)).dtype
+        dtype('uint64')
+    """
+    return jax.random.bits(key, shape, DTYPE)
+
+
+def to_signed(v: jax.Array) -> jax.Array:
+    """The two's complement view of ring elements: ``uint64 -> int64`` (a bitcast, no arithmetic)."""
+    return lax.bitcast_convert_type(v, SIGNED)
+
+
+def from_signed(v: jax.Array) -> jax.Array:
+    """Ring elements from signed integers: ``int64 -> uint64`` (a bitcast; -1 becomes 2^64 - 1)."""
+    return lax.bitcast_convert_type(jnp.asarray(v, SIGNED), DTYPE)
+
+
+def const(c) -> jax.Array:
+    """A Python or array integer (possibly negative) as a ring element (reduced mod 2^64)."""
+    c = jnp.asarray(c)
+    if c.dtype == DTYPE:
+        return c
+    return from_signed(c.astype(SIGNED))
+
+
+def party_sum(shares: jax.Array) -> jax.Array:
+    """Sum over the party axis (axis 0) modulo 2^64, dtype pinned to uint64: the opened value."""
+    return jnp.sum(shares, axis=0, dtype=DTYPE)
+
+
+def party_xor(shares: jax.Array) -> jax.Array:
+    """XOR over the party axis (axis 0): the opened value of a binary (XOR) sharing."""
+    return lax.reduce(shares, jnp.zeros((), shares.dtype), lax.bitwise_xor, (0,))
+
+
+def share_value(key: jax.Array, v: jax.Array, n_parties: int) -> jax.Array:
+    """Additive shares of the ring value ``v``: ``uint64[n_parties, *v.shape]`` summing to ``v``.
+
+    Parties 0..n-2 get uniform ring elements and the last gets ``v`` minus their sum, so any n-1
+    shares are uniform and independent of ``v``.
+    """
+    r = random(key, (n_parties - 1,) + tuple(v.shape))
+    last = v - party_sum(r)
+    return jnp.concatenate([r, last[None]], axis=0)
+
+
+def xor_share_value(key: jax.Array, v: jax.Array, n_parties: int) -> jax.Array:
+    """Binary (XOR) shares of the word ``v``: ``uint64[n_parties, *v.shape]`` XOR-ing to ``v``."""
+    r = random(key, (n_parties - 1,) + tuple(v.shape))
+    last = v ^ party_xor(r)
+    return jnp.concatenate([r, last[None]], axis=0)
+
+
+def per_party(v: jax.Array, shares: jax.Array) -> jax.Array:
+    """Reshape the public array ``v`` to broadcast against ``shares[n, *shape]`` (same rank)."""
+    v = jnp.asarray(v)
+    return v.reshape((1,) * (shares.ndim - v.ndim) + v.shape)
+
+
+def add_to_party0(shares: jax.Array, v: jax.Array) -> jax.Array:
+    """Add the public ring value ``v`` to party 0's share only (a public constant enters once)."""
+    return shares.at[0].add(v)
+
+
+def matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Ring matrix product ``a @ b`` modulo 2^64 with ``jnp.matmul`` semantics (batched shapes)."""
+    return jnp.matmul(a, b, preferred_element_type=DTYPE)

@@ -1,0 +1,320 @@
+r"""Secret-shared values: the :class:`Shared` pytree, :func:`share`, :func:`reveal`, local operations.
+
+A value :math:`x` is held as additive shares :math:`x = \sum_i x_i \bmod 2^{64}` in a single array
+``shares: uint64[n_parties, *shape]`` whose leading axis is the party. Local operations (no
+communication, no key): ``+``, ``-``, unary ``-``, adding a public value (party 0 adds it), multiplying
+by a public *integer*, and sum / reshape / transpose / indexing / concatenation over non-party axes.
+Products of two shared values, or by a public fraction, need a protocol and a key: see
+:func:`jaxmpc.mul`, :func:`jaxmpc.matmul`, :func:`jaxmpc.mul_public`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import ring
+from .errors import InputTypeError, ShareMismatchError
+from .fixedpoint import FixedPoint, check_numeric
+from .keys import check_key
+
+
+@jax.tree_util.register_pytree_node_class
+class Shared:
+    """Additive secret shares of a fixed-point (or plain integer) array.
+
+    Attributes:
+        shares: ``uint64[n_parties, *shape]``; party ``i`` holds ``shares[i]``.
+        fxp: the :class:`FixedPoint` encoding, or ``None`` for plain ring integers (bits, counts).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> x = jaxmpc.share(jax.random.key(0), [1.5, -2.0], jaxmpc.FixedPoint(10, 3))
+        >>> x.n_parties, x.shape, jaxmpc.reveal(x + x).tolist()
+        (2, (2,), [3.0, -4.0])
+    """
+
+    __array_priority__ = 1000  # so that `ndarray + Shared` defers to Shared.__radd__
+
+    def __init__(self, shares: jax.Array, fxp: FixedPoint | None):
+        if getattr(shares, "dtype", None) != ring.DTYPE or shares.ndim < 1:
+            raise InputTypeError(
+                f"Shared(shares=...) must be a uint64 array with the party axis first, got "
+                f"{getattr(shares, 'dtype', type(shares).__name__)}{list(getattr(shares, 'shape', []))}."
+                " Use jaxmpc.share(key, x, fxp) to create shares."
+            )
+        if shares.shape[0] < 2:
+            raise InputTypeError(f"Shared needs at least 2 parties, got shares of shape {shares.shape}.")
+        if fxp is not None and not isinstance(fxp, FixedPoint):
+            raise InputTypeError(f"Shared(fxp=...) must be a FixedPoint or None, got {fxp!r}.")
+        self.shares = shares
+        self.fxp = fxp
+
+    def tree_flatten(self):
+        return (self.shares, self.fxp), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)
+        obj.shares, obj.fxp = children
+        return obj
+
+    # ---- shape information -------------------------------------------------------------------
+    @property
+    def n_parties(self) -> int:
+        return self.shares.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.shares.shape[1:])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __repr__(self) -> str:
+        return f"Shared(shape={self.shape}, n_parties={self.n_parties}, fxp={self.fxp!r})"
+
+    def _new(self, shares) -> "Shared":
+        return Shared(shares, self.fxp)
+
+    # ---- local arithmetic ----------------------------------------------------------------------
+    def _public(self, c, name: str = "public operand") -> jax.Array:
+        """Encode a public value in this value's encoding (ring integer if plain)."""
+        check_numeric(c, name)
+        if self.fxp is None:
+            if not jnp.issubdtype(jnp.asarray(c).dtype, jnp.integer):
+                raise InputTypeError(
+                    f"{name} must be an integer to combine with a plain-integer Shared, got dtype "
+                    f"{jnp.asarray(c).dtype}."
+                )
+            return ring.const(c)
+        self.fxp.check_values(c, name)
+        return self.fxp.encode(c)
+
+    def __add__(self, other):
+        if isinstance(other, Shared):
+            x, y = _align(self, other)
+            return Shared(x + y, _common_fxp(self, other, "+"))
+        v = self._public(other)
+        return self._new(ring.add_to_party0(_broadcast_shares(self.shares, v.shape), v))
+
+    __radd__ = __add__
+
+    def __neg__(self):
+        return self._new(-self.shares)
+
+    def __sub__(self, other):
+        if isinstance(other, Shared):
+            return self + (-other)
+        return self + (-jnp.asarray(other))
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    def __mul__(self, other):
+        if isinstance(other, Shared):
+            raise TypeError(
+                "Shared * Shared needs Beaver's protocol, which consumes a dealer triple and a key: "
+                "call jaxmpc.mul(key, x, y) instead."
+            )
+        c = jnp.asarray(other) if not isinstance(other, jax.core.Tracer) else other
+        if c.dtype == bool or not jnp.issubdtype(c.dtype, jnp.integer):
+            raise TypeError(
+                f"Shared * public only takes integers locally (got dtype {c.dtype}); a public "
+                "fraction needs a truncation: call jaxmpc.mul_public(key, x, c) instead."
+            )
+        shares = _broadcast_shares(self.shares, c.shape)
+        return self._new(shares * ring.per_party(ring.const(c), shares))
+
+    __rmul__ = __mul__
+
+    def __matmul__(self, other):
+        raise TypeError("Shared @ ... needs Beaver's protocol: call jaxmpc.matmul(key, x, y) instead.")
+
+    __rmatmul__ = __matmul__
+
+    def __bool__(self):
+        raise TypeError("A Shared value has no truth value; compare with jaxmpc.less / greater.")
+
+    # ---- shape operations over non-party axes ---------------------------------------------------
+    def __getitem__(self, idx):
+        idx = idx if isinstance(idx, tuple) else (idx,)
+        return self._new(self.shares[(slice(None),) + idx])
+
+    def sum(self, axis=None, keepdims: bool = False) -> "Shared":
+        axes = tuple(range(self.ndim)) if axis is None else _axes(axis, self.ndim)
+        return self._new(jnp.sum(self.shares, axis=tuple(a + 1 for a in axes), keepdims=keepdims,
+                                 dtype=ring.DTYPE))
+
+    def reshape(self, *shape) -> "Shared":
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return self._new(self.shares.reshape((self.n_parties,) + tuple(shape)))
+
+    def transpose(self, *axes) -> "Shared":
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        axes = tuple(reversed(range(self.ndim))) if not axes else _axes(axes, self.ndim)
+        return self._new(jnp.transpose(self.shares, (0,) + tuple(a + 1 for a in axes)))
+
+    @property
+    def T(self) -> "Shared":
+        return self.transpose()
+
+    def broadcast_to(self, shape) -> "Shared":
+        return self._new(_broadcast_shares(self.shares, tuple(shape)))
+
+
+def _axes(axis, ndim: int) -> tuple[int, ...]:
+    axis = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axis:
+        if not -ndim <= a < ndim:
+            raise ShareMismatchError(f"axis {a} is out of range for a shared value of rank {ndim}.")
+        out.append(a % ndim)
+    return tuple(out)
+
+
+def _broadcast_shares(shares: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Broadcast ``shares[n, *s]`` against a public shape (party axis kept first)."""
+    try:
+        out = jnp.broadcast_shapes(tuple(shares.shape[1:]), tuple(shape))
+    except ValueError as e:
+        raise ShareMismatchError(
+            f"shapes {tuple(shares.shape[1:])} and {tuple(shape)} do not broadcast: {e}"
+        ) from None
+    n = shares.shape[0]
+    pad = len(out) - (shares.ndim - 1)
+    shares = shares.reshape((n,) + (1,) * pad + tuple(shares.shape[1:]))
+    return jnp.broadcast_to(shares, (n,) + tuple(out))
+
+
+def _align(x: Shared, y: Shared) -> tuple[jax.Array, jax.Array]:
+    """Shares of two operands broadcast to a common shape (party axis first)."""
+    check_same_parties(x, y)
+    try:
+        out = jnp.broadcast_shapes(x.shape, y.shape)
+    except ValueError:
+        raise ShareMismatchError(f"shared operands of shapes {x.shape} and {y.shape} do not broadcast.") from None
+    return _broadcast_shares(x.shares, out), _broadcast_shares(y.shares, out)
+
+
+def check_same_parties(x: Shared, y: Shared) -> None:
+    if x.n_parties != y.n_parties:
+        raise ShareMismatchError(
+            f"operands are shared among different numbers of parties ({x.n_parties} and "
+            f"{y.n_parties}); share both with the same n_parties."
+        )
+
+
+def _common_fxp(x: Shared, y: Shared, op: str) -> FixedPoint | None:
+    """The encoding of ``x op y`` for a linear op: both must have the same encoding."""
+    a, b = x.fxp, y.fxp
+    if a is None and b is None:
+        return None
+    if a is None or b is None or not a.same_static(b):
+        raise ShareMismatchError(
+            f"x {op} y: operands have different encodings ({a!r} and {b!r}); share both with the "
+            "same FixedPoint."
+        )
+    pa, pb = a.concrete_precision(), b.concrete_precision()
+    if pa is not None and pb is not None and pa != pb:
+        raise ShareMismatchError(
+            f"x {op} y: operands have different precisions ({pa} and {pb}); share both with the "
+            "same FixedPoint."
+        )
+    return a
+
+
+def concatenate(xs, axis: int = 0) -> Shared:
+    """Concatenate shared values along a non-party axis (local)."""
+    xs = list(xs)
+    if not xs or not all(isinstance(x, Shared) for x in xs):
+        raise InputTypeError("concatenate takes a non-empty sequence of Shared values.")
+    fxp = xs[0].fxp
+    for x in xs[1:]:
+        check_same_parties(xs[0], x)
+        fxp = _common_fxp(xs[0], x, "concatenate")
+    (ax,) = _axes(axis, xs[0].ndim)
+    return Shared(jnp.concatenate([x.shares for x in xs], axis=ax + 1), fxp)
+
+
+def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2):
+    r"""Secret-share a public array (or every array of a pytree) among ``n_parties``.
+
+    :math:`v = \mathrm{encode}(x)`; parties 0..n-2 get uniform ring elements, the last gets
+    :math:`v - \sum_{i<n-1} x_i`. Any n-1 shares are uniform and independent of ``x``.
+
+    Args:
+        key: a PRNG key (consumed; split per leaf).
+        x: a float/int array, or a pytree of them.
+        fxp: the :class:`FixedPoint` encoding; ``None`` shares integers as plain ring elements.
+        n_parties: number of parties, at least 2 (static).
+    Returns:
+        A :class:`Shared` (or the same pytree of them) with shares ``uint64[n_parties, *shape]``.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> x = jaxmpc.share(jax.random.key(1), {"w": [0.5]}, jaxmpc.FixedPoint(2, 16), n_parties=3)
+        >>> x["w"].shares.shape
+        (3, 1)
+    """
+    ring.require_x64()
+    check_key(key)
+    if isinstance(n_parties, bool) or not isinstance(n_parties, (int, np.integer)) or n_parties < 2:
+        raise InputTypeError(f"n_parties must be an int >= 2, got {n_parties!r}.")
+    if fxp is not None and not isinstance(fxp, FixedPoint):
+        raise InputTypeError(
+            f"fxp must be a jaxmpc.FixedPoint (or None for plain integers), got {fxp!r}. "
+            "Example: jaxmpc.FixedPoint(base=10, precision=3)."
+        )
+    if _is_nested_numbers(x):
+        x = np.asarray(x)  # a (nested) list of numbers is one array, as in numpy
+    leaves, treedef = jax.tree_util.tree_flatten(x)
+    if not leaves:
+        raise InputTypeError("share() got no arrays to share.")
+    for i, leaf in enumerate(leaves):
+        name = "x" if len(leaves) == 1 else f"x (leaf {i})"
+        check_numeric(leaf, name)
+        if fxp is not None:
+            fxp.check_values(leaf, name)
+        elif not jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.integer):
+            raise InputTypeError(f"{name}: fxp=None shares integers only, got dtype {jnp.asarray(leaf).dtype}.")
+    keys = jax.random.split(key, len(leaves))
+    out = []
+    for k, leaf in zip(keys, leaves):
+        v = ring.const(jnp.asarray(leaf)) if fxp is None else fxp.encode(leaf)
+        out.append(Shared(ring.share_value(k, v, int(n_parties)), fxp))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _is_nested_numbers(x) -> bool:
+    if isinstance(x, (list, tuple)):
+        return len(x) > 0 and all(_is_nested_numbers(e) for e in x)
+    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
+
+
+def _is_shared(x) -> bool:
+    return isinstance(x, Shared)
+
+
+def reveal(x):
+    """Open shared values: sum the shares over the party axis and decode.
+
+    Args:
+        x: a :class:`Shared` or a pytree containing them.
+    Returns:
+        float64 arrays (int64 for plain-integer shares), same structure.
+    """
+    def _reveal(s):
+        if not isinstance(s, Shared):
+            raise InputTypeError(f"reveal() takes Shared values, got {type(s).__name__}.")
+        v = ring.party_sum(s.shares)
+        return ring.to_signed(v) if s.fxp is None else s.fxp.decode(v)
+
+    return jax.tree_util.tree_map(_reveal, x, is_leaf=_is_shared)

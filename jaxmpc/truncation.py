@@ -1,0 +1,95 @@
+r"""Truncation: divide a shared ring value by a public integer (the scale, after a product).
+
+Two protocols behind one static option, ``method``:
+
+``"dealer"`` (default; any number of parties, any divisor, base 10 included)
+    Valid when :math:`|x| < 2^{62} - d`. Never catastrophically wrong inside that range; the result
+    is an unbiased rounding of :math:`x/d` within 1.5 units (within 1 when :math:`d` is a power of
+    two, where it is exactly stochastic rounding).
+
+``"local"`` (SecureML, Mohassel & Zhang 2017, Sec. 3.1; 2 parties only)
+    Party 0 computes :math:`\lfloor x_0 / d \rfloor`, party 1 computes :math:`-\lfloor -x_1/d \rfloor`
+    on the signed views of their shares. No communication. Correct within 1 unit unless the two
+    signed shares overflow when added, which happens with probability :math:`|x| / 2^{64}` over
+    the (uniform) shares, and then the result is off by about :math:`2^{64}/d`: catastrophic.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from . import cost, dealer, ring
+from .errors import ProtocolError
+
+METHODS = ("dealer", "local")
+MSB_SHIFT = dealer.MSB_SHIFT
+LOW_MASK = dealer.LOW_MASK
+
+
+def check_method(method: str, n_parties: int) -> None:
+    """Raise :class:`ProtocolError` for an unknown method, or local truncation with n > 2."""
+    if method not in METHODS:
+        raise ProtocolError(f"truncation must be one of {METHODS}, got {method!r}.")
+    if method == "local" and n_parties != 2:
+        raise ProtocolError(
+            f"local (SecureML) truncation is only correct for 2 parties, got n_parties={n_parties}: "
+            "with more shares the local errors do not cancel and results are garbage (PySyft's bug). "
+            "Use truncation='dealer'."
+        )
+
+
+def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer") -> jax.Array:
+    r"""Shares of :math:`\approx x / d` from shares of :math:`x` (``uint64[n, *shape]``).
+
+    Args:
+        key: PRNG key (dealer material; unused by ``"local"``).
+        shares: ``uint64[n_parties, *shape]`` shares of a signed value :math:`x`.
+        divisor: public positive integer :math:`d` (uint64 array data, may be traced), below 2^62.
+        method: ``"dealer"`` or ``"local"`` (static).
+    Returns:
+        ``uint64[n_parties, *shape]`` shares of the quotient.
+
+    Protocol (``"dealer"``), with :math:`k = \lfloor 2^{62}/d \rfloor`,
+    :math:`\rho = 2^{63} \bmod d` and :math:`x' = x + kd + \lfloor \rho/2 \rfloor \in [0, 2^{63})`:
+        1. The dealer shares :math:`r` uniform, its top bit :math:`r_{63}` and
+           :math:`q = \lfloor r_{<63}/d \rfloor` (:func:`jaxmpc.dealer.truncation_material`).
+        2. Party 0 adds :math:`kd + \lfloor \rho/2 \rfloor`; every party opens :math:`c = x' + r`
+           (uniform: it reveals nothing).
+        3. With :math:`t = c_{63} \oplus r_{63} = c_{63} + (1 - 2 c_{63}) r_{63}` (linear in the
+           shares), :math:`x' = c_{<63} + 2^{63} t - r_{<63}` holds over the integers, so the parties
+           output shares of :math:`y = \lfloor c_{<63}/d \rfloor + \lfloor 2^{63}/d \rfloor t - q - k`.
+        Error: :math:`y - x/d = (\{r_{<63}/d\} - \{c_{<63}/d\}) + (\lfloor \rho/2 \rfloor - t\rho)/d`.
+        The first term is stochastic rounding (unbiased, in (-1, 1)); the second is 0 for a power of
+        two and otherwise in (-1/2, 1/2] with mean about 0, since :math:`P(t=1) \approx 1/2`. So
+        :math:`|y - x/d| < 1.5` units, unbiased (< 1 unit for base 2).
+
+    Cost: ``"dealer"``: 1 round, each party sends :math:`8 (n-1)` bytes per element; dealer sends 3
+    ring elements per element to each party. ``"local"``: nothing.
+    """
+    n = shares.shape[0]
+    check_method(method, n)
+    size = int(shares[0].size)
+    d = jnp.asarray(divisor, ring.DTYPE)
+    if method == "local":
+        cost.record("truncate/local", n_parties=n)
+        s = ring.to_signed(shares)
+        ds = d.astype(ring.SIGNED)
+        y0 = jnp.floor_divide(s[0], ds)
+        y1 = -jnp.floor_divide(-s[1], ds)
+        return ring.from_signed(jnp.stack([y0, y1]))
+
+    cost.record("truncate/dealer", n_parties=n, rounds=1, elements_opened=size,
+                dealer_elements=3 * size)
+    r, r_msb, q = dealer.truncation_material(key, shares.shape[1:], n, d)
+    k = jnp.uint64(1 << 62) // d
+    rho = jnp.uint64(1 << MSB_SHIFT) % d
+    shift = k * d + rho // jnp.uint64(2)
+    c = ring.party_sum(ring.add_to_party0(shares, shift) + r)  # the only opening
+    c_msb = c >> MSB_SHIFT
+    c_low = c & jnp.uint64(LOW_MASK)
+    one = jnp.uint64(1)
+    # shares of t = c_msb XOR r_msb
+    t = ring.add_to_party0(ring.per_party(one - (c_msb << one), r_msb) * r_msb, c_msb)
+    q63 = jnp.uint64(1 << MSB_SHIFT) // d
+    y = t * q63 - q
+    return ring.add_to_party0(y, c_low // d - k)
