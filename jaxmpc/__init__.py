@@ -3,7 +3,7 @@
 One process holds every party's shares (a leading party axis) and the dealer's key: it models what
 each party computes, sees and sends, so accuracy and cost can be measured. It is not a deployment.
 """
-from . import cost, dealer, ring
+from . import accounting, dealer, ring
 from .beaver import beaver, div_public, matmul, mul, mul_public
 from .errors import (EncodingError, InputTypeError, JaxMPCError, ProtocolError, ShareMismatchError,
                      X64Error)
@@ -13,6 +13,6 @@ from .truncation import truncate_shares
 
 __all__ = [
     "FixedPoint", "Shared", "share", "reveal", "concatenate", "mul", "matmul", "mul_public",
-    "div_public", "beaver", "truncate_shares", "cost", "dealer", "ring",
+    "div_public", "beaver", "truncate_shares", "accounting", "dealer", "ring",
     "JaxMPCError", "EncodingError", "InputTypeError", "ProtocolError", "ShareMismatchError", "X64Error",
 ]

@@ -15,7 +15,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from . import cost, dealer, ring
+from . import accounting, dealer, ring
 from .errors import InputTypeError, ShareMismatchError
 from .keys import check_key
 from .shared import Shared, _common_fxp, check_same_parties
@@ -44,7 +44,7 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver") 
     """
     n = x.shape[0]
     a, b, c = dealer.beaver_triple(key, op, x.shape[1:], y.shape[1:], n)
-    cost.record(name, n_parties=n, rounds=1, elements_opened=int(x[0].size + y[0].size),
+    accounting.record(name, n_parties=n, rounds=1, elements_opened=int(x[0].size + y[0].size),
                 dealer_elements=int(a[0].size + b[0].size + c[0].size))
     e = ring.party_sum(x - a)
     f = ring.party_sum(y - b)

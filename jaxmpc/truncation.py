@@ -18,7 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import cost, dealer, ring
+from . import accounting, dealer, ring
 from .errors import ProtocolError
 
 METHODS = ("dealer", "local")
@@ -71,14 +71,14 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer") -> 
     size = int(shares[0].size)
     d = jnp.asarray(divisor, ring.DTYPE)
     if method == "local":
-        cost.record("truncate/local", n_parties=n)
+        accounting.record("truncate/local", n_parties=n)
         s = ring.to_signed(shares)
         ds = d.astype(ring.SIGNED)
         y0 = jnp.floor_divide(s[0], ds)
         y1 = -jnp.floor_divide(-s[1], ds)
         return ring.from_signed(jnp.stack([y0, y1]))
 
-    cost.record("truncate/dealer", n_parties=n, rounds=1, elements_opened=size,
+    accounting.record("truncate/dealer", n_parties=n, rounds=1, elements_opened=size,
                 dealer_elements=3 * size)
     r, r_msb, q = dealer.truncation_material(key, shares.shape[1:], n, d)
     k = jnp.uint64(1 << 62) // d
