@@ -90,8 +90,11 @@ class FixedPoint:
                 )
         self.base = int(base)
         self.rounding = rounding
-        p = jnp.asarray(p, jnp.int32)
-        self._bits = ((p >> jnp.arange(_BITS, dtype=jnp.int32)) & 1).astype(bool)
+        if isinstance(p, jax.core.Tracer):
+            p = p.astype(jnp.int32)
+            self._bits = ((p >> jnp.arange(_BITS, dtype=jnp.int32)) & 1).astype(bool)
+        else:  # numpy keeps a concrete precision concrete inside jit, so it can be checked
+            self._bits = ((int(np.asarray(p)) >> np.arange(_BITS)) & 1).astype(bool)
 
     # pytree: the precision bits are data, base and rounding are static
     def tree_flatten(self):
@@ -126,7 +129,7 @@ class FixedPoint:
     def concrete_precision(self):
         """The precision as a Python int, or None when it is traced."""
         if _is_concrete(self._bits):
-            return int(self.precision)
+            return int(np.sum(np.asarray(self._bits) << np.arange(_BITS)))
         return None
 
     def __repr__(self) -> str:
