@@ -172,3 +172,33 @@ def div_public(key, x: Shared, d, *, truncation: str = "dealer") -> Shared:
         raise InputTypeError(f"div_public: d must be a positive Python int, got {d!r}.")
     check_method(truncation, x.n_parties)
     return Shared(truncate_shares(key, x.shares, jnp.uint64(d), truncation), x.fxp)
+
+
+def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") -> Shared:
+    r"""Sum of squares of a shared value divided by a public integer: :math:`z \approx \sum x^2 / D`.
+
+    Protocol:
+        1. Get :math:`([a], [\sum a^2])` from the dealer (:func:`jaxmpc.dealer.square_sum_pair`).
+        2. Open :math:`e = x - a` (one round; uniform).
+        3. Combine: :math:`\sum x^2 = \sum a^2 + 2\, e \cdot a + e \cdot e` (party 0 adds
+           :math:`e \cdot e`), all at scale :math:`s^2`.
+        4. One truncation of the scalar by :math:`s D`.
+
+    Cost: 2 rounds with dealer truncation (1 with local); each party sends :math:`8(n-1)(|x| + 1)`
+    bytes; the dealer sends :math:`8(|x| + 1)` bytes (+ truncation material) to each party.
+    """
+    check_key(key)
+    if not isinstance(x, Shared) or x.fxp is None:
+        raise InputTypeError("square_sum needs a fixed-point jaxmpc.Shared.")
+    check_method(truncation, x.n_parties)
+    n = x.n_parties
+    k_pair, k_trunc = jax.random.split(key)
+    flat = x.shares.reshape(n, -1)
+    a, a2 = dealer.square_sum_pair(k_pair, flat.shape[1:], n)
+    accounting.record("square_sum", n_parties=n, rounds=1, elements_opened=int(flat.shape[1]),
+                      dealer_elements=int(flat.shape[1]) + 1)
+    e = ring.party_sum(flat - a)
+    z = a2 + jnp.uint64(2) * jnp.sum(a * e[None], axis=1, dtype=ring.DTYPE)
+    z = ring.add_to_party0(z, jnp.sum(e * e, dtype=ring.DTYPE))
+    divisor_ring = x.fxp.ring_scale * jnp.uint64(divisor)
+    return Shared(truncate_shares(k_trunc, z, divisor_ring, truncation), x.fxp)

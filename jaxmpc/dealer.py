@@ -71,3 +71,15 @@ def random_bits(key, shape, n_parties: int):
     k_r, k_b, k_a = jax.random.split(key, 3)
     r = ring.random(k_r, tuple(shape)) & jnp.uint64(1)
     return ring.xor_share_value(k_b, r, n_parties), ring.share_value(k_a, r, n_parties)
+
+
+def square_sum_pair(key, shape, n_parties: int):
+    r"""Material for a Beaver sum of squares: shares of a uniform :math:`a` and of :math:`\sum a^2`.
+
+    Returns:
+        ``(a, a2)``: ``uint64[n_parties, *shape]`` and ``uint64[n_parties]``.
+    """
+    k_a, k_c = jax.random.split(key)
+    a = ring.random(k_a, (n_parties,) + tuple(shape))
+    a_open = ring.party_sum(a)
+    return a, ring.share_value(k_c, jnp.sum(a_open * a_open, dtype=ring.DTYPE), n_parties)

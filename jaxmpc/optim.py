@@ -1,0 +1,91 @@
+r"""Optimizers over shared parameters as optax ``GradientTransformation``\ s.
+
+The learning rate and momentum are public. Each product of a public real and a shared value is a
+local multiplication followed by one truncation (a protocol when ``truncation="dealer"``), so the
+transformation carries a PRNG key in its state and splits it at every step (never reusing it).
+
+Because a shared value is a pytree whose leaf is its ``uint64`` shares (the precision travels as
+boolean bits that add as OR), ``optax.chain`` and ``optax.apply_updates`` work unchanged:
+adding update shares to parameter shares mod 2^64 adds the secrets.
+
+Example:
+    >>> import jax, optax, jaxmpc; jax.config.update("jax_enable_x64", True)
+    >>> k_p, k_g, k_opt = jax.random.split(jax.random.key(0), 3)
+    >>> fxp = jaxmpc.FixedPoint(10, 4)
+    >>> params = jaxmpc.share(k_p, {"w": [1.0, 2.0]}, fxp)
+    >>> grads = jaxmpc.share(k_g, {"w": [0.5, -1.0]}, fxp)
+    >>> opt = jaxmpc.optim.sgd(0.1, key=k_opt)
+    >>> updates, state = opt.update(grads, opt.init(params))
+    >>> jaxmpc.reveal(optax.apply_updates(params, updates))["w"].round(3).tolist()
+    [0.95, 2.1]
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from .beaver import mul_public
+from .keys import check_key
+from .shared import Shared
+
+
+def _is_shared(x) -> bool:
+    return isinstance(x, Shared)
+
+
+def _map_shared(fn, keys_from, *trees):
+    """Apply ``fn(key, *leaves)`` to every Shared leaf, with one fresh key per leaf."""
+    leaves, treedef = jax.tree_util.tree_flatten(trees[0], is_leaf=_is_shared)
+    rest = [treedef.flatten_up_to(t) for t in trees[1:]]
+    keys = jax.random.split(keys_from, max(len(leaves), 1))
+    out = [fn(k, *ls) for k, *ls in zip(keys, leaves, *rest)]
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+class SgdState(NamedTuple):
+    key: jax.Array
+    trace: optax.Params  # momentum buffer (shared), or () without momentum
+
+
+def sgd(learning_rate, *, key, momentum: float | None = None, truncation: str = "dealer"
+        ) -> optax.GradientTransformation:
+    r"""Stochastic gradient descent on shared parameters, optionally with momentum.
+
+    Without momentum: :math:`u = -\eta g`. With momentum :math:`\mu` (optax's convention):
+    :math:`m \leftarrow g + \mu m`, :math:`u = -\eta m`.
+
+    Args:
+        learning_rate: public :math:`\eta` (a float, or a traced scalar to ``vmap`` over).
+        key: PRNG key for the truncations (keyword-only; split at every step).
+        momentum: public :math:`\mu`, or None.
+        truncation: ``"dealer"`` or ``"local"``.
+    Returns:
+        An ``optax.GradientTransformation`` over pytrees of :class:`Shared`.
+
+    Cost per step: one truncation per parameter element (two with momentum).
+    """
+    check_key(key, "sgd(key=...)")
+
+    def init(params):
+        trace = () if momentum is None else jax.tree_util.tree_map(
+            lambda p: Shared(jnp.zeros_like(p.shares), p.fxp), params, is_leaf=_is_shared)
+        return SgdState(key=key, trace=trace)
+
+    def update(grads, state, params=None):
+        del params
+        k_next, k_trace, k_step = jax.random.split(state.key, 3)
+        if momentum is None:
+            trace = ()
+            direction = grads
+        else:
+            trace = _map_shared(lambda k, m, g: mul_public(k, m, momentum, truncation=truncation) + g,
+                                k_trace, state.trace, grads)
+            direction = trace
+        updates = _map_shared(lambda k, g: mul_public(k, g, -learning_rate, truncation=truncation),
+                              k_step, direction)
+        return updates, SgdState(key=k_next, trace=trace)
+
+    return optax.GradientTransformation(init, update)
