@@ -4,6 +4,9 @@ The dealer never sees data. Each function draws its secrets from ``key`` and ret
 additively shared (``uint64[n_parties, ...]``, summing to the secret mod 2^64) or XOR-shared
 (binary words, XOR-ing to the secret). Same key, same material; never reuse a key.
 
+Each function draws all its randomness in one call (:func:`jaxmpc.ring.draw`): one random kernel per
+piece of material keeps compile times and kernel launches down.
+
 Cost (per party, counted by the protocols that consume the material): one ring element (8 bytes)
 per element of each returned sharing.
 """
@@ -31,11 +34,13 @@ def beaver_triple(key, op: Callable, a_shape, b_shape, n_parties: int):
     Returns:
         ``(a, b, c)``, each ``uint64[n_parties, *shape]``; ``c`` has the shape of ``op(a, b)``.
     """
-    k_a, k_b, k_c = jax.random.split(key, 3)
-    a = ring.random(k_a, (n_parties,) + tuple(a_shape))  # shares of a uniform a
-    b = ring.random(k_b, (n_parties,) + tuple(b_shape))
+    c_shape = jax.eval_shape(op, jax.ShapeDtypeStruct(tuple(a_shape), ring.DTYPE),
+                             jax.ShapeDtypeStruct(tuple(b_shape), ring.DTYPE)).shape
+    # shares of uniform a and b, and the first n-1 shares of c
+    a, b, c_mask = ring.draw(key, (n_parties,) + tuple(a_shape), (n_parties,) + tuple(b_shape),
+                             (n_parties - 1,) + tuple(c_shape))
     c = op(ring.party_sum(a), ring.party_sum(b))
-    return a, b, ring.share_value(k_c, c, n_parties)
+    return a, b, ring.shares_from_mask(c, c_mask)
 
 
 def truncation_material(key, shape, n_parties: int, divisor):
@@ -48,29 +53,29 @@ def truncation_material(key, shape, n_parties: int, divisor):
     Returns:
         ``(r, r_msb, r_low_div)``, each ``uint64[n_parties, *shape]``.
     """
-    k_r, k_m, k_l, k_q = jax.random.split(key, 4)
-    r = ring.random(k_r, tuple(shape))
+    mask_shape = (n_parties - 1,) + tuple(shape)
+    r, m_r, m_msb, m_q = ring.draw(key, tuple(shape), mask_shape, mask_shape, mask_shape)
     msb = r >> MSB_SHIFT
     low_div = (r & jnp.uint64(LOW_MASK)) // divisor
-    return (ring.share_value(k_m, r, n_parties), ring.share_value(k_l, msb, n_parties),
-            ring.share_value(k_q, low_div, n_parties))
+    return (ring.shares_from_mask(r, m_r), ring.shares_from_mask(msb, m_msb),
+            ring.shares_from_mask(low_div, m_q))
 
 
 def and_triple(key, shape, n_parties: int):
     r"""A binary AND triple on 64-bit words: XOR shares of :math:`a, b, c = a \wedge b`."""
-    k_a, k_b, k_c = jax.random.split(key, 3)
-    a = ring.random(k_a, (n_parties,) + tuple(shape))
-    b = ring.random(k_b, (n_parties,) + tuple(shape))
+    full, mask = (n_parties,) + tuple(shape), (n_parties - 1,) + tuple(shape)
+    a, b, c_mask = ring.draw(key, full, full, mask)
     c = ring.party_xor(a) & ring.party_xor(b)
-    return a, b, ring.xor_share_value(k_c, c, n_parties)
+    return a, b, ring.xor_shares_from_mask(c, c_mask)
 
 
 def random_bits(key, shape, n_parties: int):
     r"""Random bits shared in both forms: XOR shares of :math:`r \in \{0,1\}` (in bit 0 of a word)
     and additive shares of the same :math:`r`."""
-    k_r, k_b, k_a = jax.random.split(key, 3)
-    r = ring.random(k_r, tuple(shape)) & jnp.uint64(1)
-    return ring.xor_share_value(k_b, r, n_parties), ring.share_value(k_a, r, n_parties)
+    mask = (n_parties - 1,) + tuple(shape)
+    r, m_bin, m_arith = ring.draw(key, tuple(shape), mask, mask)
+    r = r & jnp.uint64(1)
+    return ring.xor_shares_from_mask(r, m_bin), ring.shares_from_mask(r, m_arith)
 
 
 def square_sum_pair(key, shape, n_parties: int):
@@ -79,7 +84,6 @@ def square_sum_pair(key, shape, n_parties: int):
     Returns:
         ``(a, a2)``: ``uint64[n_parties, *shape]`` and ``uint64[n_parties]``.
     """
-    k_a, k_c = jax.random.split(key)
-    a = ring.random(k_a, (n_parties,) + tuple(shape))
+    a, c_mask = ring.draw(key, (n_parties,) + tuple(shape), (n_parties - 1,))
     a_open = ring.party_sum(a)
-    return a, ring.share_value(k_c, jnp.sum(a_open * a_open, dtype=ring.DTYPE), n_parties)
+    return a, ring.shares_from_mask(jnp.sum(a_open * a_open, dtype=ring.DTYPE), c_mask)

@@ -5,6 +5,8 @@ This is the only module that bitcasts between the unsigned (ring) and signed (tw
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -67,22 +69,46 @@ def party_xor(shares: jax.Array) -> jax.Array:
     return lax.reduce(shares, jnp.zeros((), shares.dtype), lax.bitwise_xor, (0,))
 
 
+def draw(key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.Array]:
+    """Uniform ring elements for several arrays from ONE random call (one kernel to compile and run).
+
+    Example:
+        >>> import jax; jax.config.update("jax_enable_x64", True)
+        >>> a, b = draw(jax.random.key(0), (2, 3), (4,))
+        >>> a.shape, b.shape
+        ((2, 3), (4,))
+    """
+    sizes = [math.prod(s) for s in shapes]
+    flat = random(key, (sum(sizes),))
+    out, start = [], 0
+    for shape, size in zip(shapes, sizes):
+        out.append(flat[start:start + size].reshape(shape))
+        start += size
+    return out
+
+
+def shares_from_mask(v: jax.Array, mask: jax.Array) -> jax.Array:
+    """Additive shares of ``v`` given the first n-1 shares ``mask: uint64[n-1, *v.shape]`` (uniform)."""
+    return jnp.concatenate([mask, (v - party_sum(mask))[None]], axis=0)
+
+
+def xor_shares_from_mask(v: jax.Array, mask: jax.Array) -> jax.Array:
+    """XOR shares of the word ``v`` given the first n-1 shares ``mask`` (uniform)."""
+    return jnp.concatenate([mask, (v ^ party_xor(mask))[None]], axis=0)
+
+
 def share_value(key: jax.Array, v: jax.Array, n_parties: int) -> jax.Array:
     """Additive shares of the ring value ``v``: ``uint64[n_parties, *v.shape]`` summing to ``v``.
 
     Parties 0..n-2 get uniform ring elements and the last gets ``v`` minus their sum, so any n-1
     shares are uniform and independent of ``v``.
     """
-    r = random(key, (n_parties - 1,) + tuple(v.shape))
-    last = v - party_sum(r)
-    return jnp.concatenate([r, last[None]], axis=0)
+    return shares_from_mask(v, random(key, (n_parties - 1,) + tuple(v.shape)))
 
 
 def xor_share_value(key: jax.Array, v: jax.Array, n_parties: int) -> jax.Array:
     """Binary (XOR) shares of the word ``v``: ``uint64[n_parties, *v.shape]`` XOR-ing to ``v``."""
-    r = random(key, (n_parties - 1,) + tuple(v.shape))
-    last = v ^ party_xor(r)
-    return jnp.concatenate([r, last[None]], axis=0)
+    return xor_shares_from_mask(v, random(key, (n_parties - 1,) + tuple(v.shape)))
 
 
 def per_party(v: jax.Array, shares: jax.Array) -> jax.Array:

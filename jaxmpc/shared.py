@@ -275,9 +275,11 @@ def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2):
         )
     if _is_nested_numbers(x):
         x = np.asarray(x)  # a (nested) list of numbers is one array, as in numpy
+    if x is None:
+        raise InputTypeError("share() got None; pass an array or a pytree of arrays.")
     leaves, treedef = jax.tree_util.tree_flatten(x)
     if not leaves:
-        raise InputTypeError("share() got no arrays to share.")
+        return x  # an empty container (e.g. a ReLU layer's params) stays empty
     for i, leaf in enumerate(leaves):
         name = "x" if len(leaves) == 1 else f"x (leaf {i})"
         check_numeric(leaf, name)
@@ -285,11 +287,9 @@ def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2):
             fxp.check_values(leaf, name)
         elif not jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.integer):
             raise InputTypeError(f"{name}: fxp=None shares integers only, got dtype {jnp.asarray(leaf).dtype}.")
-    keys = jax.random.split(key, len(leaves))
-    out = []
-    for k, leaf in zip(keys, leaves):
-        v = ring.const(jnp.asarray(leaf)) if fxp is None else fxp.encode(leaf)
-        out.append(Shared(ring.share_value(k, v, int(n_parties)), fxp))
+    values = [ring.const(jnp.asarray(leaf)) if fxp is None else fxp.encode(leaf) for leaf in leaves]
+    masks = ring.draw(key, *[(int(n_parties) - 1,) + tuple(v.shape) for v in values])  # one draw
+    out = [Shared(ring.shares_from_mask(v, m), fxp) for v, m in zip(values, masks)]
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
