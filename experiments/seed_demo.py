@@ -61,9 +61,9 @@ def main(argv=None):
         return seed.run(key, precision, base=args.base, n_parties=args.parties,
                         iterations=args.iterations, truncation=args.truncation, rounding=args.rounding)
 
-    # seeds (outer) x precisions (inner), one compiled function
-    runs = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))
-    keys = jax.random.split(jax.random.key(args.seed), args.seeds)
+    # seeds (outer) x precisions (inner), one compiled function; every run gets its own key
+    runs = jax.jit(jax.vmap(jax.vmap(one, (0, 0)), (0, None)))
+    keys = jax.random.split(jax.random.key(args.seed), (args.seeds, len(args.precisions)))
     precisions = jnp.asarray(args.precisions, jnp.int32)
 
     t0 = time.perf_counter()

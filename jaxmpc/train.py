@@ -57,10 +57,11 @@ def fit(key, model: Layer, loss_fn: Callable, optimizer: optax.GradientTransform
     Returns:
         ``(params, opt_state, losses)`` with ``losses: float64[steps]`` (revealed, before each update).
     """
-    def body(carry, k):
-        p, s = carry
-        p, s, loss = step(k, model, loss_fn, optimizer, p, s, x, target)
-        return (p, s), reveal(loss)
+    def body(carry, _):
+        k, p, s = carry
+        k, k_step = jax.random.split(k)  # the key is carried and split, never reused
+        p, s, loss = step(k_step, model, loss_fn, optimizer, p, s, x, target)
+        return (k, p, s), reveal(loss)
 
-    (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), jax.random.split(key, steps))
+    (_, params, opt_state), losses = jax.lax.scan(body, (key, params, opt_state), None, length=steps)
     return params, opt_state, losses

@@ -1,0 +1,67 @@
+"""The seed task (PySyft's encrypted-training tutorial) against float64 plaintext training."""
+import functools
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxmpc import seed
+
+SEEDS = 6
+PRECISIONS = (2, 3, 4)
+
+
+@functools.lru_cache(maxsize=None)
+def _sweep(n_parties: int):
+    """Losses float64[seeds, precisions, 20] from one compiled, vmapped call (shared by tests)."""
+    run = functools.partial(seed.run, n_parties=n_parties)
+    runs = jax.jit(jax.vmap(jax.vmap(run, (0, 0)), (0, None)))  # a fresh key for every run
+    keys = jax.random.split(jax.random.key(2024 + n_parties), (SEEDS, len(PRECISIONS)))
+    return np.asarray(runs(keys, jnp.asarray(PRECISIONS, jnp.int32)))
+
+
+def test_plaintext_oracle_matches_reference():
+    ref = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference",
+                       "seed_plaintext_losses.json")
+    want = [1.94699, 1.15185, 0.92800]  # stated in seed_task.md
+    got = seed.plaintext_losses()
+    np.testing.assert_allclose(got[:3], want, atol=1e-5)
+    assert got[18] > got[17]  # lr 0.1 on a summed loss oscillates: iteration 19 rises
+    if os.path.exists(ref):  # the full reference ships beside the repository
+        with open(ref) as f:
+            np.testing.assert_allclose(got, json.load(f)["plaintext_float64_losses"], atol=1e-12)
+
+
+def test_precision_4_tracks_plaintext_every_iteration():
+    enc = _sweep(2)[:, PRECISIONS.index(4)]
+    dev = np.abs(enc - seed.plaintext_losses()[None])
+    assert dev.max() < 0.002, dev.max(axis=0)
+
+
+def test_deviation_shrinks_with_precision():
+    dev = np.abs(_sweep(2) - seed.plaintext_losses()[None, None]).mean(axis=(0, 2))
+    assert dev[0] > dev[1] > dev[2], dev
+
+
+def test_three_parties_train():
+    enc = _sweep(3)
+    plain = seed.plaintext_losses()
+    assert np.abs(enc[:, PRECISIONS.index(4)] - plain).max() < 0.002
+    assert (enc[:, :, -1] < 0.1 * enc[:, :, 0]).all()  # every run learns
+
+
+def test_demo_script_writes_json_and_plot(tmp_path):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments"))
+    import seed_demo
+
+    out, png = tmp_path / "seed.json", tmp_path / "seed.png"
+    seed_demo.main(["--seeds", "2", "--precisions", "3", "4", "--json", str(out), "--plot", str(png)])
+    data = json.loads(out.read_text())
+    assert len(data["plaintext"]) == 20
+    assert set(data["encrypted"]) == {"3", "4"}
+    assert np.asarray(data["encrypted"]["4"]).shape == (2, 20)
+    assert png.stat().st_size > 10_000
