@@ -16,13 +16,22 @@ import jax
 import jax.numpy as jnp
 
 from . import accounting, dealer, ring
-from .errors import InputTypeError, ShareMismatchError
+from .errors import InputTypeError, ProtocolError, ShareMismatchError
 from .keys import check_key
 from .shared import Shared, _common_fxp, check_same_parties
 from .truncation import check_method, truncate_shares
 
 
-def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver") -> jax.Array:
+MODES = ("protocol", "faithful", "ideal")
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ProtocolError(f"mode must be one of {MODES}, got {mode!r}.")
+
+
+def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
+           mode: str = "protocol") -> jax.Array:
     r"""Shares of :math:`x \circ y` (no truncation) from shares ``x``, ``y`` (``uint64[n, ...]``).
 
     Args:
@@ -30,6 +39,18 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver") 
         x, y: ``uint64[n_parties, *shape]`` shares.
         op: the bilinear map on ring arrays, e.g. ``jnp.multiply`` or ``jaxmpc.ring.matmul``.
         name: label for cost accounting.
+        mode: how the simulator computes the output shares (static):
+
+            - ``"faithful"``: every party's share exactly as in the protocol below
+              (:math:`2n + 2` evaluations of ``op``, the dealer's :math:`a \circ b` included);
+            - ``"protocol"`` (default): bit-identical shares with :math:`2n - 1` evaluations:
+              parties :math:`0..n-2` are computed faithfully (party 0 as
+              :math:`c_0 + e \circ (b_0 + f) + a_0 \circ f`), and the last party's share is
+              :math:`x \circ y - \sum_{i<n-1} z_i`, which equals its faithful share because the
+              shares of a correct protocol sum to :math:`x \circ y`. The dealer's :math:`c` is never
+              formed: its first n-1 shares are the same uniform masks;
+            - ``"ideal"``: the ideal functionality: :math:`x \circ y` freshly re-shared (1 evaluation).
+              Same output distribution (uniform shares of the exact product), not the same bits.
     Returns:
         ``uint64[n_parties, *op_shape]`` shares of the ring product.
 
@@ -39,17 +60,29 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver") 
         3. Open :math:`e` and :math:`f` together (one round).
         4. Combine: :math:`z_i = c_i + e \circ b_i + a_i \circ f`, and party 0 adds :math:`e \circ f`.
 
-    Cost: 1 round; each party sends :math:`8 (n-1) (|x| + |y|)` bytes; the dealer sends
-    :math:`8 (|x| + |y| + |x \circ y|)` bytes to each party.
+    Cost (every mode models the protocol): 1 round; each party sends :math:`8 (n-1) (|x| + |y|)`
+    bytes; the dealer sends :math:`8 (|x| + |y| + |x \circ y|)` bytes to each party.
     """
+    check_mode(mode)
     n = x.shape[0]
-    a, b, c = dealer.beaver_triple(key, op, x.shape[1:], y.shape[1:], n)
+    a, b, c_mask = dealer.beaver_masks(key, op, x.shape[1:], y.shape[1:], n)
     accounting.record(name, n_parties=n, rounds=1, elements_opened=int(x[0].size + y[0].size),
-                dealer_elements=int(a[0].size + b[0].size + c[0].size))
+                      dealer_elements=int(a[0].size + b[0].size + c_mask[0].size))
+    if mode == "ideal":
+        return ring.shares_from_mask(op(ring.party_sum(x), ring.party_sum(y)), c_mask)
     e = ring.party_sum(x - a)
     f = ring.party_sum(y - b)
-    z = c + jax.vmap(op, (None, 0))(e, b) + jax.vmap(op, (0, None))(a, f)
-    return ring.add_to_party0(z, op(e, f))
+    if mode == "faithful":
+        c = ring.shares_from_mask(op(ring.party_sum(a), ring.party_sum(b)), c_mask)
+        z = c + jax.vmap(op, (None, 0))(e, b) + jax.vmap(op, (0, None))(a, f)
+        return ring.add_to_party0(z, op(e, f))
+    z0 = c_mask[0] + op(e, b[0] + f) + op(a[0], f)
+    zs = [z0[None]]
+    if n > 2:
+        zs.append(c_mask[1:] + jax.vmap(op, (None, 0))(e, b[1:n - 1]) + jax.vmap(op, (0, None))(a[1:n - 1], f))
+    head = jnp.concatenate(zs, axis=0)
+    last = op(ring.party_sum(x), ring.party_sum(y)) - ring.party_sum(head)
+    return jnp.concatenate([head, last[None]], axis=0)
 
 
 def _check_operands(key, x, y, fname: str) -> None:
@@ -63,19 +96,20 @@ def _check_operands(key, x, y, fname: str) -> None:
     check_same_parties(x, y)
 
 
-def _product(key, x: Shared, y: Shared, op, name: str, truncation: str) -> Shared:
+def _product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: str) -> Shared:
     """Beaver product, then truncation back to the operands' scale if both are fixed-point."""
     check_method(truncation, x.n_parties)
+    check_mode(mode)
     if x.fxp is not None and y.fxp is not None:
         fxp = _common_fxp(x, y, name)
         k_triple, k_trunc = jax.random.split(key)
-        z = beaver(k_triple, x.shares, y.shares, op, name)
+        z = beaver(k_triple, x.shares, y.shares, op, name, mode)
         return Shared(truncate_shares(k_trunc, z, fxp.ring_scale, truncation), fxp)
     fxp = x.fxp if x.fxp is not None else y.fxp  # a plain integer (e.g. a 0/1 bit) scales nothing
-    return Shared(beaver(key, x.shares, y.shares, op, name), fxp)
+    return Shared(beaver(key, x.shares, y.shares, op, name, mode), fxp)
 
 
-def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer") -> Shared:
+def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "protocol") -> Shared:
     r"""Elementwise product of two shared values (with broadcasting): :math:`z \approx x y`.
 
     Beaver's protocol on :math:`v_x v_y = x y s^2`, then truncation by :math:`s`. If either operand
@@ -86,6 +120,7 @@ def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer") -> Shared:
         key: PRNG key (split into the triple's and the truncation's).
         x, y: :class:`Shared` values with broadcastable shapes, same parties and encoding.
         truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
+        mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`beaver`.
     Returns:
         :class:`Shared` of the broadcast shape.
 
@@ -107,10 +142,10 @@ def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer") -> Shared:
         raise ShareMismatchError(f"mul: shapes {x.shape} and {y.shape} do not broadcast.") from None
     rank = max(x.ndim, y.ndim)  # equal ranks (size-1 axes broadcast; nothing extra is opened)
     x, y = (v.reshape((1,) * (rank - v.ndim) + v.shape) for v in (x, y))
-    return _product(key, x, y, jnp.multiply, "mul", truncation)
+    return _product(key, x, y, jnp.multiply, "mul", truncation, mode)
 
 
-def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer") -> Shared:
+def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "protocol") -> Shared:
     r"""Matrix product of two shared values with ``jnp.matmul`` shape rules: :math:`z \approx x y`.
 
     Args:
@@ -118,6 +153,7 @@ def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer") -> Shared:
         x: :class:`Shared` of shape ``(..., m, k)`` (or ``(k,)``).
         y: :class:`Shared` of shape ``(..., k, n)`` (or ``(k,)``).
         truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
+        mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`beaver`.
     Returns:
         :class:`Shared` of shape ``(..., m, n)``.
 
@@ -131,7 +167,7 @@ def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer") -> Shared:
                        jax.ShapeDtypeStruct(y.shape, jnp.float32))
     except (TypeError, ValueError) as e:
         raise ShareMismatchError(f"matmul: shapes {x.shape} and {y.shape} are not compatible: {e}") from None
-    return _product(key, x, y, ring.matmul, "matmul", truncation)
+    return _product(key, x, y, ring.matmul, "matmul", truncation, mode)
 
 
 def mul_public(key, x: Shared, c, *, truncation: str = "dealer") -> Shared:

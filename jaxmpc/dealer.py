@@ -23,6 +23,19 @@ MSB_SHIFT = ring.RING_BITS - 1
 LOW_MASK = (1 << MSB_SHIFT) - 1  # the 63 low bits
 
 
+def beaver_masks(key, op: Callable, a_shape, b_shape, n_parties: int):
+    r"""The random part of a Beaver triple: shares of uniform :math:`a, b` and the first n-1 shares
+    of :math:`c` (uniform masks). :func:`beaver_triple` completes the last share of :math:`c`.
+
+    Returns:
+        ``(a, b, c_mask)``: ``uint64[n, *a_shape]``, ``uint64[n, *b_shape]``, ``uint64[n-1, *c_shape]``.
+    """
+    c_shape = jax.eval_shape(op, jax.ShapeDtypeStruct(tuple(a_shape), ring.DTYPE),
+                             jax.ShapeDtypeStruct(tuple(b_shape), ring.DTYPE)).shape
+    return tuple(ring.draw(key, (n_parties,) + tuple(a_shape), (n_parties,) + tuple(b_shape),
+                           (n_parties - 1,) + tuple(c_shape)))
+
+
 def beaver_triple(key, op: Callable, a_shape, b_shape, n_parties: int):
     r"""A Beaver triple for the bilinear map ``op``: shares of :math:`a, b, c = \mathrm{op}(a, b)`.
 
@@ -34,11 +47,7 @@ def beaver_triple(key, op: Callable, a_shape, b_shape, n_parties: int):
     Returns:
         ``(a, b, c)``, each ``uint64[n_parties, *shape]``; ``c`` has the shape of ``op(a, b)``.
     """
-    c_shape = jax.eval_shape(op, jax.ShapeDtypeStruct(tuple(a_shape), ring.DTYPE),
-                             jax.ShapeDtypeStruct(tuple(b_shape), ring.DTYPE)).shape
-    # shares of uniform a and b, and the first n-1 shares of c
-    a, b, c_mask = ring.draw(key, (n_parties,) + tuple(a_shape), (n_parties,) + tuple(b_shape),
-                             (n_parties - 1,) + tuple(c_shape))
+    a, b, c_mask = beaver_masks(key, op, a_shape, b_shape, n_parties)
     c = op(ring.party_sum(a), ring.party_sum(b))
     return a, b, ring.shares_from_mask(c, c_mask)
 

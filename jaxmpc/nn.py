@@ -42,7 +42,8 @@ class Layer(NamedTuple):
     plain: Callable[[Any, jax.Array], jax.Array]
 
 
-def Linear(in_features: int, out_features: int, *, truncation: str = "dealer") -> Layer:
+def Linear(in_features: int, out_features: int, *, truncation: str = "dealer",
+           mode: str = "protocol") -> Layer:
     r"""Fully connected layer in PyTorch layout: :math:`y = x W^\top + b`.
 
     Params: ``{"weight": (out, in), "bias": (out,)}``; init :math:`U(-1/\sqrt{in}, 1/\sqrt{in})`
@@ -54,7 +55,12 @@ def Linear(in_features: int, out_features: int, *, truncation: str = "dealer") -
 
     Cost per step: forward 1 matmul ``(B,in)@(in,out)``; backward 2 matmuls (1 without ``dx``), each
     Beaver (1 round) + truncation (1 round with the dealer protocol).
+
+    ``truncation`` and ``mode`` (``"protocol"``, ``"faithful"``, ``"ideal"``) are passed to
+    :func:`jaxmpc.matmul`.
     """
+    opts = {"truncation": truncation, "mode": mode}
+
     def init(key):
         k_w, k_b = jax.random.split(key)
         bound = 1.0 / math.sqrt(in_features)
@@ -62,13 +68,13 @@ def Linear(in_features: int, out_features: int, *, truncation: str = "dealer") -
                 "bias": jax.random.uniform(k_b, (out_features,), jnp.float64, -bound, bound)}
 
     def forward(key, params, x):
-        y = matmul(key, x, params["weight"].T, truncation=truncation) + params["bias"]
+        y = matmul(key, x, params["weight"].T, **opts) + params["bias"]
         return y, x
 
     def backward(key, params, x, dy, need_dx: bool = True):
         k_w, k_x = jax.random.split(key)
-        grads = {"weight": matmul(k_w, dy.T, x, truncation=truncation), "bias": dy.sum(0)}
-        dx = matmul(k_x, dy, params["weight"], truncation=truncation) if need_dx else None
+        grads = {"weight": matmul(k_w, dy.T, x, **opts), "bias": dy.sum(0)}
+        dx = matmul(k_x, dy, params["weight"], **opts) if need_dx else None
         return grads, dx
 
     def plain(params, x):
