@@ -10,9 +10,11 @@ from .errors import (EncodingError, InputTypeError, JaxMPCError, ProtocolError, 
 from .fixedpoint import FixedPoint
 from .shared import Shared, concatenate, reveal, share
 from .truncation import truncate_shares
+from .accounting import LAN, WAN, CostReport, NetworkModel, cost
 
 __all__ = [
     "FixedPoint", "Shared", "share", "reveal", "concatenate", "mul", "matmul", "mul_public",
     "div_public", "beaver", "truncate_shares", "accounting", "dealer", "ring",
+    "cost", "CostReport", "NetworkModel", "LAN", "WAN",
     "JaxMPCError", "EncodingError", "InputTypeError", "ProtocolError", "ShareMismatchError", "X64Error",
 ]
