@@ -24,6 +24,7 @@ from typing import Callable
 import jax
 import optax
 
+from . import accounting
 from .nn import Layer
 from .shared import Shared, reveal
 
@@ -54,6 +55,8 @@ def fit(key, model: Layer, loss_fn: Callable, optimizer: optax.GradientTransform
         params, opt_state, x: Shared, target: Shared, steps: int):
     """Full-batch training for ``steps`` steps in one ``lax.scan``; the loss is revealed each step.
 
+    :func:`jaxmpc.cost` of ``fit`` counts every step (the scan is :func:`jaxmpc.accounting.scan`).
+
     Returns:
         ``(params, opt_state, losses)`` with ``losses: float64[steps]`` (revealed, before each update).
     """
@@ -63,5 +66,5 @@ def fit(key, model: Layer, loss_fn: Callable, optimizer: optax.GradientTransform
         p, s, loss = step(k_step, model, loss_fn, optimizer, p, s, x, target)
         return (k, p, s), reveal(loss)
 
-    (_, params, opt_state), losses = jax.lax.scan(body, (key, params, opt_state), None, length=steps)
+    (_, params, opt_state), losses = accounting.scan(body, (key, params, opt_state), None, length=steps)
     return params, opt_state, losses
