@@ -11,6 +11,7 @@ from .errors import (EncodingError, InputTypeError, JaxMPCError, ProtocolError, 
 from .fixedpoint import FixedPoint
 from .shared import Shared, concatenate, reveal, share
 from .truncation import truncate_shares
+from .compare import greater, less, maximum, msb, relu, sign, where
 from .accounting import LAN, WAN, CostReport, NetworkModel, cost
 
 __all__ = [
@@ -20,3 +21,4 @@ __all__ = [
     "cost", "CostReport", "NetworkModel", "LAN", "WAN",
     "JaxMPCError", "EncodingError", "InputTypeError", "ProtocolError", "ShareMismatchError", "X64Error",
 ]
+__all__ += ["msb", "relu", "less", "greater", "sign", "maximum", "where"]

@@ -1,0 +1,491 @@
+r"""Secure comparison: most significant bit, ReLU, less / greater, sign, maximum, select.
+
+Everything rests on :func:`msb`, the sign bit of a shared ring value, computed by
+arithmetic-to-binary conversion with a carry-lookahead adder on bit-packed words (the A2B
+conversion of ABY, Demmler, Schneider & Zohner, NDSS 2015, and ABY3, Mohassel & Rindal, CCS 2018;
+the adder is Kogge & Stone's parallel prefix, IEEE Trans. Computers 1973):
+
+1. Party :math:`i`'s additive share :math:`x_i` is a word that party :math:`i` holds alone, i.e.
+   an XOR-sharing of :math:`x_i` in which every other party holds 0. No communication.
+2. The :math:`n` words are reduced to 2 with carry-save 3:2 compressors (Wallace tree; one round
+   per tree layer): :math:`s = a \oplus b \oplus c`, :math:`t = \mathrm{maj}(a, b, c) \ll 1`.
+3. A Kogge-Stone parallel-prefix adder on the 2 words gives the carry into bit 63 in
+   :math:`1 + \log_2 64 = 7` rounds; :math:`x_{63} = p_{63} \oplus c_{63}`.
+4. The bit is converted to an additive sharing with a dealer random bit shared in both forms.
+
+Every opening is a value masked by fresh dealer randomness (the :math:`e, f` of binary AND triples
+and the 1-bit :math:`c = x_{63} \oplus r`), so it is uniform and reveals nothing.
+
+The results of comparisons are plain-integer sharings (``fxp=None``) of 0/1 bits; a product of such a
+bit and a fixed-point value needs no truncation (:func:`jaxmpc.mul`).
+
+Valid range: :func:`msb` is exact for every ring element (it is the two's complement sign bit);
+comparisons of :math:`x` and :math:`y` are correct when :math:`|x - y| < 2^{63}`, hence for all
+fixed-point values within the ring's headroom (:math:`|v| < 2^{62}`).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import accounting, dealer, ring
+from .beaver import mul
+from .errors import InputTypeError
+from .fixedpoint import check_numeric
+from .keys import check_key
+from .shared import Shared, check_same_parties
+
+_U = ring.DTYPE
+# Kogge-Stone levels run in a scan with the shift as loop data. The levels with shifts 1..16 need
+# generate and propagate (2 ANDs); the last level (shift 32) needs only the generate bit (1 AND).
+_LOOP_SHIFTS = (1, 2, 4, 8, 16)
+_LAST_SHIFT = 32
+ADDER_ROUNDS = 1 + len(_LOOP_SHIFTS) + 1  # 7
+ADDER_AND_WORDS = 1 + 2 * len(_LOOP_SHIFTS) + 1  # 12 AND-ed words per element
+MSB_KEYS = 3  # keys one MSB consumes: outside-loop triples, adder loop, B2A bit
+
+
+# ---- cost formulas (static; the docstrings and the tests use them) ---------------------------------
+def csa_layers(n_parties: int) -> int:
+    """Layers of 3:2 compressors that reduce ``n_parties`` words to 2 (0 for 2 parties)."""
+    k, layers = int(n_parties), 0
+    while k > 2:
+        k -= k // 3
+        layers += 1
+    return layers
+
+
+def msb_rounds(n_parties: int) -> int:
+    """Rounds of :func:`msb`: ``csa_layers(n) + 7`` (adder) ``+ 1`` (conversion)."""
+    return csa_layers(n_parties) + ADDER_ROUNDS + 1
+
+
+def msb_and_words(n_parties: int) -> int:
+    """64-bit words AND-ed per element by :func:`msb`: ``2 (n - 2)`` (compressors) ``+ 12`` (adder)."""
+    return 2 * (int(n_parties) - 2) + ADDER_AND_WORDS
+
+
+# ---- binary (XOR-shared) building blocks --------------------------------------------------------
+def and_shares(key, x: jax.Array, y: jax.Array, name: str = "and",
+               transcript: list | None = None) -> jax.Array:
+    r"""XOR shares of :math:`x \wedge y` (bitwise, on 64-bit words) from XOR shares of ``x`` and ``y``.
+
+    Args:
+        key: PRNG key for the dealer's binary AND triple.
+        x, y: ``uint64[n_parties, *shape]`` XOR shares (same shape).
+        name: label for cost accounting.
+        transcript: if a list, the opened words ``(e, f)`` are appended to it (tests of privacy).
+    Returns:
+        ``uint64[n_parties, *shape]`` XOR shares of :math:`x \wedge y`.
+
+    Protocol (Beaver's protocol over GF(2), bitwise):
+        1. Get an AND triple :math:`(a, b, c = a \wedge b)` from :func:`jaxmpc.dealer.and_triple`.
+        2. Mask: each party computes its shares of :math:`e = x \oplus a`, :math:`f = y \oplus b`.
+        3. Open :math:`e` and :math:`f` together (one round; uniform, since :math:`a, b` are).
+        4. Combine: :math:`z_i = c_i \oplus (e \wedge b_i) \oplus (a_i \wedge f)`, and party 0
+           also XORs in :math:`e \wedge f`.
+
+    Cost: 1 round; each party sends :math:`8 (n-1) \cdot 2m` bytes for :math:`m` words; the dealer
+    sends :math:`3 \cdot 8 m` bytes to each party.
+
+    Example:
+        >>> import jax, jax.numpy as jnp; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc import ring
+        >>> kx, ky, kz = jax.random.split(jax.random.key(0), 3)
+        >>> x = ring.xor_share_value(kx, jnp.uint64(0b1100), 3)
+        >>> y = ring.xor_share_value(ky, jnp.uint64(0b1010), 3)
+        >>> int(ring.party_xor(and_shares(kz, x, y)))
+        8
+    """
+    triple = dealer.and_triple(key, tuple(x.shape[1:]), x.shape[0])
+    return _and_with_triple(triple, x, y, name, transcript)
+
+
+def _and_with_triple(triple, x: jax.Array, y: jax.Array, name: str, transcript) -> jax.Array:
+    """The protocol of :func:`and_shares` with a given triple (steps 2-4)."""
+    a, b, c = triple
+    n = x.shape[0]
+    size = int(np.prod(x.shape[1:], dtype=np.int64))
+    accounting.record(name, n_parties=n, rounds=1, elements_opened=2 * size,
+                      dealer_elements=3 * size)
+    e = ring.party_xor(x ^ a)  # the only openings
+    f = ring.party_xor(y ^ b)
+    if transcript is not None:
+        transcript.extend([e, f])
+    z = c ^ (ring.per_party(e, b) & b) ^ (a & ring.per_party(f, a))
+    return z.at[0].set(z[0] ^ (e & f))
+
+
+def _slice_triple(triple, start: int, stop: int):
+    """Words ``start:stop`` (axis 1) of a stacked triple: slices of a triple are triples."""
+    return tuple(t[:, start:stop] for t in triple)
+
+
+def _words_of_shares(shares: jax.Array) -> jax.Array:
+    """``uint64[n, n, *shape]``: word ``i`` (axis 1) is party i's share, XOR-shared as [0..x_i..0]."""
+    n = shares.shape[0]
+    eye = np.eye(n, dtype=bool).reshape((n, n) + (1,) * (shares.ndim - 1))
+    return jnp.where(eye, shares[None], _U(0))
+
+
+def _carry_save(triple, words: jax.Array, transcript) -> jax.Array:
+    """Reduce ``uint64[n, k, *shape]`` XOR-shared words (axis 1) to 2 with the same sum mod 2^64.
+
+    Each layer groups the words in threes; every group becomes (sum, carry) and the ANDs of all
+    groups of a layer are batched into one AND (one round), consuming the next words of the
+    stacked ``triple`` (``2 (k - 2)`` words in all). The number of parties is static, so the (few)
+    layers are a Python loop.
+    """
+    used = 0
+    while words.shape[1] > 2:
+        t = words.shape[1] // 3
+        a, b, c = words[:, 0:3 * t:3], words[:, 1:3 * t:3], words[:, 2:3 * t:3]
+        axb = a ^ b
+        z = _and_with_triple(_slice_triple(triple, used, used + 2 * t),
+                             jnp.concatenate([a, c], axis=1), jnp.concatenate([b, axb], axis=1),
+                             "msb/carry_save", transcript)
+        used += 2 * t
+        carry = (z[:, :t] ^ z[:, t:]) << _U(1)  # maj(a,b,c) = (a&b) ^ (c&(a^b)), disjoint terms
+        words = jnp.concatenate([axb ^ c, carry, words[:, 3 * t:]], axis=1)
+    return words
+
+
+def _carry_into_msb(triple_g, triple_last, loop_key, w0: jax.Array, w1: jax.Array,
+                    transcript) -> jax.Array:
+    r"""XOR shares whose bit 62 is the carry out of bits 0..62 of :math:`w_0 + w_1` (Kogge-Stone).
+
+    With :math:`g = w_0 \wedge w_1`, :math:`p = w_0 \oplus w_1`, each level combines
+    :math:`(G, P) \leftarrow (G \oplus (P \wedge (G \ll s)),\; P \wedge (P \ll s))`; :math:`G` and
+    :math:`P \wedge (G \ll s)` are disjoint (a span that propagates cannot generate), so OR is XOR.
+    The levels with shifts 1..16 run in a ``lax.scan`` with the shift as loop data (the body,
+    dealer included, is compiled once; the key is carried and split at each level, since JAX's
+    key-reuse checker misreads keys scanned as loop data under ``vmap``); the last level needs only
+    :math:`G`.
+    """
+    g = _and_with_triple(triple_g, w0, w1, "msb/adder", transcript)
+    p = w0 ^ w1
+    n_loop = len(_LOOP_SHIFTS)
+    collect = transcript is not None
+
+    def level(carry, shift):
+        gen, prop, key = carry
+        key, k_and = jax.random.split(key)
+        tr = [] if collect else None
+        with accounting.repeat(n_loop):  # traced once, run n_loop times
+            z = and_shares(k_and, jnp.stack([prop, prop], axis=1),
+                           jnp.stack([gen << shift, prop << shift], axis=1), "msb/adder", tr)
+        return (gen ^ z[:, 0], z[:, 1], key), (tuple(tr) if collect else None)
+
+    shifts = jnp.asarray(_LOOP_SHIFTS, _U)
+    (g, p, _), opened = lax.scan(level, (g, p, loop_key), shifts)
+    if collect:
+        transcript.extend(opened)  # each stacked over the levels
+    return g ^ _and_with_triple(triple_last, p, g << _U(_LAST_SHIFT), "msb/adder", transcript)
+
+
+def b2a_bit(key, bit: jax.Array, transcript: list | None = None) -> jax.Array:
+    r"""Additive shares of a bit from XOR shares of it (in bit 0 of each word).
+
+    Args:
+        key: PRNG key for the dealer's random bit.
+        bit: ``uint64[n_parties, *shape]`` XOR shares whose bit 0 is the secret bit (other bits 0).
+        transcript: if a list, the opened bits ``c`` are appended to it.
+    Returns:
+        ``uint64[n_parties, *shape]`` additive shares of the bit (0 or 1 in the ring).
+
+    Protocol:
+        1. Get a random bit :math:`r` from the dealer, XOR-shared and additively shared
+           (:func:`jaxmpc.dealer.random_bits`).
+        2. Mask and open :math:`c = b \oplus r` (1 bit per element; uniform, since :math:`r` is).
+        3. Combine locally: :math:`[b]_A = c + (1 - 2c) [r]_A` (party 0 adds :math:`c`).
+
+    Cost: 1 round; each party sends :math:`(n-1) m / 8` bytes for :math:`m` elements; the dealer
+    sends each party 1 bit and 1 ring element (65 bits) per element.
+    """
+    n = bit.shape[0]
+    shape = tuple(bit.shape[1:])
+    size = int(np.prod(shape, dtype=np.int64))
+    r_bin, r_arith = dealer.random_bits(key, shape, n)
+    accounting.record("msb/b2a", n_parties=n, rounds=1, elements_opened=size, bits_per_element=1,
+                      dealer_elements=size, dealer_bits=1 + ring.RING_BITS)
+    c = ring.party_xor(bit ^ r_bin) & _U(1)  # the only opening: one bit per element
+    if transcript is not None:
+        transcript.append(c)
+    one = _U(1)
+    return ring.add_to_party0(ring.per_party(one - (c << one), r_arith) * r_arith, c)
+
+
+def msb_shares(key, shares: jax.Array, transcript: list | None = None) -> jax.Array:
+    """Additive shares of the most significant bit of the value shared by ``shares`` (raw arrays).
+
+    ``shares`` is ``uint64[n_parties, *shape]``; returns the same shape. If ``transcript`` is a
+    list, every opened array is appended to it (used by the privacy tests). See :func:`msb`.
+    """
+    return _msb_from_keys(jax.random.split(key, MSB_KEYS), shares, transcript)
+
+
+def _msb_from_keys(keys, shares: jax.Array, transcript) -> jax.Array:
+    """:func:`msb_shares` with its ``MSB_KEYS`` keys already split (callers that need one more key
+    split once: every PRNG call site costs compile time)."""
+    n, shape = shares.shape[0], tuple(shares.shape[1:])
+    # keys: [outside-loop triples, B2A bit, adder loop]
+    # Compile time is dominated by the dealer's PRNG code, so the ANDs outside the adder loop
+    # (compressors, first and last adder levels) draw one stacked triple, sliced per step.
+    n_csa = 2 * (n - 2)
+    pre = dealer.and_triple(keys[0], (n_csa + 2,) + shape, n)
+    words = _words_of_shares(shares)
+    if n > 2:
+        words = _carry_save(_slice_triple(pre, 0, n_csa), words, transcript)
+    w0, w1 = words[:, 0], words[:, 1]
+    t_g, t_last = (tuple(t[:, i] for t in pre) for i in (n_csa, n_csa + 1))
+    g = _carry_into_msb(t_g, t_last, keys[2], w0, w1, transcript)
+    top = _U(ring.RING_BITS - 1)
+    bit = ((w0 ^ w1) >> top) ^ ((g >> _U(ring.RING_BITS - 2)) & _U(1))  # p_63 xor carry_63
+    return b2a_bit(keys[1], bit, transcript)
+
+
+# ---- public API ---------------------------------------------------------------------------------
+def _check_shared(x, fname: str, name: str = "x") -> None:
+    if not isinstance(x, Shared):
+        raise InputTypeError(
+            f"{fname}: {name} must be a jaxmpc.Shared, got {type(x).__name__}. Share it first with "
+            f"jaxmpc.share(key, {name}, fxp)."
+        )
+
+
+def _difference(x, y, fname: str) -> Shared:
+    """``x - y`` where at least one operand is :class:`Shared` and the other may be public."""
+    if isinstance(x, Shared) and isinstance(y, Shared):
+        check_same_parties(x, y)
+        return x - y
+    if isinstance(x, Shared):
+        check_numeric(y, "y")
+        return x - y
+    if isinstance(y, Shared):
+        check_numeric(x, "x")
+        return (-y) + x
+    raise InputTypeError(
+        f"{fname}: at least one of x and y must be a jaxmpc.Shared, got {type(x).__name__} and "
+        f"{type(y).__name__}. Compare public values with jnp directly."
+    )
+
+
+def msb(key, x: Shared) -> Shared:
+    r"""The most significant bit of a shared ring value: :math:`b = [x < 0]` (two's complement).
+
+    Exact for every ring element; for a fixed-point value it is :math:`[x < 0]`.
+
+    Args:
+        key: PRNG key (consumed: split for the compressors, the adder and the conversion).
+        x: :class:`Shared` of any shape, ``shares: uint64[n_parties, *shape]``, any encoding.
+    Returns:
+        :class:`Shared` with ``fxp=None``, shape ``x.shape``, holding the bit (0 or 1).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1 = jax.random.split(jax.random.key(0))
+        >>> x = jaxmpc.share(k0, [-1.5, 0.0, 2.0], jaxmpc.FixedPoint(10, 3), n_parties=3)
+        >>> jaxmpc.reveal(jaxmpc.msb(k1, x)).tolist()
+        [1, 0, 0]
+
+    Protocol (:math:`n` parties, :math:`m` elements):
+        1. A2B: party :math:`i`'s share :math:`x_i` becomes the XOR-shared word
+           :math:`(0, \dots, x_i, \dots, 0)` (local).
+        2. Carry-save: 3:2 compressors reduce the :math:`n` words to 2 with the same sum mod
+           :math:`2^{64}`; :math:`s = a \oplus b \oplus c` locally and
+           :math:`t = ((a \wedge b) \oplus (c \wedge (a \oplus b))) \ll 1` with both ANDs of all
+           compressors of a layer in one AND call (:func:`and_shares`); ``csa_layers(n)`` rounds.
+        3. Kogge-Stone on the two words :math:`w_0, w_1`: :math:`g = w_0 \wedge w_1` (1 round),
+           :math:`p = w_0 \oplus w_1`; levels with shifts 1, 2, 4, 8, 16 (a ``lax.scan``) update
+           :math:`(G, P)` with 2 ANDs in one round each; the last level (shift 32) computes only
+           :math:`G` (1 round). Bit 62 of :math:`G` is the carry into bit 63, and
+           :math:`x_{63} = p_{63} \oplus G_{62}` (local).
+        4. B2A of the bit with a dealer random bit (:func:`b2a_bit`, 1 round).
+
+    Cost: :math:`L(n) + 8` rounds, where :math:`L(n)` = ``csa_layers(n)`` (0 for n = 2, 1 for 3,
+    3 for 5); AND-ed words per element :math:`W = 2(n-2) + 12`; each party sends
+    :math:`8(n-1) \cdot 2W m + (n-1) m / 8` bytes (192.125 m for 2 parties); the dealer sends each
+    party :math:`24 W m + 65 m / 8` bytes.
+    """
+    check_key(key)
+    _check_shared(x, "msb")
+    return Shared(msb_shares(key, x.shares), None)
+
+
+def relu(key, x: Shared) -> tuple[Shared, Shared]:
+    r"""ReLU of a shared value and its derivative bit: :math:`y = \max(x, 0)`, :math:`d = [x > 0]`.
+
+    The derivative is 0 at 0 (the PyTorch / JAX convention). Exact for every ring value except
+    :math:`-2^{63}` (which has no negation), so for every fixed-point value. The backward pass
+    reuses ``d``: :math:`\partial L/\partial x = d \cdot \partial L/\partial y` is
+    ``jaxmpc.mul(key, d, grad)``, one Beaver product with no truncation and no second comparison.
+
+    Args:
+        key: PRNG key (split for the comparison and the product).
+        x: :class:`Shared` of any shape (``shares: uint64[n_parties, *shape]``).
+    Returns:
+        ``(y, drelu)``: ``y`` a :class:`Shared` like ``x``; ``drelu`` a :class:`Shared` with
+        ``fxp=None`` holding the bit :math:`[x > 0]`.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1 = jax.random.split(jax.random.key(0))
+        >>> x = jaxmpc.share(k0, [-1.5, 0.0, 2.25], jaxmpc.FixedPoint(10, 3))
+        >>> y, d = jaxmpc.relu(k1, x)
+        >>> jaxmpc.reveal(y).tolist(), jaxmpc.reveal(d).tolist()
+        ([0.0, 0.0, 2.25], [0, 0, 1])
+
+    Protocol:
+        1. :math:`d = \mathrm{msb}(-x)` (:func:`msb`; :math:`-x` is local).
+        2. :math:`y = d \cdot x` by Beaver's protocol (:func:`jaxmpc.mul`); :math:`d` is a plain
+           integer, so there is no truncation.
+
+    Cost: :func:`msb` plus 1 round: :math:`L(n) + 9` rounds; each party sends
+    :math:`8(n-1)(2W + 2) m + (n-1) m/8` bytes (208.125 m for 2 parties), with
+    :math:`W = 2(n-2) + 12`; the dealer sends each party :math:`(24 W + 24) m + 65 m/8` bytes.
+    """
+    check_key(key)
+    _check_shared(x, "relu")
+    keys = jax.random.split(key, 1 + MSB_KEYS)  # one split (each PRNG site costs compile time)
+    d = Shared(_msb_from_keys(keys[1:], (-x).shares, None), None)
+    return mul(keys[0], d, x), d
+
+
+def less(key, x, y) -> Shared:
+    r"""Shared bit :math:`[x < y]`, computed as :math:`\mathrm{msb}(x - y)`.
+
+    Args:
+        key: PRNG key.
+        x, y: :class:`Shared` values (same parties and encoding) with broadcastable shapes; one of
+            them may be a public array (encoded like the other).
+    Returns:
+        :class:`Shared` with ``fxp=None`` holding 0 or 1, of the broadcast shape.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1, k2 = jax.random.split(jax.random.key(0), 3)
+        >>> fxp = jaxmpc.FixedPoint(10, 3)
+        >>> x, y = jaxmpc.share(k0, [1.0, 2.0, 3.0], fxp), jaxmpc.share(k1, [2.0, 2.0, 2.0], fxp)
+        >>> jaxmpc.reveal(jaxmpc.less(k2, x, y)).tolist()
+        [1, 0, 0]
+
+    Protocol: subtract locally, then :func:`msb`. Correct when :math:`|x - y| < 2^{63}` in the ring.
+
+    Cost: that of :func:`msb` on the broadcast shape.
+    """
+    check_key(key)
+    return msb(key, _difference(x, y, "less"))
+
+
+def greater(key, x, y) -> Shared:
+    r"""Shared bit :math:`[x > y]`, computed as :math:`\mathrm{msb}(y - x)`.
+
+    Args, Returns and Cost: as :func:`less` (with the operands swapped).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1 = jax.random.split(jax.random.key(0))
+        >>> x = jaxmpc.share(k0, [1.0, 2.0, 3.0], jaxmpc.FixedPoint(10, 3))
+        >>> jaxmpc.reveal(jaxmpc.greater(k1, x, 2.0)).tolist()
+        [0, 0, 1]
+    """
+    check_key(key)
+    return msb(key, _difference(y, x, "greater"))
+
+
+def sign(key, x: Shared) -> Shared:
+    r"""Shared sign :math:`\mathrm{sgn}(x) = [x > 0] - [x < 0] \in \{-1, 0, 1\}` (0 at 0, like ``jnp.sign``).
+
+    Args:
+        key: PRNG key.
+        x: :class:`Shared` of any shape.
+    Returns:
+        :class:`Shared` with ``fxp=None`` holding -1, 0 or 1 (``jaxmpc.mul(key, s, x)`` is
+        :math:`|x|` with no truncation).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1 = jax.random.split(jax.random.key(0))
+        >>> x = jaxmpc.share(k0, [-0.001, 0.0, 7.0], jaxmpc.FixedPoint(10, 3))
+        >>> jaxmpc.reveal(jaxmpc.sign(k1, x)).tolist()
+        [-1, 0, 1]
+
+    Protocol: one :func:`msb` on the stacked values :math:`(-x, x)` (both comparisons in the
+    same rounds), then :math:`\mathrm{msb}(-x) - \mathrm{msb}(x)` locally.
+
+    Cost: the rounds of :func:`msb`, with twice its bytes (:math:`2m` elements).
+    """
+    check_key(key)
+    _check_shared(x, "sign")
+    both = Shared(jnp.stack([-x.shares, x.shares], axis=1), x.fxp)
+    bits = msb(key, both)
+    return Shared(bits.shares[:, 0] - bits.shares[:, 1], None)
+
+
+def where(key, bit: Shared, x, y) -> Shared:
+    r"""Oblivious select :math:`z = y + b (x - y)`: ``x`` where the shared bit is 1, else ``y``.
+
+    Args:
+        key: PRNG key (for the product).
+        bit: :class:`Shared` with ``fxp=None`` holding 0/1 bits (e.g. from :func:`less`).
+        x, y: :class:`Shared` values (same encoding), or one of them a public array; all three
+            shapes must broadcast.
+    Returns:
+        :class:`Shared` in the encoding of ``x`` / ``y``, of the broadcast shape.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1, k2, k3 = jax.random.split(jax.random.key(0), 4)
+        >>> fxp = jaxmpc.FixedPoint(10, 3)
+        >>> x, y = jaxmpc.share(k0, [1.0, 2.0], fxp), jaxmpc.share(k1, [5.0, -5.0], fxp)
+        >>> b = jaxmpc.share(k2, [1, 0], None)
+        >>> jaxmpc.reveal(jaxmpc.where(k3, b, x, y)).tolist()
+        [1.0, -5.0]
+
+    Protocol: :math:`x - y` locally, one Beaver product with the plain-integer bit (no
+    truncation), then add :math:`y` locally.
+
+    Cost: 1 round; each party sends :math:`8(n-1)(|b| + |x - y|)` bytes; the dealer sends
+    :math:`8(|b| + |x-y| + |z|)` bytes to each party.
+    """
+    check_key(key)
+    _check_shared(bit, "where", "bit")
+    if bit.fxp is not None:
+        raise InputTypeError(
+            f"where: bit must be a plain-integer Shared (fxp=None) holding 0/1, as returned by "
+            f"jaxmpc.less / greater / msb, got one with encoding {bit.fxp!r}."
+        )
+    diff = _difference(x, y, "where")
+    check_same_parties(bit, diff)
+    prod = mul(key, bit, diff)
+    return prod + y
+
+
+def maximum(key, x, y) -> Shared:
+    r"""Elementwise maximum of shared values: :math:`\max(x, y) = y + [x > y](x - y)`.
+
+    Args:
+        key: PRNG key (split for the comparison and the select).
+        x, y: :class:`Shared` values (same parties and encoding) with broadcastable shapes; one of
+            them may be a public array.
+    Returns:
+        :class:`Shared` of the broadcast shape, same encoding.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1, k2 = jax.random.split(jax.random.key(0), 3)
+        >>> fxp = jaxmpc.FixedPoint(10, 3)
+        >>> x, y = jaxmpc.share(k0, [1.0, -3.0], fxp), jaxmpc.share(k1, [-2.0, 4.0], fxp)
+        >>> jaxmpc.reveal(jaxmpc.maximum(k2, x, y)).tolist()
+        [1.0, 4.0]
+
+    Protocol: :func:`greater` then :func:`where`.
+
+    Cost: :func:`msb` plus 1 round (:math:`L(n) + 9` rounds), as :func:`relu`.
+    """
+    check_key(key)
+    keys = jax.random.split(key, 1 + MSB_KEYS)
+    bit = Shared(_msb_from_keys(keys[1:], _difference(y, x, "maximum").shares, None), None)
+    return where(keys[0], bit, x, y)
