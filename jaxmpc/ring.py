@@ -122,6 +122,11 @@ def add_to_party0(shares: jax.Array, v: jax.Array) -> jax.Array:
     return shares.at[0].add(v)
 
 
-def matmul(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Ring matrix product ``a @ b`` modulo 2^64 with ``jnp.matmul`` semantics (batched shapes)."""
-    return jnp.matmul(a, b, preferred_element_type=DTYPE)
+def matmul(a: jax.Array, b: jax.Array, *, method: str | None = None) -> jax.Array:
+    """Ring matrix product ``a @ b`` modulo 2^64 with ``jnp.matmul`` semantics (batched shapes).
+
+    Bit-exact on fast GEMMs (see :mod:`jaxmpc.gemm`); ``method`` is ``None`` (automatic, per
+    backend and shape), ``"xla"`` (XLA's uint64 loop), ``"f64"``, ``"i8"`` or ``"f32"``.
+    """
+    from . import gemm  # gemm does not import ring; imported here to keep ring's imports minimal
+    return gemm.matmul(a, b, method=method)
