@@ -60,13 +60,23 @@ def const(c) -> jax.Array:
 
 
 def party_sum(shares: jax.Array) -> jax.Array:
-    """Sum over the party axis (axis 0) modulo 2^64, dtype pinned to uint64: the opened value."""
-    return jnp.sum(shares, axis=0, dtype=DTYPE)
+    """Sum over the party axis (axis 0) modulo 2^64, dtype pinned to uint64: the opened value.
+
+    Written as n-1 elementwise additions (the party count is small and static), which XLA fuses
+    with the surrounding elementwise code; a reduction would be a kernel of its own.
+    """
+    out = shares[0]
+    for i in range(1, shares.shape[0]):
+        out = out + shares[i]
+    return out
 
 
 def party_xor(shares: jax.Array) -> jax.Array:
     """XOR over the party axis (axis 0): the opened value of a binary (XOR) sharing."""
-    return lax.reduce(shares, jnp.zeros((), shares.dtype), lax.bitwise_xor, (0,))
+    out = shares[0]
+    for i in range(1, shares.shape[0]):
+        out = out ^ shares[i]
+    return out
 
 
 def draw(key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.Array]:
@@ -119,7 +129,9 @@ def per_party(v: jax.Array, shares: jax.Array) -> jax.Array:
 
 def add_to_party0(shares: jax.Array, v: jax.Array) -> jax.Array:
     """Add the public ring value ``v`` to party 0's share only (a public constant enters once)."""
-    return shares.at[0].add(v)
+    # concatenation rather than ``.at[0].add`` (a scatter): elementwise code that XLA fuses
+    v = jnp.broadcast_to(v, shares.shape[1:])
+    return jnp.concatenate([(shares[0] + v)[None], shares[1:]], axis=0)
 
 
 def matmul(a: jax.Array, b: jax.Array, *, method: str | None = None) -> jax.Array:
