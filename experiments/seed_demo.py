@@ -63,7 +63,7 @@ def main(argv=None):
 
     # seeds (outer) x precisions (inner), one compiled function; every run gets its own key
     runs = jax.jit(jax.vmap(jax.vmap(one, (0, 0)), (0, None)))
-    keys = jax.random.split(jax.random.key(args.seed), (args.seeds, len(args.precisions)))
+    keys = jax.random.split(jaxmpc.key(args.seed), (args.seeds, len(args.precisions)))
     precisions = jnp.asarray(args.precisions, jnp.int32)
 
     t0 = time.perf_counter()

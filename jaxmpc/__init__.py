@@ -9,13 +9,14 @@ from .beaver import beaver, div_public, matmul, mul, mul_public, square_sum
 from .errors import (EncodingError, InputTypeError, JaxMPCError, ProtocolError, ShareMismatchError,
                      X64Error)
 from .fixedpoint import FixedPoint
+from .keys import key
 from .shared import Shared, concatenate, reveal, share
 from .truncation import truncate_shares
 from .compare import greater, less, maximum, msb, relu, sign, where
 from .accounting import LAN, WAN, CostReport, NetworkModel, cost
 
 __all__ = [
-    "FixedPoint", "Shared", "share", "reveal", "concatenate", "mul", "matmul", "mul_public",
+    "key", "FixedPoint", "Shared", "share", "reveal", "concatenate", "mul", "matmul", "mul_public",
     "div_public", "square_sum", "beaver", "truncate_shares",
     "nn", "losses", "optim", "train", "seed", "accounting", "dealer", "ring",
     "cost", "CostReport", "NetworkModel", "LAN", "WAN",

@@ -8,7 +8,8 @@ each update. :func:`run` is one encrypted run as a pure function of ``(key, prec
 Example:
     >>> import jax, jax.numpy as jnp; jax.config.update("jax_enable_x64", True)
     >>> from jaxmpc import seed
-    >>> keys = jax.random.split(jax.random.key(0), 2)  # one key per run
+    >>> import jaxmpc
+    >>> keys = jax.random.split(jaxmpc.key(0), 2)  # one key per run
     >>> losses = jax.jit(jax.vmap(seed.run))(keys, jnp.array([3, 4]))
     >>> losses.shape
     (2, 20)

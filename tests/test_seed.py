@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxmpc
 from jaxmpc import seed
 
 SEEDS = 6
@@ -20,7 +21,7 @@ def _sweep(n_parties: int):
     """Losses float64[seeds, precisions, 20] from one compiled, vmapped call (shared by tests)."""
     run = functools.partial(seed.run, n_parties=n_parties)
     runs = jax.jit(jax.vmap(jax.vmap(run, (0, 0)), (0, None)))  # a fresh key for every run
-    keys = jax.random.split(jax.random.key(2024 + n_parties), (SEEDS, len(PRECISIONS)))
+    keys = jax.random.split(jaxmpc.key(2024 + n_parties), (SEEDS, len(PRECISIONS)))
     return np.asarray(runs(keys, jnp.asarray(PRECISIONS, jnp.int32)))
 
 
