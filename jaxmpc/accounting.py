@@ -175,6 +175,11 @@ def repeat(k: int):
         _REPEAT.pop()
 
 
+def collecting_now() -> bool:
+    """Whether costs are being collected (code that skips a protocol can then trace it for its cost)."""
+    return bool(_ACTIVE)
+
+
 @contextlib.contextmanager
 def collecting():
     """Collect records made while the block runs (or traces) into a fresh :class:`Tally`.

@@ -31,7 +31,7 @@ import numpy as np
 from jax import lax
 
 from . import accounting, dealer, ring
-from .beaver import mul
+from .beaver import check_mode, mul
 from .errors import InputTypeError
 from .fixedpoint import check_numeric
 from .keys import check_key
@@ -115,7 +115,7 @@ def _and_with_triple(triple, x: jax.Array, y: jax.Array, name: str, transcript) 
     if transcript is not None:
         transcript.extend([e, f])
     z = c ^ (ring.per_party(e, b) & b) ^ (a & ring.per_party(f, a))
-    return z.at[0].set(z[0] ^ (e & f))
+    return jnp.concatenate([(z[0] ^ (e & f))[None], z[1:]], axis=0)  # no scatter: fuses
 
 
 def _slice_triple(triple, start: int, stop: int):
@@ -247,6 +247,20 @@ def _msb_from_keys(keys, shares: jax.Array, transcript) -> jax.Array:
 
 
 # ---- public API ---------------------------------------------------------------------------------
+def _msb_shares_in_mode(keys, shares: jax.Array, mode: str) -> jax.Array:
+    """MSB shares by the protocol, or by the ideal functionality (``mode="ideal"``): the exact bit
+    of the opened value, freshly shared with a dealer mask. Both are exact, so the outputs have the
+    same distribution (uniform shares of the same bit). The ideal path records the protocol's cost:
+    it traces the protocol abstractly (nothing runs) while costs are being collected."""
+    if mode != "ideal":
+        return _msb_from_keys(keys, shares, None)
+    if accounting.collecting_now():
+        jax.eval_shape(lambda k, s: _msb_from_keys(k, s, None), keys, shares)
+    bit = ring.party_sum(shares) >> _U(ring.RING_BITS - 1)
+    mask = ring.random(keys[0], (shares.shape[0] - 1,) + tuple(shares.shape[1:]))
+    return ring.shares_from_mask(bit, mask)
+
+
 def _check_shared(x, fname: str, name: str = "x") -> None:
     if not isinstance(x, Shared):
         raise InputTypeError(
@@ -272,7 +286,7 @@ def _difference(x, y, fname: str) -> Shared:
     )
 
 
-def msb(key, x: Shared) -> Shared:
+def msb(key, x: Shared, *, mode: str = "protocol") -> Shared:
     r"""The most significant bit of a shared ring value: :math:`b = [x < 0]` (two's complement).
 
     Exact for every ring element; for a fixed-point value it is :math:`[x < 0]`.
@@ -280,6 +294,9 @@ def msb(key, x: Shared) -> Shared:
     Args:
         key: PRNG key (consumed: split for the compressors, the adder and the conversion).
         x: :class:`Shared` of any shape, ``shares: uint64[n_parties, *shape]``, any encoding.
+        mode: ``"protocol"`` (default) runs the protocol below; ``"ideal"`` computes the exact bit
+            of the opened value and shares it afresh (same output distribution, same recorded
+            cost, none of the adder's work: for fast numerical sweeps).
     Returns:
         :class:`Shared` with ``fxp=None``, shape ``x.shape``, holding the bit (0 or 1).
 
@@ -311,10 +328,11 @@ def msb(key, x: Shared) -> Shared:
     """
     check_key(key)
     _check_shared(x, "msb")
-    return Shared(msb_shares(key, x.shares), None)
+    check_mode(mode)
+    return Shared(_msb_shares_in_mode(jax.random.split(key, MSB_KEYS), x.shares, mode), None)
 
 
-def relu(key, x: Shared) -> tuple[Shared, Shared]:
+def relu(key, x: Shared, *, mode: str = "protocol") -> tuple[Shared, Shared]:
     r"""ReLU of a shared value and its derivative bit: :math:`y = \max(x, 0)`, :math:`d = [x > 0]`.
 
     The derivative is 0 at 0 (the PyTorch / JAX convention). Exact for every ring value except
@@ -325,6 +343,8 @@ def relu(key, x: Shared) -> tuple[Shared, Shared]:
     Args:
         key: PRNG key (split for the comparison and the product).
         x: :class:`Shared` of any shape (``shares: uint64[n_parties, *shape]``).
+        mode: ``"protocol"`` (default) or ``"ideal"`` (see :func:`msb`; the product then uses
+            Beaver's ideal mode too).
     Returns:
         ``(y, drelu)``: ``y`` a :class:`Shared` like ``x``; ``drelu`` a :class:`Shared` with
         ``fxp=None`` holding the bit :math:`[x > 0]`.
@@ -348,9 +368,10 @@ def relu(key, x: Shared) -> tuple[Shared, Shared]:
     """
     check_key(key)
     _check_shared(x, "relu")
+    check_mode(mode)
     keys = jax.random.split(key, 1 + MSB_KEYS)  # one split (each PRNG site costs compile time)
-    d = Shared(_msb_from_keys(keys[1:], (-x).shares, None), None)
-    return mul(keys[0], d, x), d
+    d = Shared(_msb_shares_in_mode(keys[1:], (-x).shares, mode), None)
+    return mul(keys[0], d, x, mode=mode), d
 
 
 def less(key, x, y) -> Shared:

@@ -84,21 +84,22 @@ def Linear(in_features: int, out_features: int, *, truncation: str = "dealer",
     return Layer(init, forward, backward, plain)
 
 
-def ReLU() -> Layer:
+def ReLU(*, mode: str = "protocol") -> Layer:
     r"""Rectified linear unit :math:`y = \max(x, 0)` via :func:`jaxmpc.relu`.
 
     The forward's comparison bit :math:`\mathbb{1}[x > 0]` is kept as the residual, so the backward
     :math:`dx = \mathbb{1}[x > 0] \cdot dy` is one Beaver product of a 0/1 integer by a fixed-point
-    value: no second comparison and no truncation (PySyft did both).
+    value: no second comparison and no truncation (PySyft did both). ``mode="ideal"`` uses the ideal
+    functionality for the comparison and the products (see :func:`jaxmpc.msb`).
     """
     def forward(key, params, x):
         from .compare import relu
 
-        y, bit = relu(key, x)
+        y, bit = relu(key, x, mode=mode)
         return y, bit
 
     def backward(key, params, bit, dy, need_dx: bool = True):
-        return {}, (mul(key, bit, dy) if need_dx else None)
+        return {}, (mul(key, bit, dy, mode=mode) if need_dx else None)
 
     return Layer(lambda key: {}, forward, backward, lambda params, x: jax.nn.relu(x))
 
