@@ -14,6 +14,7 @@ the simulated openings and the truncation. The plaintext twin is the same maths 
 
     python experiments/bench_core.py                         # mul 1M, matmul 128/512/1024, relu 1M
     python experiments/bench_core.py --sizes 128,256 --repeats 20 --json bench_core.json
+    python experiments/bench_core.py --prng threefry         # JAX's default PRNG for the dealer
 """
 from __future__ import annotations
 
@@ -71,13 +72,17 @@ def main(argv=None):
                     help="a case whose warm-up call takes longer than this many seconds ...")
     ap.add_argument("--slow-repeats", type=int, default=3, help="... is timed this many times instead")
     ap.add_argument("--no-relu", action="store_true", help="skip the relu case")
+    ap.add_argument("--prng", choices=("splitmix64", "threefry"),
+                    default="splitmix64" if hasattr(jaxmpc, "key") else "threefry",
+                    help="key implementation the dealer draws from: jaxmpc.key (SplitMix64, the "
+                         "default where available) or jax.random.key (threefry)")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
 
     fxp = jaxmpc.FixedPoint(args.base, args.precision)
     n = args.parties
     rng = np.random.default_rng(0)
-    key = jax.random.key(0)
+    key = jaxmpc.key(0) if args.prng == "splitmix64" else jax.random.key(0)
     k_data, k_run = jax.random.split(key)
     data_keys = iter(jax.random.split(k_data, 64))
     n_keys = max(args.repeats, 1) + 1
@@ -111,8 +116,8 @@ def main(argv=None):
 
     records = []
     header = f"{'case':<14}{'seconds':>11}{'plaintext s':>14}{'ratio':>10}{'compile s':>11}{'runs':>6}"
-    print(f"{n}-party protocol vs float32 plaintext, {fxp!r}, backend {jax.default_backend()}, "
-          f"{os.cpu_count()} CPUs, jax {jax.__version__}")
+    print(f"{n}-party protocol vs float32 plaintext, {fxp!r}, {args.prng} keys, backend "
+          f"{jax.default_backend()}, {os.cpu_count()} CPUs, jax {jax.__version__}")
     print(header)
     print("-" * len(header))
     for name, pfn, pargs, tfn, targs, details in cases:
@@ -122,7 +127,7 @@ def main(argv=None):
                                      slow_repeats=args.slow_repeats)
         rec = {"name": name, "mode": "protocol", "seconds": sec, "plaintext_seconds": psec,
                "ratio": sec / psec, "compile_seconds": comp, "plaintext_compile_seconds": pcomp,
-               "runs": runs, "plaintext_runs": pruns, "n_parties": n,
+               "runs": runs, "plaintext_runs": pruns, "n_parties": n, "prng": args.prng,
                "encoding": {"base": fxp.base, "precision": args.precision}, **details}
         records.append(rec)
         print(f"{name:<14}{sec:>11.4g}{psec:>14.4g}{rec['ratio']:>10.1f}{comp:>11.3g}{runs:>6}", flush=True)
@@ -135,7 +140,7 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"benchmarks": records, "machine": machine,
                        "settings": {"repeats": args.repeats, "slow": args.slow,
-                                    "slow_repeats": args.slow_repeats}}, f, indent=2)
+                                    "slow_repeats": args.slow_repeats, "prng": args.prng}}, f, indent=2)
         print(f"wrote {args.json}")
     return records
 

@@ -41,6 +41,12 @@ import jaxmpc
 from jaxmpc import FixedPoint, ring
 
 E = 0.5  # encoding error per operand, rounding "nearest", in units
+
+# Key implementations: JAX's default (threefry) and jaxmpc's SplitMix64 (jaxmpc.key, the dealer's
+# fast PRNG). The protocols work with any key; the privacy tests check both generators' output.
+KEY_IMPLS = {"threefry": jax.random.key}
+if hasattr(jaxmpc, "key"):
+    KEY_IMPLS["splitmix64"] = jaxmpc.key
 SLACK_UNITS = 1e-6
 REL = 1e-12
 
@@ -312,11 +318,17 @@ def _compile_options(config):
     return {} if config == CONFIGS[0] else FAST_COMPILE
 
 
+def key_impl(config) -> str:
+    """Configurations alternate between the key implementations (both are exercised)."""
+    names = list(KEY_IMPLS)
+    return names[CONFIGS.index(config) % len(names)]
+
+
 def results(config):
     """Revealed outputs for one configuration: {case: float64[n_precisions, *shape]}, plus scales."""
     if config not in _RESULTS:
         n, base, method = config
-        key = jax.random.key(1000 * n + base + (7 if method == "local" else 0))
+        key = KEY_IMPLS[key_impl(config)](1000 * n + base + (7 if method == "local" else 0))
         if base == 10:  # traced precision: one program vmapped over precisions 2..6
             fn = jax.jit(jax.vmap(lambda k, p: _run_cases(k, FixedPoint(10, p), config), (None, 0)),
                          compiler_options=_compile_options(config))
@@ -345,7 +357,7 @@ def _check(got, want, bound_units, s, what):
         f"(got {got[bad][:5]}, want {want[bad][:5]}, scale {s})")
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"n{c[0]}-base{c[1]}-{c[2]}")
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"n{c[0]}-base{c[1]}-{c[2]}-{key_impl(c)}")
 def test_conformance(config):
     """Every operation of the configuration, every precision, within its stated bound.
 
@@ -656,14 +668,16 @@ def assert_same_distribution(u, v, what: str):
     assert chi2 < _chi2_crit(255), f"{what}: two-sample chi2 = {chi2:.1f}"
 
 
+@pytest.mark.parametrize("impl", list(KEY_IMPLS))
 @pytest.mark.parametrize("n_parties", [2, 3, 5])
-def test_single_party_shares_reveal_nothing(n_parties):
+def test_single_party_shares_reveal_nothing(n_parties, impl):
     """Each party's shares of two very different secrets (all zeros, and +-4.6e6 at precision 6:
     near the top of the allowed range) are uniform over the ring and indistinguishable from each
-    other. 8192 elements per secret, fixed seeds."""
+    other. 8192 elements per secret, fixed seeds, for each key implementation."""
     fxp = FixedPoint(10, 6)
+    make_key = KEY_IMPLS[impl]
     secrets = {"zeros": np.zeros(8192), "large": np.where(np.arange(8192) % 2 == 0, 4.6e6, -4.6e6)}
-    shares = {name: np.asarray(jaxmpc.share(jax.random.key(50 + n_parties + 10 * i), v, fxp,
+    shares = {name: np.asarray(jaxmpc.share(make_key(50 + n_parties + 10 * i), v, fxp,
                                             n_parties=n_parties).shares)
               for i, (name, v) in enumerate(secrets.items())}
     for party in range(n_parties):
@@ -704,20 +718,21 @@ def test_beaver_recomputed_triple_is_the_one_used(n_parties):
     np.testing.assert_array_equal(ring.party_sum(rebuilt), ring.party_sum(xs) * ring.party_sum(ys))
 
 
-@pytest.mark.parametrize("n_parties", [2, 3])
-def test_beaver_opened_values_are_uniform(n_parties):
+@pytest.mark.parametrize("n_parties,impl", [(2, "threefry"), (3, list(KEY_IMPLS)[-1])])
+def test_beaver_opened_values_are_uniform(n_parties, impl):
     """The values opened in mul / matmul, e = x - a and f = y - b, are uniform whatever the secrets
     (constant 0 and constant 1e6 raw: as far from uniform as secrets get). The triple is recomputed
     from the same key via jaxmpc.dealer.beaver_triple (mul and matmul split their key into
     (triple, truncation)); the test first checks that this reproduces mul's output shares exactly."""
     fxp = FixedPoint(2, 16)
-    x = jaxmpc.share(jax.random.key(61), np.zeros(4096), fxp, n_parties=n_parties)
-    y = jaxmpc.share(jax.random.key(62), np.full(4096, 1e6 / 2**16), fxp, n_parties=n_parties)
-    xm = jaxmpc.share(jax.random.key(63), np.zeros((64, 64)), fxp, n_parties=n_parties)
-    ym = jaxmpc.share(jax.random.key(64), np.full((64, 64), -7.25), fxp, n_parties=n_parties)
+    make_key = KEY_IMPLS[impl]
+    x = jaxmpc.share(make_key(61), np.zeros(4096), fxp, n_parties=n_parties)
+    y = jaxmpc.share(make_key(62), np.full(4096, 1e6 / 2**16), fxp, n_parties=n_parties)
+    xm = jaxmpc.share(make_key(63), np.zeros((64, 64)), fxp, n_parties=n_parties)
+    ym = jaxmpc.share(make_key(64), np.full((64, 64), -7.25), fxp, n_parties=n_parties)
     for fn, op, u, w, seed in ((jaxmpc.mul, jnp.multiply, x, y, 71), (jaxmpc.matmul, ring.matmul, xm, ym, 72)):
-        z = fn(jax.random.key(seed), u, w)
-        k_triple, k_trunc = jax.random.split(jax.random.key(seed))
+        z = fn(make_key(seed), u, w)
+        k_triple, k_trunc = jax.random.split(make_key(seed))
         assert np.array_equal(  # the recomputation below is what fn did
             np.asarray(z.shares),
             np.asarray(jaxmpc.truncate_shares(k_trunc, jaxmpc.beaver(jax.random.clone(k_triple), u.shares,
@@ -730,7 +745,28 @@ def test_beaver_opened_values_are_uniform(n_parties):
         assert_uniform_ring(a[0], f"{fn.__name__}: party 0's share of a")
 
 
-def test_truncation_opened_value_is_uniform(monkeypatch):
+@pytest.mark.parametrize("impl", list(KEY_IMPLS))
+def test_sibling_keys_give_independent_masks(impl):
+    """Two sharings of the SAME secret under sibling keys (split, fold_in, consecutive seeds): the
+    difference of a party's shares is uniform. Related streams would leak (x0 - x0' reveals nothing
+    only if the two masks are independent)."""
+    make_key = KEY_IMPLS[impl]
+    fxp = FixedPoint(10, 3)
+    v = np.full(8192, 123.456)
+    k1, k2 = jax.random.split(make_key(5))
+    parent = make_key(6)
+    k3, k4 = jax.random.fold_in(parent, 0), jax.random.fold_in(jax.random.clone(parent), 1)
+    pairs = {"split": (k1, k2), "fold_in": (k3, k4), "seeds": (make_key(7), make_key(8))}
+    for name, (ka, kb) in pairs.items():
+        a = np.asarray(jaxmpc.share(ka, v, fxp, n_parties=3).shares)
+        b = np.asarray(jaxmpc.share(kb, v, fxp, n_parties=3).shares)
+        for party in range(3):
+            assert_uniform_ring(a[party] - b[party], f"{impl} {name}: party {party}, difference")
+            assert_uniform_ring(a[party] ^ b[party], f"{impl} {name}: party {party}, xor")
+
+
+@pytest.mark.parametrize("impl", list(KEY_IMPLS))
+def test_truncation_opened_value_is_uniform(monkeypatch, impl):
     """Dealer truncation opens c = x' + r: uniform for a constant secret."""
     captured = []
     original = jaxmpc.dealer.truncation_material
@@ -741,17 +777,18 @@ def test_truncation_opened_value_is_uniform(monkeypatch):
         return out
 
     monkeypatch.setattr(jaxmpc.dealer, "truncation_material", spy)
-    shares = _share_constant(jax.random.key(80), 1 << 40, 2, 4096)
-    jaxmpc.truncate_shares(jax.random.key(81), shares, 1000)
+    shares = _share_constant(KEY_IMPLS[impl](80), 1 << 40, 2, 4096)
+    jaxmpc.truncate_shares(KEY_IMPLS[impl](81), shares, 1000)
     (r, _, _), = captured
     assert_uniform_ring(ring.party_sum(shares + r), "c = x + r")  # x' differs by a public shift
 
 
 # ----------------------------------------------------------------------------------------------
 # keys
-def test_reusing_a_key_in_mul_raises():
+@pytest.mark.parametrize("impl", list(KEY_IMPLS))
+def test_reusing_a_key_in_mul_raises(impl):
     fxp = FixedPoint(10, 3)
-    k1, k2, k3 = _fresh_keys(90, 3)
+    k1, k2, k3 = jax.random.split(KEY_IMPLS[impl](90), 3)
     x = jaxmpc.share(k1, [1.0, 2.0], fxp)
     y = jaxmpc.share(k2, [3.0, 4.0], fxp)
     jaxmpc.mul(k3, x, y)
