@@ -4,9 +4,12 @@ r"""Fixed-point encoding of real numbers into the ring: :math:`v = \mathrm{round
 mode change the program and are static; the precision is array data, so one compiled function can be
 ``jax.vmap``-ped over precisions.
 
-Headroom. A value must survive one product before truncation: :math:`|x| s^2 < 2^{62}`, the range in
-which the dealer-assisted truncation is exact. Hence :math:`s^2 < 2^{62}`: base 10 allows precision
-0..9 and base 2 allows 0..30.
+Headroom. A product :math:`xy` is held at scale :math:`s^2` before truncation, and the
+dealer-assisted truncation is exact while :math:`|xy| s^2 < 2^{62}`. :func:`share` checks
+:math:`|x| s^2 < 2^{62}`: room for one product with a factor of magnitude at most 1. Products of two
+larger values (and sums of many products in a matmul) must satisfy the bound themselves; that is
+the user's responsibility, since shared values cannot be inspected. Hence :math:`s^2 < 2^{62}`:
+base 10 allows precision 0..9 and base 2 allows 0..30.
 
 The precision travels inside a pytree as a small boolean bit-vector (its binary digits). Booleans add
 as logical OR, so ``optax.apply_updates(params, updates)`` -- which adds parameters and updates leaf by
