@@ -155,7 +155,7 @@ class DataTask:
         self.arrays = (jnp.asarray(ds.x_train), jnp.asarray(data.one_hot(ds.y_train, ds.n_classes)),
                        jnp.asarray(ds.x_test), jnp.asarray(ds.y_test))
         # per seed: initial weights and batch order (plaintext, shared by every run of that seed)
-        k_seeds = jax.random.split(jax.random.fold_in(jax.random.key(args.seed), 1), args.seeds)
+        k_seeds = jax.random.split(jax.random.fold_in(jaxmpc.key(args.seed), 1), args.seeds)
         inits, orders = [], []
         for k in k_seeds:
             k_init, k_order = jax.random.split(k)
@@ -178,8 +178,8 @@ class DataTask:
 
 
 # ---- running the grid ---------------------------------------------------------------------------
-def _with_key_data(run):
-    """``run`` taking its key as raw ``uint32`` key data.
+def _with_key_data(run, impl):
+    """``run`` taking its key as raw ``uint32`` key data of the PRNG implementation ``impl``.
 
     The runs are compiled ahead of time (to time compilation apart from running), and calling such a
     compiled function with a slice of a typed key array makes JAX's eager key-reuse checker (JAX 0.10)
@@ -187,7 +187,7 @@ def _with_key_data(run):
     Raw key data passes the boundary unchecked; inside, the checker still sees every use.
     """
     def run_from_data(key_data, *args):
-        return run(jax.random.wrap_key_data(key_data), *args)
+        return run(jax.random.wrap_key_data(key_data, impl=impl), *args)
     return run_from_data
 
 
@@ -220,8 +220,9 @@ def run_vmapped(task, keys, precisions, lrs, seed_idx, chunk: int, quiet: bool, 
         keys = jnp.concatenate([keys, jax.random.split(pad_key, pad)])
         fill = np.full(pad, n_runs - 1)
         precisions, lrs, seed_idx = (np.concatenate([a, a[fill]]) for a in (precisions, lrs, seed_idx))
+    impl = jax.random.key_impl(keys)
     keys = jax.random.key_data(keys)  # see _with_key_data
-    fn = jax.jit(jax.vmap(_with_key_data(task.run)))
+    fn = jax.jit(jax.vmap(_with_key_data(task.run, impl)))
 
     def args_of(c):
         sl = slice(c * chunk, (c + 1) * chunk)
@@ -242,8 +243,9 @@ def run_vmapped(task, keys, precisions, lrs, seed_idx, chunk: int, quiet: bool, 
 
 def run_pointwise(task, keys, precisions, lrs, seed_idx, quiet: bool):
     """The same runs one at a time with the un-vmapped function (compiled once)."""
+    impl = jax.random.key_impl(keys)
     keys = jax.random.key_data(keys)  # see _with_key_data
-    fn = jax.jit(_with_key_data(task.run))
+    fn = jax.jit(_with_key_data(task.run, impl))
 
     def args_of(i):
         return (keys[i], jnp.int32(precisions[i]), jnp.float64(lrs[i]), _take(task.per_seed, int(seed_idx[i])))
@@ -305,7 +307,7 @@ def main(argv=None):
     lrs = np.asarray(args.lrs, np.float64)[l_idx]
     n_runs = len(precisions)
     chunk = min(args.chunk_size or n_runs, n_runs)
-    k_runs, k_pad, k_base = jax.random.split(jax.random.fold_in(jax.random.key(args.seed), 2), 3)
+    k_runs, k_pad, k_base = jax.random.split(jax.random.fold_in(jaxmpc.key(args.seed), 2), 3)
     keys = jax.random.split(k_runs, n_runs)
 
     print(f"jaxmpc sweep: task {args.task}, base {args.base}, precisions {args.precisions}, "

@@ -297,7 +297,7 @@ def main(argv=None):
     t_train, lr = data.one_hot(ds.y_train, ds.n_classes), jnp.float64(args.lr)
     x_train, x_test = jnp.asarray(ds.x_train), jnp.asarray(ds.x_test)
 
-    k_init, k_order, k_mpc, k_eval = jax.random.split(jax.random.key(args.seed), 4)
+    k_init, k_order, k_mpc, k_eval = jax.random.split(jaxmpc.key(args.seed), 4)
     init_params = make_model(cfg).init(k_init)
     orders = batch_orders(k_order, args.epochs, ds.n_train, args.batch_size)
     n_batches = int(orders.shape[1])
@@ -322,14 +322,15 @@ def main(argv=None):
 
     # cost of one training step and of the secure test-set inference (traced, nothing runs)
     idx0 = orders[0, 0]
+
     def step_and_reveal_loss(k, p, s, xb, tb):  # one iteration of enc_epoch's loop body
         p, s, loss = enc_step(k, p, s, xb, tb, lr, cfg=cfg)
         return p, s, jaxmpc.reveal(loss)
 
-    step_cost = jaxmpc.cost(step_and_reveal_loss, jax.random.key(0), state.params, state.opt_state,
+    step_cost = jaxmpc.cost(step_and_reveal_loss, jaxmpc.key(0), state.params, state.opt_state,
                             state.x[idx0], state.t[idx0])
     infer_cost = jaxmpc.cost(lambda k, p, x: enc_predict(k, p, x, cfg=cfg),
-                             jax.random.key(1), state.params, state.x_test)
+                             jaxmpc.key(1), state.params, state.x_test)
 
     hist = {k: [] for k in ("encrypted_train_loss", "plaintext_train_loss", "encrypted_test_accuracy",
                             "plaintext_test_accuracy", "max_param_deviation", "epoch_seconds")}

@@ -8,7 +8,7 @@ index and nothing else (neither the logits nor which comparisons were won).
 Example:
     >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
     >>> from jaxmpc import inference
-    >>> k_x, k_arg = jax.random.split(jax.random.key(0))
+    >>> k_x, k_arg = jax.random.split(jaxmpc.key(0))
     >>> x = jaxmpc.share(k_x, [[0.1, 2.0, -1.0], [3.0, 3.0, 0.5]], jaxmpc.FixedPoint(2, 16))
     >>> jaxmpc.reveal(inference.argmax(k_arg, x)).tolist()
     [1, 0]

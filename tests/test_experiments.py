@@ -49,11 +49,11 @@ def test_load_scales_and_splits(name, n_features, n_classes):
 
 
 def test_batch_order_is_a_permutation_without_the_partial_batch():
-    order = np.asarray(data.batch_order(jax.random.key(3), 10, 3))
+    order = np.asarray(data.batch_order(jaxmpc.key(3), 10, 3))
     assert order.shape == (3, 3) and order.dtype == np.int32
     assert len(set(order.ravel().tolist())) == 9 and order.max() < 10
     with pytest.raises(jaxmpc.InputTypeError, match="batch_size"):
-        data.batch_order(jax.random.key(4), 10, 11)
+        data.batch_order(jaxmpc.key(4), 10, 11)
 
 
 def test_one_hot():
@@ -69,7 +69,7 @@ def test_secure_argmax_matches_argmax():
     v[0] = 0.5  # a tie goes to the lowest index, as in jnp.argmax
     v[1, -1] = 40.0  # the odd one out wins
     v[2, 1] = v[2, 3] = 9.0  # a tie between two winners of the first level
-    k_x, k_arg, k_one, k_arg1 = jax.random.split(jax.random.key(5), 4)
+    k_x, k_arg, k_one, k_arg1 = jax.random.split(jaxmpc.key(5), 4)
     x = jaxmpc.share(k_x, v, fxp, n_parties=3)
     got = np.asarray(jaxmpc.reveal(jax.jit(inference.argmax)(k_arg, x)))
     np.testing.assert_array_equal(got, v.argmax(-1))
@@ -80,7 +80,7 @@ def test_secure_argmax_matches_argmax():
 def test_secure_argmax_cost_formula():
     fxp = jaxmpc.FixedPoint(2, 16)
     x = jaxmpc.Shared(jax.ShapeDtypeStruct((2, 4, 10), jnp.uint64), fxp)
-    report = jaxmpc.cost(inference.argmax, jax.random.key(0), x)
+    report = jaxmpc.cost(inference.argmax, jaxmpc.key(0), x)
     assert inference.argmax_rounds(10) == 4
     assert report.rounds == 4 * (jaxmpc.compare.msb_rounds(2) + 1)
     assert "reveal" not in report.ops  # nothing is opened but masked values
