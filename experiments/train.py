@@ -59,7 +59,7 @@ def make_model(cfg: Config) -> nn.Layer:
     opts = {"truncation": cfg.truncation, "mode": cfg.mode}
     layers, d = [], cfg.n_features
     for h in cfg.hidden:
-        layers += [nn.Linear(d, h, **opts), nn.ReLU()]
+        layers += [nn.Linear(d, h, **opts), nn.ReLU(mode=cfg.mode)]
         d = h
     layers.append(nn.Linear(d, cfg.n_classes, **opts))
     return nn.serial(*layers)

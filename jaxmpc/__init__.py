@@ -4,7 +4,7 @@ One process holds every party's shares (a leading party axis) and the dealer's k
 each party computes, sees and sends, so accuracy and cost can be measured. It is not a deployment.
 """
 from . import accounting, dealer, ring
-from . import losses, nn, optim, seed, train
+from . import data, inference, losses, nn, optim, seed, train
 from .beaver import beaver, div_public, matmul, mul, mul_public, square_sum
 from .errors import (EncodingError, InputTypeError, JaxMPCError, ProtocolError, ShareMismatchError,
                      X64Error)
@@ -18,7 +18,7 @@ from .accounting import LAN, WAN, CostReport, NetworkModel, cost
 __all__ = [
     "key", "FixedPoint", "Shared", "share", "reveal", "concatenate", "mul", "matmul", "mul_public",
     "div_public", "square_sum", "beaver", "truncate_shares",
-    "nn", "losses", "optim", "train", "seed", "accounting", "dealer", "ring",
+    "nn", "losses", "optim", "train", "seed", "data", "inference", "accounting", "dealer", "ring",
     "cost", "CostReport", "NetworkModel", "LAN", "WAN",
     "JaxMPCError", "EncodingError", "InputTypeError", "ProtocolError", "ShareMismatchError", "X64Error",
 ]
