@@ -233,15 +233,23 @@ def sigmoid(key, x: Shared, *, iterations: int = 4, exp_iterations: int = 8,
     :math:`4 \cdot` ``iterations`` + 1 (select by :math:`b`) rounds: :math:`M + 36` for the
     defaults.
     """
+    return _sigmoid_parts(key, x, iterations, exp_iterations, truncation)[0]
+
+
+def _sigmoid_parts(key, x: Shared, iterations: int, exp_iterations: int, truncation: str):
+    """:func:`sigmoid` and its by-products ``(sigma, b, bx, z)``: :math:`b = [x < 0]`,
+    :math:`bx = b \\cdot x` (so :math:`\\max(x, 0) = x - bx`), :math:`z = 1 + e^{-|x|}`."""
     _check(key, x, "sigmoid")
     _check_iter(iterations, "iterations", "sigmoid")
     _check_iter(exp_iterations, "exp_iterations", "sigmoid")
-    keys = jax.random.split(key, 5)
-    a, b = abs_sign(keys[0], x)
+    keys = jax.random.split(key, 6)
+    b = msb(keys[0], x)
+    bx = mul(keys[5], b, x)
+    a = x - bx * 2
     z = exp(keys[1], -a, iterations=exp_iterations, truncation=truncation) + 1.0
     y0 = div_public(keys[2], 3.0 - z, 2, truncation=truncation)
     s = _newton_reciprocal(keys[4], z, y0, iterations, truncation)
-    return s + mul(keys[3], b, 1.0 - s * 2)
+    return s + mul(keys[3], b, 1.0 - s * 2), b, bx, z
 
 
 def sigmoid_plain(x, iterations: int = 4, exp_iterations: int = 8):
@@ -369,14 +377,21 @@ def log(key, x: Shared, *, iterations: int = 2, order: int = 8, exp_iterations: 
     coeffs = coeffs.reshape((order,) + (1,) * x.ndim)
 
     def step(key, y):
-        k = jax.random.split(key, order + 2)
+        k = jax.random.split(key, 4)
         ey = exp(k[0], -y, iterations=exp_iterations, truncation=truncation)
         h = 1.0 - mul(k[1], x, ey, truncation=truncation)
-        powers = [h]
-        for j in range(order - 1):
-            powers.append(mul(k[2 + j], powers[-1], h, truncation=truncation))
-        stacked = concatenate([p[None] for p in powers], axis=0)
-        return y - mul_public(k[order + 1], stacked, coeffs, truncation=truncation).sum(axis=0)
+        stacked = h[None]
+        if order > 1:  # h^2 .. h^K in one scanned body (outputs stacked on a leading axis)
+            def power(carry, _):
+                hk, kk = carry
+                kk, k_mul = jax.random.split(kk)
+                hk = mul(k_mul, hk, h, truncation=truncation)
+                return (hk, kk), hk.shares
+
+            _, more = accounting.scan(power, (h, k[2]), None, length=order - 1)
+            more = Shared(jnp.moveaxis(more, 0, 1), h.fxp)  # party axis first
+            stacked = concatenate([stacked, more], axis=0)
+        return y - mul_public(k[3], stacked, coeffs, truncation=truncation).sum(axis=0)
 
     return _loop(step, keys[3], y, iterations)
 
