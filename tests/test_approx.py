@@ -1,0 +1,170 @@
+"""Nonlinear approximations (jaxmpc.approx) and the classification losses.
+
+Each function is checked (a) against its float64 plaintext twin (the same approximation) within an
+MPC bound in units of 1/s, and (b) against the exact float64 function within its stated
+approximation error over its stated domain. Base 2, 16 fractional bits. Compile time is the budget
+(2 CPU cores for the whole suite): one jitted function per party count evaluates everything on tiny
+inputs, cached across tests.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmpc
+from jaxmpc import approx, losses
+from jaxmpc.compare import msb_rounds
+from jaxmpc.errors import InputTypeError
+
+FXP = jaxmpc.FixedPoint(2, 16)
+S = 2.0 ** 16
+NE = 8  # default exp iterations
+
+INPUTS = {
+    "exp": np.array([-8.0, -4.0, -1.0, -0.3, 0.0, 0.5, 1.0, 2.0, 4.0]),
+    "reciprocal": np.array([0.05, 0.1, 0.5, 1.0, 2.0, 10.0, 50.0, 200.0]),
+    "sigmoid": np.array([-16.0, -4.0, -1.0, -0.1, 0.0, 0.1, 1.0, 4.0, 16.0]),
+    "tanh": np.array([-8.0, -2.0, -0.5, 0.0, 0.5, 2.0, 8.0]),
+    "rsqrt": np.array([0.1, 0.5, 1.0, 4.0, 25.0, 100.0]),
+    "log": np.array([1.0, 1.5, 2.0, 5.0, 10.0, 50.0, 100.0]),
+    "softmax": np.array([[0.0, 1.0, -1.0, 2.0, 0.5], [3.0, 3.0, 3.0, 3.0, 3.0],
+                         [-4.0, 4.0, 0.0, 1.0, -2.0]]),
+}
+EXACT = {
+    "exp": np.exp,
+    "reciprocal": lambda x: 1.0 / x,
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "tanh": np.tanh,
+    "rsqrt": lambda x: 1.0 / np.sqrt(x),
+    "log": np.log,
+    "softmax": lambda x: np.asarray(jax.nn.softmax(jnp.asarray(x), axis=-1)),
+}
+# MPC bound |shared - twin| in units of 1/s, as a function of the twin's output and the input
+MPC_BOUND = {
+    "exp": lambda y, x: 2.0 ** (NE + 1) * np.abs(y) + 16,  # x/2^n's rounding amplified 2^n times
+    "reciprocal": lambda y, x: 16 + 16 / x,
+    "sigmoid": lambda y, x: 128,
+    "tanh": lambda y, x: 256,
+    "rsqrt": lambda y, x: 64,
+    "log": lambda y, x: 2.0 ** (NE + 2),
+    "softmax": lambda y, x: 256,
+}
+# stated approximation error (twin vs exact float64) over the domain the inputs cover
+APPROX_BOUND = {
+    "exp": lambda e, x: 1.1 * x**2 / 2.0 ** (NE + 1) * e + 1e-12,  # relative ~ x^2 / 2^(n+1)
+    "reciprocal": lambda e, x: 1e-9 * e,
+    "sigmoid": lambda e, x: 1e-3,
+    "tanh": lambda e, x: 2e-3,
+    "rsqrt": lambda e, x: 1e-8 * e,
+    "log": lambda e, x: 0.04,
+    "softmax": lambda e, x: 3e-3,
+}
+N2_ONLY = ("tanh", "rsqrt", "log", "bce")  # the 3-party suite skips these (compile time)
+B, C = 4, 3
+LOGITS = np.array([[1.0, -2.0, 0.5], [3.0, 2.5, -1.0], [0.0, 0.0, 0.0], [-4.0, 2.0, 1.0]])
+ONEHOT = np.eye(C)[[0, 2, 1, 1]]
+BLOGITS = np.array([-8.0, -2.0, -0.5, 0.0, 0.7, 3.0])
+BTARGETS = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+
+
+def _names(n):
+    return [k for k in INPUTS if n == 2 or k not in N2_ONLY]
+
+
+@functools.lru_cache(maxsize=None)
+def _suite(n: int):
+    """One jitted function per party count: every function and both losses."""
+    names = _names(n)
+
+    @jax.jit
+    def run(key, xs, logits, onehot, blogits, btargets):
+        keys = jax.random.split(key, len(names) + 2)
+        out = {k: jaxmpc.reveal(getattr(approx, k)(keys[i], xs[k])) for i, k in enumerate(names)}
+        out["sce"] = tuple(jaxmpc.reveal(v) for v in losses.softmax_cross_entropy(keys[-2], logits, onehot))
+        if n == 2:
+            out["bce"] = tuple(jaxmpc.reveal(v) for v in
+                               losses.binary_cross_entropy_with_sigmoid(keys[-1], blogits, btargets))
+        return out
+
+    return run
+
+
+@functools.lru_cache(maxsize=None)
+def _results(n: int):
+    keys = jax.random.split(jaxmpc.key(1000 + n), 7)
+    names = _names(n)
+    ks = jax.random.split(keys[0], len(names))
+    xs = {k: jaxmpc.share(ks[i], INPUTS[k], FXP, n) for i, k in enumerate(names)}
+    logits = jaxmpc.share(keys[1], LOGITS, FXP, n)
+    onehot = jaxmpc.share(keys[2], ONEHOT, FXP, n)
+    blogits = jaxmpc.share(keys[3], BLOGITS, FXP, n)
+    btargets = jaxmpc.share(keys[4], BTARGETS, FXP, n)
+    out = _suite(n)(keys[5], xs, logits, onehot, blogits, btargets)
+    return jax.tree_util.tree_map(np.asarray, out)
+
+
+CASES = [(n, k) for n in (2, 3) for k in _names(n)]
+
+
+@pytest.mark.parametrize("n,name", CASES)
+def test_against_twin_and_exact(n, name):
+    x = INPUTS[name]
+    y = _results(n)[name]
+    twin = np.asarray(getattr(approx, name + "_plain")(jnp.asarray(x)))
+    exact = EXACT[name](x)
+    xb = x if name != "softmax" else 0.0
+    mpc_err = np.abs(y - twin) * S
+    assert np.all(mpc_err <= MPC_BOUND[name](twin, xb)), (name, mpc_err.max())
+    approx_err = np.abs(twin - exact)
+    assert np.all(approx_err <= APPROX_BOUND[name](exact, xb)), (name, approx_err.max())
+
+
+def test_log_small_domain_bound():
+    """The log's limit-exp bias is ~ log(x)^2 / 2^(n+1): below 0.011 on [1, 10]."""
+    x = np.geomspace(1.0, 10.0, 50)
+    assert np.max(np.abs(np.asarray(approx.log_plain(jnp.asarray(x))) - np.log(x))) < 0.011
+
+
+def test_softmax_rows_sum_to_one():
+    for n in (2, 3):
+        assert np.allclose(_results(n)["softmax"].sum(-1), 1.0, atol=256 / S)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_softmax_cross_entropy(n):
+    loss, dloss = _results(n)["sce"]
+    ref = float(losses.softmax_cross_entropy_plain(jnp.asarray(LOGITS), jnp.asarray(ONEHOT)))
+    grad = np.asarray(jax.grad(losses.softmax_cross_entropy_plain)(jnp.asarray(LOGITS), jnp.asarray(ONEHOT)))
+    assert loss.shape == () and dloss.shape == (B, C)
+    assert abs(float(loss) - ref) < 0.01
+    assert np.max(np.abs(dloss - grad)) < 3e-3 / B
+
+
+def test_binary_cross_entropy_with_sigmoid():
+    loss, dloss = _results(2)["bce"]
+    x, t = jnp.asarray(BLOGITS), jnp.asarray(BTARGETS)
+    ref = float(losses.binary_cross_entropy_with_sigmoid_plain(x, t))
+    grad = np.asarray(jax.grad(losses.binary_cross_entropy_with_sigmoid_plain)(x, t))
+    assert abs(float(loss) - ref) < 3e-3
+    assert np.max(np.abs(dloss - grad)) < 2e-3 / BLOGITS.size
+
+
+def test_costs_match_formulas():
+    x = jaxmpc.Shared(jax.ShapeDtypeStruct((2, 3), jnp.uint64), FXP)
+    m = msb_rounds(2)
+    assert jaxmpc.cost(approx.exp, jaxmpc.key(1), x, iterations=5).rounds == 1 + 2 * 5
+    assert jaxmpc.cost(approx.reciprocal, jaxmpc.key(2), x).rounds == 2 + 2 * NE + 4 * 10
+    assert jaxmpc.cost(approx.sigmoid, jaxmpc.key(3), x).rounds == m + 36
+
+
+def test_bad_input():
+    k = jaxmpc.key(5)
+    with pytest.raises(InputTypeError, match="fixed-point"):
+        approx.exp(k, jnp.ones(3))
+    x = jaxmpc.share(jax.random.split(jaxmpc.key(6))[0], [1.0], FXP)
+    with pytest.raises(InputTypeError, match="static"):
+        approx.exp(jaxmpc.key(7), x, iterations=2.0)
+    with pytest.raises(InputTypeError, match="shape"):
+        losses.softmax_cross_entropy(jaxmpc.key(8), x, np.ones(1))
