@@ -44,7 +44,8 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer") -> 
     Args:
         key: PRNG key (dealer material; unused by ``"local"``).
         shares: ``uint64[n_parties, *shape]`` shares of a signed value :math:`x`.
-        divisor: public positive integer :math:`d` (uint64 array data, may be traced), below 2^62.
+        divisor: public positive integer :math:`d` below 2^62 (uint64 array data, may be traced): a
+            scalar, or one divisor per element (an array of ``shape``).
         method: ``"dealer"`` or ``"local"`` (static).
     Returns:
         ``uint64[n_parties, *shape]`` shares of the quotient.
@@ -91,5 +92,5 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer") -> 
     # shares of t = c_msb XOR r_msb
     t = ring.add_to_party0(ring.per_party(one - (c_msb << one), r_msb) * r_msb, c_msb)
     q63 = jnp.uint64(1 << MSB_SHIFT) // d
-    y = t * q63 - q
+    y = t * ring.per_party(q63, t) - q
     return ring.add_to_party0(y, c_low // d - k)
