@@ -23,3 +23,6 @@ __all__ = [
     "JaxMPCError", "EncodingError", "InputTypeError", "ProtocolError", "ShareMismatchError", "X64Error",
 ]
 __all__ += ["msb", "relu", "less", "greater", "sign", "maximum", "where"]
+from . import approx
+from .approx import exp, log, reciprocal, rsqrt, sigmoid, softmax, tanh
+__all__ += ["approx", "exp", "log", "reciprocal", "rsqrt", "sigmoid", "softmax", "tanh"]

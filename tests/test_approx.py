@@ -169,3 +169,8 @@ def test_bad_input():
         approx.exp(jaxmpc.key(7), x, iterations=2.0)
     with pytest.raises(InputTypeError, match="shape"):
         losses.softmax_cross_entropy(jaxmpc.key(8), x, np.ones(1))
+
+
+def test_public_exports():
+    for name in ("exp", "reciprocal", "rsqrt", "sigmoid", "tanh", "log", "softmax"):
+        assert getattr(jaxmpc, name) is getattr(approx, name)
