@@ -69,6 +69,8 @@ LOGITS = np.array([[1.0, -2.0, 0.5], [3.0, 2.5, -1.0], [0.0, 0.0, 0.0], [-4.0, 2
 ONEHOT = np.eye(C)[[0, 2, 1, 1]]
 BLOGITS = np.array([-8.0, -2.0, -0.5, 0.0, 0.7, 3.0])
 BTARGETS = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+DIV_X = np.array([1.0, -3.0, 0.5, 7.0, -100.0])
+DIV_Y = np.array([0.05, 2.0, 1.0, 50.0, 200.0])
 
 
 def _names(n):
@@ -82,10 +84,11 @@ def _suite(n: int):
 
     @jax.jit
     def run(key, xs, logits, onehot, blogits, btargets):
-        keys = jax.random.split(key, len(names) + 2)
+        keys = jax.random.split(key, len(names) + 3)
         out = {k: jaxmpc.reveal(getattr(approx, k)(keys[i], xs[k])) for i, k in enumerate(names)}
         out["sce"] = tuple(jaxmpc.reveal(v) for v in losses.softmax_cross_entropy(keys[-2], logits, onehot))
         if n == 2:
+            out["divide"] = jaxmpc.reveal(approx.divide(keys[-3], xs["div_x"], xs["div_y"]))
             out["bce"] = tuple(jaxmpc.reveal(v) for v in
                                losses.binary_cross_entropy_with_sigmoid(keys[-1], blogits, btargets))
         return out
@@ -95,15 +98,18 @@ def _suite(n: int):
 
 @functools.lru_cache(maxsize=None)
 def _results(n: int):
-    keys = jax.random.split(jaxmpc.key(1000 + n), 7)
+    keys = jax.random.split(jaxmpc.key(1000 + n), 8)
     names = _names(n)
     ks = jax.random.split(keys[0], len(names))
     xs = {k: jaxmpc.share(ks[i], INPUTS[k], FXP, n) for i, k in enumerate(names)}
+    if n == 2:
+        xs["div_x"] = jaxmpc.share(keys[5], DIV_X, FXP, n)
+        xs["div_y"] = jaxmpc.share(keys[6], DIV_Y, FXP, n)
     logits = jaxmpc.share(keys[1], LOGITS, FXP, n)
     onehot = jaxmpc.share(keys[2], ONEHOT, FXP, n)
     blogits = jaxmpc.share(keys[3], BLOGITS, FXP, n)
     btargets = jaxmpc.share(keys[4], BTARGETS, FXP, n)
-    out = _suite(n)(keys[5], xs, logits, onehot, blogits, btargets)
+    out = _suite(n)(keys[7], xs, logits, onehot, blogits, btargets)
     return jax.tree_util.tree_map(np.asarray, out)
 
 
@@ -127,6 +133,14 @@ def test_log_small_domain_bound():
     """The log's limit-exp bias is ~ log(x)^2 / 2^(n+1): below 0.011 on [1, 10]."""
     x = np.geomspace(1.0, 10.0, 50)
     assert np.max(np.abs(np.asarray(approx.log_plain(jnp.asarray(x))) - np.log(x))) < 0.011
+
+
+def test_divide():
+    """x / y: the reciprocal's MPC bound times |x|, plus the product's rounding."""
+    y = _results(2)["divide"]
+    twin = np.asarray(approx.divide_plain(jnp.asarray(DIV_X), jnp.asarray(DIV_Y)))
+    assert np.all(np.abs(y - twin) * S <= np.abs(DIV_X) * (16 + 16 / DIV_Y) + 2)
+    assert np.allclose(twin, DIV_X / DIV_Y, rtol=1e-9)
 
 
 def test_softmax_rows_sum_to_one():
