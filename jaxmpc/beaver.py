@@ -15,7 +15,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from . import accounting, dealer, ring
+from . import accounting, dealer, gemm, ring
 from .errors import InputTypeError, ProtocolError, ShareMismatchError
 from .keys import check_key
 from .shared import Shared, _common_fxp, check_same_parties
@@ -31,7 +31,7 @@ def check_mode(mode: str) -> None:
 
 
 def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
-           mode: str = "protocol") -> jax.Array:
+           mode: str = "protocol", op_opened: Callable | None = None) -> jax.Array:
     r"""Shares of :math:`x \circ y` (no truncation) from shares ``x``, ``y`` (``uint64[n, ...]``).
 
     Args:
@@ -51,6 +51,8 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
               formed: its first n-1 shares are the same uniform masks;
             - ``"ideal"``: the ideal functionality: :math:`x \circ y` freshly re-shared (1 evaluation).
               Same output distribution (uniform shares of the exact product), not the same bits.
+        op_opened: optionally, a bit-identical but faster version of ``op`` for the product of the
+            opened (small, fixed-point) values, e.g. :func:`jaxmpc.gemm.matmul_small`.
     Returns:
         ``uint64[n_parties, *op_shape]`` shares of the ring product.
 
@@ -68,8 +70,9 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
     a, b, c_mask = dealer.beaver_masks(key, op, x.shape[1:], y.shape[1:], n)
     accounting.record(name, n_parties=n, rounds=1, elements_opened=int(x[0].size + y[0].size),
                       dealer_elements=int(a[0].size + b[0].size + c_mask[0].size))
+    opened = op if op_opened is None else op_opened
     if mode == "ideal":
-        return ring.shares_from_mask(op(ring.party_sum(x), ring.party_sum(y)), c_mask)
+        return ring.shares_from_mask(opened(ring.party_sum(x), ring.party_sum(y)), c_mask)
     e = ring.party_sum(x - a)
     f = ring.party_sum(y - b)
     if mode == "faithful":
@@ -81,7 +84,7 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
     if n > 2:
         zs.append(c_mask[1:] + jax.vmap(op, (None, 0))(e, b[1:n - 1]) + jax.vmap(op, (0, None))(a[1:n - 1], f))
     head = jnp.concatenate(zs, axis=0)
-    last = op(ring.party_sum(x), ring.party_sum(y)) - ring.party_sum(head)
+    last = opened(ring.party_sum(x), ring.party_sum(y)) - ring.party_sum(head)
     return jnp.concatenate([head, last[None]], axis=0)
 
 
@@ -96,17 +99,18 @@ def _check_operands(key, x, y, fname: str) -> None:
     check_same_parties(x, y)
 
 
-def _product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: str) -> Shared:
+def _product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: str,
+             op_opened=None) -> Shared:
     """Beaver product, then truncation back to the operands' scale if both are fixed-point."""
     check_method(truncation, x.n_parties)
     check_mode(mode)
     if x.fxp is not None and y.fxp is not None:
         fxp = _common_fxp(x, y, name)
         k_triple, k_trunc = jax.random.split(key)
-        z = beaver(k_triple, x.shares, y.shares, op, name, mode)
+        z = beaver(k_triple, x.shares, y.shares, op, name, mode, op_opened)
         return Shared(truncate_shares(k_trunc, z, fxp.ring_scale, truncation), fxp)
     fxp = x.fxp if x.fxp is not None else y.fxp  # a plain integer (e.g. a 0/1 bit) scales nothing
-    return Shared(beaver(key, x.shares, y.shares, op, name, mode), fxp)
+    return Shared(beaver(key, x.shares, y.shares, op, name, mode, op_opened), fxp)
 
 
 def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "protocol") -> Shared:
@@ -167,7 +171,7 @@ def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str =
                        jax.ShapeDtypeStruct(y.shape, jnp.float32))
     except (TypeError, ValueError) as e:
         raise ShareMismatchError(f"matmul: shapes {x.shape} and {y.shape} are not compatible: {e}") from None
-    return _product(key, x, y, ring.matmul, "matmul", truncation, mode)
+    return _product(key, x, y, ring.matmul, "matmul", truncation, mode, gemm.matmul_small)
 
 
 def mul_public(key, x: Shared, c, *, truncation: str = "dealer") -> Shared:

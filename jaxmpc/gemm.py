@@ -256,3 +256,29 @@ def matmul(a, b, *, method: str | None = None) -> jax.Array:
     if b.ndim == 1:
         out = out[..., 0]
     return out
+
+
+def matmul_small(a, b) -> jax.Array:
+    r"""Ring product ``a @ b`` (mod 2^64) that takes ONE float64 GEMM when the values are small.
+
+    For operands whose signed values satisfy :math:`k \max|a| \max|b| < 2^{53}` (checked at run
+    time on the actual values), every partial sum of the float64 GEMM of the signed values is an
+    exact integer, and so is the product; otherwise it falls back to :func:`matmul`. The result is
+    bit-identical either way. This suits products of *opened* fixed-point values (the simulator's
+    ideal functionality and the last party's share in Beaver's fast path), which are small
+    compared with the ring; dealer masks are uniform over the ring and need :func:`matmul`.
+
+    Under ``vmap`` the run-time choice becomes a select, so both branches are computed.
+    """
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    k = a.shape[-1]
+    sa, sb = (lax.bitcast_convert_type(v, _I64) for v in (a, b))
+    bound = (jnp.max(jnp.abs(sa.astype(jnp.float64)), initial=0.0)
+             * jnp.max(jnp.abs(sb.astype(jnp.float64)), initial=0.0) * k)
+
+    def small(a, b):
+        p = jnp.matmul(sa.astype(jnp.float64), sb.astype(jnp.float64),
+                       precision=lax.Precision.HIGHEST)
+        return lax.bitcast_convert_type(p.astype(_I64), _U64)
+
+    return lax.cond(bound < 2.0**52, small, lambda a, b: matmul(a, b), a, b)

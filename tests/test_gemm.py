@@ -195,3 +195,15 @@ def test_property_bit_exact(method, m, k, n, seed, data):
     if b.size:
         b.flat[data.draw(st.integers(0, b.size - 1))] = data.draw(ring_values)
     check(jnp.asarray(a), jnp.asarray(b), method)
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0**20, 2.0**40, 2.0**62])
+def test_matmul_small_is_bit_exact_on_both_branches(scale):
+    """Small signed values take one float64 GEMM, large ones the limb path: identical bits."""
+    rng = np.random.default_rng(int(np.log2(scale)))
+    a = ring.from_signed(jnp.asarray(np.clip(rng.standard_normal((9, 700)) * scale, -2.0**62, 2.0**62)).astype(jnp.int64))
+    b = ring.from_signed(jnp.asarray(np.clip(rng.standard_normal((700, 5)) * scale, -2.0**62, 2.0**62)).astype(jnp.int64))
+    want = jnp.matmul(a, b, preferred_element_type=jnp.uint64)
+    np.testing.assert_array_equal(np.asarray(jax.jit(gemm.matmul_small)(a, b)), np.asarray(want))
+    batched = jax.vmap(gemm.matmul_small)(jnp.stack([a, a]), jnp.stack([b, b]))
+    np.testing.assert_array_equal(np.asarray(batched[1]), np.asarray(want))
