@@ -1,0 +1,209 @@
+"""Benchmarks: jaxmpc against plaintext float32 JAX doing the same maths, measured in the same run.
+
+Every record times a jit-compiled function after a warm-up (median of --repeats runs, each ended by
+block_until_ready), times its compilation separately, and divides by the plaintext time measured
+in the same process. Modes: ``protocol`` (the real protocol, bit-identical fast paths) and ``ideal``
+(the ideal functionality for bilinear maps: exact product re-shared, same truncation protocol).
+
+    python experiments/bench.py --json bench.json            # everything (a few minutes on 2 cores)
+    python experiments/bench.py --only seed_20 matmul_512
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import jaxmpc  # noqa: E402
+from jaxmpc import losses, nn, optim, seed  # noqa: E402
+
+
+def timed(fn, args, repeats):
+    """(median seconds, compile seconds) of the jitted ``fn`` on ``args``."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    t_compile = time.perf_counter() - t0
+    jax.block_until_ready(compiled(*args))  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), t_compile
+
+
+def record(name, mode, secure, plain, repeats, extra=None):
+    (s, c), (p, _) = timed(*secure, repeats), timed(*plain, repeats)
+    rec = {"name": name, "mode": mode, "seconds": s, "plaintext_seconds": p, "ratio": s / p,
+           "compile_seconds": c, **(extra or {})}
+    print(f"{name:>18} {mode:>8} {s * 1e3:>11.3f} {p * 1e3:>11.3f} {s / p:>8.1f}x {c:>9.2f}", flush=True)
+    return rec
+
+
+# ---- micro-benchmarks ---------------------------------------------------------------------------
+def bench_mul(n, mode, repeats):
+    fxp = jaxmpc.FixedPoint(2, 16)
+    k = jax.random.split(jaxmpc.key(0), 3)
+    a, b = np.random.default_rng(0).uniform(-1, 1, (2, n))
+    x, y = jaxmpc.share(k[0], a, fxp), jaxmpc.share(k[1], b, fxp)
+    secure = (lambda key, x, y: jaxmpc.mul(key, x, y, mode=mode).shares, (k[2], x, y))
+    plain = (lambda a, b: a * b, (jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))
+    return record(f"mul_{n // 1000000}m" if n >= 10**6 else f"mul_{n}", mode, secure, plain, repeats)
+
+
+def bench_matmul(n, mode, repeats):
+    fxp = jaxmpc.FixedPoint(2, 16)
+    k = jax.random.split(jaxmpc.key(1), 3)
+    a, b = np.random.default_rng(1).uniform(-1, 1, (2, n, n))
+    x, y = jaxmpc.share(k[0], a, fxp), jaxmpc.share(k[1], b, fxp)
+    secure = (lambda key, x, y: jaxmpc.matmul(key, x, y, mode=mode).shares, (k[2], x, y))
+    plain = (jnp.matmul, (jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))
+    return record(f"matmul_{n}", mode, secure, plain, repeats)
+
+
+def bench_relu(n, mode, repeats):
+    fxp = jaxmpc.FixedPoint(2, 16)
+    k = jax.random.split(jaxmpc.key(2), 2)
+    a = np.random.default_rng(2).uniform(-1, 1, n)
+    x = jaxmpc.share(k[0], a, fxp)
+    secure = (lambda key, x: jaxmpc.relu(key, x)[0].shares, (k[1], x))
+    plain = (jax.nn.relu, (jnp.asarray(a, jnp.float32),))
+    return record(f"relu_{n // 1000000}m" if n >= 10**6 else f"relu_{n}", mode, secure, plain, repeats)
+
+
+# ---- training steps -----------------------------------------------------------------------------
+def mlp(sizes, mode):
+    layers = []
+    for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(m, n, mode=mode))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU(mode=mode))
+    return nn.serial(*layers)
+
+
+def bench_mlp_step(name, sizes, batch, mode, repeats):
+    """One SGD-with-momentum step (forward, MSE, backward, update) on a shared batch."""
+    fxp = jaxmpc.FixedPoint(2, 16)
+    net = mlp(sizes, mode)
+    k = jax.random.split(jaxmpc.key(3), 6)
+    params_plain = net.init(k[0])
+    rng = np.random.default_rng(3)
+    xb = rng.uniform(0, 1, (batch, sizes[0]))
+    yb = np.eye(sizes[-1])[rng.integers(0, sizes[-1], batch)]
+    params = jaxmpc.share(k[1], params_plain, fxp)
+    x, y = jaxmpc.share(k[2], xb, fxp), jaxmpc.share(k[3], yb, fxp)
+    opt = optim.sgd(0.1, key=k[4], momentum=0.9)
+    state = opt.init(params)
+
+    def secure_step(key, params, state, x, y):
+        return jaxmpc.train.step(key, net, losses.mse, opt, params, state, x, y)
+
+    popt = optax.sgd(0.1, momentum=0.9)
+    p32 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params_plain)
+    pstate = popt.init(p32)
+
+    def plain_step(p, s, xb, yb):
+        loss, g = jax.value_and_grad(lambda p: losses.mse_plain(net.plain(p, xb), yb))(p)
+        u, s = popt.update(g, s, p)
+        return optax.apply_updates(p, u), s, loss
+
+    return record(name, mode, (secure_step, (k[5], params, state, x, y)),
+                  (plain_step, (p32, pstate, jnp.asarray(xb, jnp.float32), jnp.asarray(yb, jnp.float32))),
+                  repeats, {"sizes": list(sizes), "batch": batch, "parties": 2})
+
+
+def plain_seed_run(lr=seed.LEARNING_RATE, iterations=seed.ITERATIONS):
+    """The seed task in float32 plaintext JAX: 20 SGD steps in a scan."""
+    net = seed.model()
+    x, t = jnp.asarray(seed.DATA, jnp.float32), jnp.asarray(seed.TARGET, jnp.float32)
+    p0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), seed.INIT)
+
+    def body(p, _):
+        loss, g = jax.value_and_grad(lambda p: losses.sse_plain(net.plain(p, x), t))(p)
+        return jax.tree_util.tree_map(lambda w, d: w - lr * d, p, g), loss
+
+    return jax.lax.scan(body, p0, None, length=iterations)[1]
+
+
+def bench_seed(mode, repeats):
+    del mode
+    key = jaxmpc.key(4)
+    return record("seed_20", "protocol", (lambda k: seed.run(k, 4), (key,)),
+                  (lambda: plain_seed_run(), ()), repeats)
+
+
+def bench_seed_sweep(configs, repeats):
+    """256 seed-task runs (precisions x seeds) as one vmapped call, and the same grid one by one."""
+    precisions = jnp.asarray(np.resize([2, 3, 4, 5], configs), jnp.int32)
+    keys = jax.random.split(jaxmpc.key(5), configs)
+    lrs = jnp.full((configs,), seed.LEARNING_RATE, jnp.float32)
+    secure = (jax.vmap(seed.run), (keys, precisions))
+    plain = (jax.vmap(plain_seed_run), (lrs,))
+    rec = record(f"seed_sweep_{configs}", "protocol", secure, plain, max(3, repeats // 3))
+    one = jax.jit(seed.run).lower(keys[0], precisions[0]).compile()
+    jax.block_until_ready(one(keys[0], precisions[0]))
+    t0 = time.perf_counter()
+    for i in range(configs):
+        out = one(keys[i], precisions[i])
+    jax.block_until_ready(out)
+    rec["one_by_one_seconds"] = time.perf_counter() - t0
+    rec["sweep_over_one_by_one"] = rec["seconds"] / rec["one_by_one_seconds"]
+    print(f"{'':>18} one by one: {rec['one_by_one_seconds']:.3f} s; vmapped sweep costs "
+          f"{rec['sweep_over_one_by_one']:.3f} of it", flush=True)
+    return rec
+
+
+BENCHES = {
+    "seed_20": lambda m, r: bench_seed(m, r),
+    "seed_sweep_256": lambda m, r: bench_seed_sweep(256, r),
+    "digits_mlp_step": lambda m, r: bench_mlp_step("digits_mlp_step", (64, 128, 10), 64, m, r),
+    "mnist_mlp_step": lambda m, r: bench_mlp_step("mnist_mlp_step", (784, 128, 128, 10), 128, m, r),
+    "mul_1m": lambda m, r: bench_mul(10**6, m, r),
+    "matmul_128": lambda m, r: bench_matmul(128, m, r),
+    "matmul_512": lambda m, r: bench_matmul(512, m, r),
+    "matmul_1024": lambda m, r: bench_matmul(1024, m, r),
+    "relu_1m": lambda m, r: bench_relu(10**6, m, r),
+}
+MODES = {"digits_mlp_step": ("protocol", "ideal"), "mnist_mlp_step": ("protocol", "ideal"),
+         "matmul_512": ("protocol", "ideal"), "matmul_1024": ("protocol", "ideal")}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", nargs="+", choices=sorted(BENCHES), help="run only these benchmarks")
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--json", metavar="PATH")
+    args = p.parse_args(argv)
+    names = args.only or list(BENCHES)
+    print(f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs, "
+          f"{jax.devices()[0].device_kind}")
+    print(f"{'name':>18} {'mode':>8} {'ms':>11} {'plain ms':>11} {'ratio':>9} {'compile s':>9}")
+    out = []
+    for name in names:
+        for mode in MODES.get(name, ("protocol",)):
+            out.append(BENCHES[name](mode, args.repeats))
+    if args.json:
+        meta = {"jax": jax.__version__, "backend": jax.default_backend(), "cpus": os.cpu_count(),
+                "device": jax.devices()[0].device_kind, "machine": platform.machine(),
+                "python": platform.python_version()}
+        with open(args.json, "w") as f:
+            json.dump({"machine": meta, "benchmarks": out}, f, indent=1)
+        print(f"wrote {args.json}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
