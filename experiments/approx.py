@@ -79,6 +79,8 @@ def main(argv=None):
                    help="fractional bits (base 2)")
     p.add_argument("--parties", type=int, default=2)
     p.add_argument("--only", nargs="+", choices=sorted(FUNCTIONS))
+    p.add_argument("--iterations", type=int, nargs="+",
+                   help="override every function's swept iteration values (one compile each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--plot", metavar="PNG")
@@ -91,7 +93,7 @@ def main(argv=None):
     except ImportError:  # pragma: no cover
         def tqdm(x, **_):
             return x
-    jobs = [(n, it) for n in names for it in FUNCTIONS[n][3]]
+    jobs = [(n, it) for n in names for it in (args.iterations or FUNCTIONS[n][3])]
     for i, (name, iters) in enumerate(tqdm(jobs, desc="functions x iterations")):
         xs, _, arg, _, rel = FUNCTIONS[name]
         t0 = time.time()
@@ -122,7 +124,7 @@ def main(argv=None):
         import matplotlib.pyplot as plt
         fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
         for ax, name in zip(axes[0], names):
-            for iters in FUNCTIONS[name][3]:
+            for iters in (args.iterations or FUNCTIONS[name][3]):
                 rs = [r for r in rows if r["function"] == name and r["iterations"] == iters]
                 ax.semilogy([r["precision"] for r in rs], [max(r["err"], 1e-12) for r in rs], "o-",
                             label=f"{FUNCTIONS[name][2]}={iters}")

@@ -26,3 +26,5 @@ __all__ += ["msb", "relu", "less", "greater", "sign", "maximum", "where"]
 from . import approx
 from .approx import exp, log, reciprocal, rsqrt, sigmoid, softmax, tanh
 __all__ += ["approx", "exp", "log", "reciprocal", "rsqrt", "sigmoid", "softmax", "tanh"]
+from .approx import divide
+__all__ += ["divide"]

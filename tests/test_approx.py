@@ -186,5 +186,24 @@ def test_bad_input():
 
 
 def test_public_exports():
-    for name in ("exp", "reciprocal", "rsqrt", "sigmoid", "tanh", "log", "softmax"):
+    for name in ("exp", "reciprocal", "divide", "rsqrt", "sigmoid", "tanh", "log", "softmax"):
         assert getattr(jaxmpc, name) is getattr(approx, name)
+
+
+def test_experiment_script_small(tmp_path):
+    """experiments/approx.py: one vmapped call over precisions; more bits, smaller MPC error."""
+    import importlib.util
+    import json
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "experiments", "approx.py")
+    spec = importlib.util.spec_from_file_location("jaxmpc_experiments_approx", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "approx.json"
+    rows = mod.main(["--only", "sigmoid", "--iterations", "8", "--precisions", "10", "16",
+                     "--json", str(out)])
+    assert [r["precision"] for r in rows] == [10, 16]
+    assert json.loads(out.read_text())["rows"][1]["function"] == "sigmoid"
+    lo, hi = rows
+    assert hi["err"] < lo["err"] and abs(hi["approx"] - 8.59e-4) < 1e-5
+    assert hi["err"] < 1e-3
