@@ -200,10 +200,10 @@ def test_experiment_script_small(tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path / "approx.json"
-    rows = mod.main(["--only", "sigmoid", "--iterations", "8", "--precisions", "10", "16",
+    rows = mod.main(["--only", "exp", "--iterations", "8", "--precisions", "10", "16",
                      "--json", str(out)])
     assert [r["precision"] for r in rows] == [10, 16]
-    assert json.loads(out.read_text())["rows"][1]["function"] == "sigmoid"
+    assert json.loads(out.read_text())["rows"][1]["function"] == "exp"
     lo, hi = rows
-    assert hi["err"] < lo["err"] and abs(hi["approx"] - 8.59e-4) < 1e-5
-    assert hi["err"] < 1e-3
+    assert hi["err"] < lo["err"] and abs(hi["approx"] - 0.12) < 0.01  # relative, at x = -8
+    assert hi["mpc_units"] < 2.0 ** 9 * 55 + 16
