@@ -172,6 +172,10 @@ def test_costs_match_formulas():
     assert jaxmpc.cost(approx.exp, jaxmpc.key(1), x, iterations=5).rounds == 1 + 2 * 5
     assert jaxmpc.cost(approx.reciprocal, jaxmpc.key(2), x).rounds == 2 + 2 * NE + 4 * 10
     assert jaxmpc.cost(approx.sigmoid, jaxmpc.key(3), x).rounds == m + 36
+    z = jaxmpc.Shared(jax.ShapeDtypeStruct((2, 4, 10), jnp.uint64), FXP)  # B = 4, C = 10
+    sce = jaxmpc.cost(losses.softmax_cross_entropy, jaxmpc.key(4), z, z).rounds
+    assert sce == 4 * (m + 1) + (1 + 2 * NE) + (2 + 2 * NE + 40) + 2 + 87 + 2 + 2
+    assert jaxmpc.cost(losses.binary_cross_entropy_with_sigmoid, jaxmpc.key(9), z, z).rounds == m + 127
 
 
 def test_bad_input():
