@@ -122,16 +122,21 @@ def main(argv=None):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
-        for ax, name in zip(axes[0], names):
+        cols = min(4, len(names))
+        rows_ = -(-len(names) // cols)
+        fig, axes = plt.subplots(rows_, cols, figsize=(3.4 * cols, 3.0 * rows_), squeeze=False)
+        for ax in axes.flat[len(names):]:
+            ax.set_visible(False)
+        for ax, name in zip(axes.flat, names):
             for iters in (args.iterations or FUNCTIONS[name][3]):
                 rs = [r for r in rows if r["function"] == name and r["iterations"] == iters]
                 ax.semilogy([r["precision"] for r in rs], [max(r["err"], 1e-12) for r in rs], "o-",
                             label=f"{FUNCTIONS[name][2]}={iters}")
-            ax.set_title(name)
+            ax.set_title(name + (" (relative error)" if FUNCTIONS[name][4] else ""))
             ax.set_xlabel("fractional bits")
             ax.legend(fontsize=7)
-        axes[0][0].set_ylabel("max error vs float64")
+        for row in axes:
+            row[0].set_ylabel("max error vs float64")
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)
         print(f"wrote {args.plot}")
