@@ -90,6 +90,17 @@ def main(argv=None):
     for j, p in enumerate(args.precisions):
         print(f"{p:>9} {dev[:, j].mean():>10.5f} {dev[:, j].max():>10.5f}")
 
+    # communication of one training iteration (traced from the code that runs; nothing executes)
+    step_cost = jaxmpc.cost(lambda k: seed.run(k, args.precisions[0], base=args.base,
+                                               n_parties=args.parties, iterations=1,
+                                               truncation=args.truncation, rounding=args.rounding),
+                            jaxmpc.key(0))
+    print(f"\ncost per training step ({args.parties} parties, loss reveal included): "
+          f"{step_cost.rounds} rounds, {step_cost.bytes_per_party:,.0f} bytes sent per party, "
+          f"{step_cost.dealer_bytes_per_party:,.0f} bytes of dealer material per party")
+    print(f"estimated network time per step (a model, not a measurement): "
+          f"LAN {step_cost.estimate(jaxmpc.LAN) * 1e3:.2f} ms, WAN {step_cost.estimate(jaxmpc.WAN):.2f} s")
+
     if os.path.exists(REFERENCE) and args.iterations == seed.ITERATIONS:
         with open(REFERENCE) as f:
             ref = np.array(json.load(f)["plaintext_float64_losses"])
@@ -99,7 +110,8 @@ def main(argv=None):
         out = {"plaintext": plain.tolist(),
                "encrypted": {str(p): enc[:, j].tolist() for j, p in enumerate(args.precisions)},
                "config": {k: v for k, v in vars(args).items() if k not in ("json", "plot")},
-               "compile_seconds": t_compile, "run_seconds": t_run}
+               "compile_seconds": t_compile, "run_seconds": t_run,
+               "cost_per_step": step_cost.to_dict()}
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
         print(f"wrote {args.json}")

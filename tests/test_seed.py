@@ -104,3 +104,6 @@ def test_demo_script_writes_json_and_plot(tmp_path):
     assert set(data["encrypted"]) == {"3", "4"}
     assert np.asarray(data["encrypted"]["4"]).shape == (2, 20)
     assert png.stat().st_size > 10_000
+    # 2 parties: 2 matmuls + relu forward, square-sum loss, 3 matmuls + relu product backward,
+    # one batched optimizer truncation, one loss reveal: every one of them takes rounds
+    assert data["cost_per_step"]["rounds"] >= 15 and data["cost_per_step"]["bytes_per_party"] > 0
