@@ -16,7 +16,7 @@ Example:
     >>> grads = jaxmpc.share(k_g, {"w": [0.5, -1.0]}, fxp)
     >>> opt = jaxmpc.optim.sgd(0.1, key=k_opt)
     >>> updates, state = opt.update(grads, opt.init(params))
-    >>> jaxmpc.reveal(optax.apply_updates(params, updates))["w"].round(3).tolist()
+    >>> [round(float(w), 3) for w in jaxmpc.reveal(optax.apply_updates(params, updates))["w"]]
     [0.95, 2.1]
 """
 from __future__ import annotations

@@ -273,8 +273,9 @@ def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2):
             f"fxp must be a jaxmpc.FixedPoint (or None for plain integers), got {fxp!r}. "
             "Example: jaxmpc.FixedPoint(base=10, precision=3)."
         )
-    if _is_nested_numbers(x):
-        x = np.asarray(x)  # a (nested) list of numbers is one array, as in numpy
+    # a (nested) list of numbers is one array, as in numpy, also inside a pytree
+    x = jax.tree_util.tree_map(lambda v: np.asarray(v) if _is_nested_numbers(v) else v, x,
+                               is_leaf=_is_nested_numbers)
     if x is None:
         raise InputTypeError("share() got None; pass an array or a pytree of arrays.")
     leaves, treedef = jax.tree_util.tree_flatten(x)
