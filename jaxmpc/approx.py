@@ -9,11 +9,13 @@ Iteration counts and orders are Python ints: they change the program (the number
 are static; sweep them per compile. Precision is array data and can be vmapped
 (``experiments/approx.py`` does).
 
-Errors below were measured with ``experiments/approx.py`` (base 2, 16 fractional bits, 2 parties,
+The errors in the docstrings below were measured with ``experiments/approx.py`` (base 2, 16 fractional bits, 2 parties,
 dealer truncation) against float64 over the stated domain: "approx" is twin vs exact, "MPC" is
 shared vs twin. Rounds assume dealer truncation (each :func:`jaxmpc.mul` is 2 rounds: Beaver +
 truncation; each :func:`jaxmpc.mul_public` / :func:`jaxmpc.div_public` is 1); :math:`M` denotes
-the rounds of :func:`jaxmpc.msb` (:math:`L(n) + 8`).
+the rounds of :func:`jaxmpc.msb` (:math:`L(n) + 8`). Round counts are those
+:func:`jaxmpc.cost` reports, which adds up independent steps sequentially (an upper bound).
+Tests cover dealer truncation; ``truncation="local"`` is passed through but not separately tested.
 
 Headroom: every product needs :math:`|xy| s^2 < 2^{62}`; with :math:`s = 2^{16}` values up to
 :math:`2^{15}` may be squared, so :func:`exp` is valid for :math:`x < 10` (its square stays there).
