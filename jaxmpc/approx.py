@@ -15,7 +15,7 @@ shared vs twin. Rounds assume dealer truncation (each :func:`jaxmpc.mul` is 2 ro
 truncation; each :func:`jaxmpc.mul_public` / :func:`jaxmpc.div_public` is 1); :math:`M` denotes
 the rounds of :func:`jaxmpc.msb` (:math:`L(n) + 8`). Round counts are those
 :func:`jaxmpc.cost` reports, which adds up independent steps sequentially (an upper bound).
-Tests cover dealer truncation; ``truncation="local"`` is passed through but not separately tested.
+Tests cover dealer truncation everywhere and local truncation for :func:`exp`.
 
 Headroom: every product needs :math:`|xy| s^2 < 2^{62}`; with :math:`s = 2^{16}` values up to
 :math:`2^{15}` may be squared, so :func:`exp` is valid for :math:`x < 10` (its square stays there).

@@ -211,3 +211,13 @@ def test_experiment_script_small(tmp_path):
     lo, hi = rows
     assert hi["err"] < lo["err"] and abs(hi["approx"] - 0.12) < 0.01  # relative, at x = -8
     assert hi["mpc_units"] < 2.0 ** 9 * 55 + 16
+
+
+def test_exp_local_truncation():
+    """The truncation option passes through (2-party local truncation, SecureML)."""
+    k0, k1 = jax.random.split(jaxmpc.key(11))
+    x = INPUTS["exp"]
+    y = jax.jit(lambda k, v: jaxmpc.reveal(approx.exp(k, v, truncation="local")))(
+        k1, jaxmpc.share(k0, x, FXP, 2))
+    twin = np.asarray(approx.exp_plain(jnp.asarray(x)))
+    assert np.all(np.abs(np.asarray(y) - twin) * S <= MPC_BOUND["exp"](twin, x))
