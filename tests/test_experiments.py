@@ -117,6 +117,17 @@ def test_train_script_small(tmp_path):
     assert res["cost_inference"]["rounds"] > 0
 
 
+def test_train_script_logistic_regression_with_cross_entropy():
+    """--loss ce with no hidden layer: multinomial logistic regression, step-comparable to the twin."""
+    train = _script("train")
+    res = train.main(["--dataset", "breast_cancer", "--hidden", "--loss", "ce", "--epochs", "1", "--lr", "0.5",
+                      "--batch-size", "64", "--quiet"])
+    assert res["encrypted_test_accuracy"] > 0.85
+    assert abs(res["encrypted_test_accuracy"] - res["plaintext_test_accuracy"]) <= 0.03
+    enc, plain = np.array(res["step_losses"]["encrypted"]), np.array(res["step_losses"]["plaintext"])
+    np.testing.assert_allclose(enc, plain, atol=1e-2)  # approx. exp/reciprocal/log: ~3e-3 each
+
+
 def test_train_script_rejects_bad_options():
     train = _script("train")
     with pytest.raises(SystemExit, match="precision"):
