@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from .beaver import square_sum
+from .errors import InputTypeError
 from .shared import Shared
 from .truncation import truncate_shares
 
@@ -57,8 +58,7 @@ def mse_plain(pred, target):
     return jnp.mean((pred - target) ** 2)
 
 
-# ---- classification losses (appended with jaxmpc.approx) ----------------------------------------
-from .errors import InputTypeError  # noqa: E402
+# ---- classification losses (with jaxmpc.approx) -------------------------------------------------
 
 
 def _times_target(key, t, z: Shared, truncation: str) -> Shared:
