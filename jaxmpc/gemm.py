@@ -272,13 +272,15 @@ def matmul_small(a, b) -> jax.Array:
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
     k = a.shape[-1]
-    sa, sb = (lax.bitcast_convert_type(v, _I64) for v in (a, b))
+    from . import ring  # ring imports gemm lazily, so this is not a cycle at import time
+
+    sa, sb = ring.to_signed(a), ring.to_signed(b)
     bound = (jnp.max(jnp.abs(sa.astype(jnp.float64)), initial=0.0)
              * jnp.max(jnp.abs(sb.astype(jnp.float64)), initial=0.0) * k)
 
     def small(a, b):
         p = jnp.matmul(sa.astype(jnp.float64), sb.astype(jnp.float64),
                        precision=lax.Precision.HIGHEST)
-        return lax.bitcast_convert_type(p.astype(_I64), _U64)
+        return ring.from_signed(p.astype(_I64))
 
     return lax.cond(bound < 2.0**52, small, lambda a, b: matmul(a, b), a, b)
