@@ -48,14 +48,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.parties < 2:
-        sys.exit("--parties must be at least 2")
-    if args.truncation == "local" and args.parties != 2:
-        sys.exit("--truncation local is only correct for 2 parties; use --truncation dealer")
-    top = jaxmpc.fixedpoint.max_precision(args.base)
-    bad = [p for p in args.precisions if not 0 <= p <= top]
-    if bad:
-        sys.exit(f"--precisions {bad} out of range: base {args.base} allows 0..{top}")
+    try:
+        jaxmpc.config.check(n_parties=args.parties, truncation=args.truncation, base=args.base,
+                            precisions=args.precisions)
+    except jaxmpc.JaxMPCError as e:
+        sys.exit(f"invalid options: {e}")
 
     def one(key, precision):
         return seed.run(key, precision, base=args.base, n_parties=args.parties,

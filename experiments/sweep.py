@@ -96,14 +96,11 @@ def parse_args(argv=None):
 
 
 def check_args(args):
-    if args.parties < 2:
-        sys.exit("--parties must be at least 2")
-    if args.truncation == "local" and args.parties != 2:
-        sys.exit("--truncation local is only correct for 2 parties; use --truncation dealer")
-    top = jaxmpc.fixedpoint.max_precision(args.base)
-    bad = [q for q in args.precisions if not 0 <= q <= top]
-    if bad:
-        sys.exit(f"--precisions {bad} out of range: base {args.base} allows 0..{top}")
+    try:
+        jaxmpc.config.check(n_parties=args.parties, truncation=args.truncation, base=args.base,
+                            precisions=args.precisions)
+    except jaxmpc.JaxMPCError as e:
+        sys.exit(f"invalid options: {e}")
     if args.seeds < 1:
         sys.exit("--seeds must be at least 1")
     if args.chunk_size is not None and args.chunk_size < 1:

@@ -265,13 +265,11 @@ def parse_args(argv=None):
 
 def check_args(args, n_train: int | None = None):
     """Exit with a clear message on bad options, before any work."""
-    if args.parties < 2:
-        sys.exit("--parties must be at least 2")
-    if args.truncation == "local" and args.parties != 2:
-        sys.exit("--truncation local is only correct for 2 parties; use --truncation dealer")
-    top = jaxmpc.fixedpoint.max_precision(args.base)
-    if not 0 <= args.precision <= top:
-        sys.exit(f"--precision {args.precision} out of range: base {args.base} allows 0..{top}")
+    try:
+        jaxmpc.config.check(n_parties=args.parties, truncation=args.truncation, base=args.base,
+                            precisions=[args.precision])
+    except jaxmpc.JaxMPCError as e:
+        sys.exit(f"invalid options: {e}")
     if args.epochs < 1:
         sys.exit("--epochs must be at least 1")
     if any(h < 1 for h in args.hidden):

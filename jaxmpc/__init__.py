@@ -3,7 +3,7 @@
 One process holds every party's shares (a leading party axis) and the dealer's key: it models what
 each party computes, sees and sends, so accuracy and cost can be measured. It is not a deployment.
 """
-from . import accounting, dealer, ring
+from . import accounting, config, dealer, ring
 from . import data, inference, losses, nn, optim, seed, train
 from .beaver import beaver, div_public, matmul, mul, mul_public, square_sum
 from .errors import (EncodingError, InputTypeError, JaxMPCError, ProtocolError, ShareMismatchError,
@@ -18,7 +18,7 @@ from .accounting import LAN, WAN, CostReport, NetworkModel, cost
 __all__ = [
     "key", "FixedPoint", "Shared", "share", "reveal", "concatenate", "mul", "matmul", "mul_public",
     "div_public", "square_sum", "beaver", "truncate_shares",
-    "nn", "losses", "optim", "train", "seed", "data", "inference", "accounting", "dealer", "ring",
+    "nn", "losses", "optim", "train", "seed", "data", "inference", "accounting", "config", "dealer", "ring",
     "cost", "CostReport", "NetworkModel", "LAN", "WAN",
     "JaxMPCError", "EncodingError", "InputTypeError", "ProtocolError", "ShareMismatchError", "X64Error",
 ]
