@@ -213,8 +213,7 @@ def b2a_bit(key, bit: jax.Array, transcript: list | None = None) -> jax.Array:
     c = ring.party_xor(bit ^ r_bin) & _U(1)  # the only opening: one bit per element
     if transcript is not None:
         transcript.append(c)
-    one = _U(1)
-    return ring.add_to_party0(ring.per_party(one - (c << one), r_arith) * r_arith, c)
+    return ring.xor_public_bit(c, r_arith)
 
 
 def msb_shares(key, shares: jax.Array, transcript: list | None = None) -> jax.Array:

@@ -25,7 +25,7 @@ from .beaver import mul
 from .errors import InputTypeError
 from .keys import check_key
 from .nn import Layer
-from .shared import Shared, reveal
+from .shared import Shared, concatenate, reveal
 
 
 def argmax_rounds(n_classes: int) -> int:
@@ -88,21 +88,17 @@ def argmax(key, x: Shared) -> Shared:
             idx_new = ia + Shared(prod.shares[..., 1], None)
         if vals.shape[-1] % 2:  # the odd one out advances unopposed
             last = vals[..., 2 * m:]
-            vals_new = _concat_last(vals_new, last)
+            vals_new = concatenate([vals_new, last], axis=-1)
             if isinstance(idx, np.ndarray):
                 idx_last = Shared(jnp.zeros(last.shares.shape, last.shares.dtype), None) + \
                     jnp.asarray(idx[2 * m:])
             else:
                 idx_last = idx[..., 2 * m:]
-            idx_new = _concat_last(idx_new, idx_last)
+            idx_new = concatenate([idx_new, idx_last], axis=-1)
         vals, idx = vals_new, idx_new
     if isinstance(idx, np.ndarray):  # a single class: the answer is public and always 0
         return Shared(jnp.zeros(x.shares.shape[:-1], x.shares.dtype), None)
     return Shared(idx.shares[..., 0], None)
-
-
-def _concat_last(x: Shared, y: Shared) -> Shared:
-    return Shared(jnp.concatenate([x.shares, y.shares], axis=-1), x.fxp)
 
 
 def classify(key, model: Layer, params, x: Shared) -> Shared:

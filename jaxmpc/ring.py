@@ -127,6 +127,13 @@ def per_party(v: jax.Array, shares: jax.Array) -> jax.Array:
     return v.reshape((1,) * (shares.ndim - v.ndim) + v.shape)
 
 
+def xor_public_bit(c: jax.Array, r: jax.Array) -> jax.Array:
+    r"""Additive shares of :math:`c \oplus r` from a public bit ``c`` and shares ``r`` of a bit:
+    :math:`c + (1 - 2c)\,r` (local: party 0 adds :math:`c`)."""
+    one = jnp.uint64(1)
+    return add_to_party0(per_party(one - (c << one), r) * r, c)
+
+
 def add_to_party0(shares: jax.Array, v: jax.Array) -> jax.Array:
     """Add the public ring value ``v`` to party 0's share only (a public constant enters once)."""
     # concatenation rather than ``.at[0].add`` (a scatter): elementwise code that XLA fuses

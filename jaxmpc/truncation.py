@@ -88,9 +88,7 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer") -> 
     c = ring.party_sum(ring.add_to_party0(shares, shift) + r)  # the only opening
     c_msb = c >> MSB_SHIFT
     c_low = c & jnp.uint64(LOW_MASK)
-    one = jnp.uint64(1)
-    # shares of t = c_msb XOR r_msb
-    t = ring.add_to_party0(ring.per_party(one - (c_msb << one), r_msb) * r_msb, c_msb)
+    t = ring.xor_public_bit(c_msb, r_msb)  # shares of t = c_msb XOR r_msb
     q63 = jnp.uint64(1 << MSB_SHIFT) // d
     y = t * ring.per_party(q63, t) - q
     return ring.add_to_party0(y, c_low // d - k)
