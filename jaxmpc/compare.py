@@ -28,7 +28,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from . import accounting, dealer, ring
 from .beaver import check_mode, mul
@@ -166,20 +165,19 @@ def _carry_into_msb(triple_g, triple_last, loop_key, w0: jax.Array, w1: jax.Arra
     """
     g = _and_with_triple(triple_g, w0, w1, "msb/adder", transcript)
     p = w0 ^ w1
-    n_loop = len(_LOOP_SHIFTS)
     collect = transcript is not None
 
     def level(carry, shift):
         gen, prop, key = carry
         key, k_and = jax.random.split(key)
         tr = [] if collect else None
-        with accounting.repeat(n_loop):  # traced once, run n_loop times
-            z = and_shares(k_and, jnp.stack([prop, prop], axis=1),
-                           jnp.stack([gen << shift, prop << shift], axis=1), "msb/adder", tr)
+        z = and_shares(k_and, jnp.stack([prop, prop], axis=1),
+                       jnp.stack([gen << shift, prop << shift], axis=1), "msb/adder", tr)
         return (gen ^ z[:, 0], z[:, 1], key), (tuple(tr) if collect else None)
 
     shifts = jnp.asarray(_LOOP_SHIFTS, _U)
-    (g, p, _), opened = lax.scan(level, (g, p, loop_key), shifts)
+    # accounting.scan counts the body's openings once per level (the body is traced once)
+    (g, p, _), opened = accounting.scan(level, (g, p, loop_key), shifts)
     if collect:
         transcript.extend(opened)  # each stacked over the levels
     return g ^ _and_with_triple(triple_last, p, g << _U(_LAST_SHIFT), "msb/adder", transcript)
