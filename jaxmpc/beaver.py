@@ -31,7 +31,8 @@ def check_mode(mode: str) -> None:
 
 
 def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
-           mode: str = "protocol", op_opened: Callable | None = None) -> jax.Array:
+           mode: str = "protocol", op_opened: Callable | None = None,
+           transcript: list | None = None) -> jax.Array:
     r"""Shares of :math:`x \circ y` (no truncation) from shares ``x``, ``y`` (``uint64[n, ...]``).
 
     Args:
@@ -53,6 +54,8 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
               Same output distribution (uniform shares of the exact product), not the same bits.
         op_opened: optionally, a bit-identical but faster version of ``op`` for the product of the
             opened (small, fixed-point) values, e.g. :func:`jaxmpc.gemm.matmul_small`.
+        transcript: if a list, the opened values ``(e, f)`` are appended to it (privacy tests; the
+            ideal mode opens nothing and appends nothing).
     Returns:
         ``uint64[n_parties, *op_shape]`` shares of the ring product.
 
@@ -75,6 +78,8 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
         return ring.shares_from_mask(opened(ring.party_sum(x), ring.party_sum(y)), c_mask)
     e = ring.party_sum(x - a)
     f = ring.party_sum(y - b)
+    if transcript is not None:
+        transcript.extend([e, f])
     if mode == "faithful":
         c = ring.shares_from_mask(op(ring.party_sum(a), ring.party_sum(b)), c_mask)
         z = c + jax.vmap(op, (None, 0))(e, b) + jax.vmap(op, (0, None))(a, f)

@@ -38,7 +38,8 @@ def check_method(method: str, n_parties: int) -> None:
         )
 
 
-def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer") -> jax.Array:
+def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
+                    transcript: list | None = None) -> jax.Array:
     r"""Shares of :math:`\approx x / d` from shares of :math:`x` (``uint64[n, *shape]``).
 
     Args:
@@ -47,6 +48,8 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer") -> 
         divisor: public positive integer :math:`d` below 2^62 (uint64 array data, may be traced): a
             scalar, or one divisor per element (an array of ``shape``).
         method: ``"dealer"`` or ``"local"`` (static).
+        transcript: if a list, the opened value ``c`` is appended to it (privacy tests; ``"local"``
+            opens nothing).
     Returns:
         ``uint64[n_parties, *shape]`` shares of the quotient.
 
@@ -86,6 +89,8 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer") -> 
     rho = jnp.uint64(1 << MSB_SHIFT) % d
     shift = k * d + rho // jnp.uint64(2)
     c = ring.party_sum(ring.add_to_party0(shares, shift) + r)  # the only opening
+    if transcript is not None:
+        transcript.append(c)
     c_msb = c >> MSB_SHIFT
     c_low = c & jnp.uint64(LOW_MASK)
     t = ring.xor_public_bit(c_msb, r_msb)  # shares of t = c_msb XOR r_msb
