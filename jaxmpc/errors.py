@@ -23,3 +23,7 @@ class InputTypeError(JaxMPCError, TypeError):
 
 class X64Error(JaxMPCError, RuntimeError):
     """64-bit types are disabled in JAX, so uint64 would silently become uint32."""
+
+
+class DeviceMeshError(JaxMPCError, ValueError):
+    """A device placement that cannot work (fewer devices than parties, a mesh of the wrong shape)."""
