@@ -43,6 +43,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from . import diagnostics
+
 _ACTIVE: list["Tally"] = []
 _REPEAT: list[int] = [1]
 
@@ -224,8 +226,9 @@ def scan(f: Callable, init, xs=None, length: int | None = None, **kwargs):
         >>> tally(lambda c: scan(body, c, length=7)[0], jnp.zeros(())).ops["step"].rounds
         7
     """
+    f, finish = diagnostics.scan_body(f)  # carries jaxmpc.diagnostics out of the loop (no-op when off)
     if not _ACTIVE:
-        return jax.lax.scan(f, init, xs, length, **kwargs)
+        return finish(jax.lax.scan(f, init, xs, length, **kwargs))
     if length is None:
         leaves = jax.tree_util.tree_leaves(xs)
         if not leaves:
@@ -243,7 +246,7 @@ def scan(f: Callable, init, xs=None, length: int | None = None, **kwargs):
         for t in _ACTIVE:
             t.merge(traces[-1], int(length))
         _fresh_epoch()
-    return out
+    return finish(out)
 
 
 def _is_dynamic(leaf) -> bool:

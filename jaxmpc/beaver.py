@@ -15,7 +15,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from . import accounting, dealer, gemm, ring
+from . import accounting, dealer, diagnostics, gemm, ring
 from .errors import InputTypeError, ProtocolError, ShareMismatchError
 from .keys import check_key
 from .shared import Shared, _common_fxp, check_same_parties
@@ -113,9 +113,13 @@ def _product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: st
         fxp = _common_fxp(x, y, name)
         k_triple, k_trunc = jax.random.split(key)
         z = beaver(k_triple, x.shares, y.shares, op, name, mode, op_opened)
-        return Shared(truncate_shares(k_trunc, z, fxp.ring_scale, truncation), fxp)
+        diagnostics.observe_product(name, x.shares, y.shares, z, op)  # nothing unless collecting
+        with diagnostics.label(name):
+            return Shared(truncate_shares(k_trunc, z, fxp.ring_scale, truncation), fxp)
     fxp = x.fxp if x.fxp is not None else y.fxp  # a plain integer (e.g. a 0/1 bit) scales nothing
-    return Shared(beaver(key, x.shares, y.shares, op, name, mode, op_opened), fxp)
+    z = beaver(key, x.shares, y.shares, op, name, mode, op_opened)
+    diagnostics.observe_product(name, x.shares, y.shares, z, op)
+    return Shared(z, fxp)
 
 
 def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "protocol") -> Shared:
@@ -194,9 +198,11 @@ def mul_public(key, x: Shared, c, *, truncation: str = "dealer") -> Shared:
         raise InputTypeError("mul_public needs a fixed-point Shared; for integers use x * c.")
     check_method(truncation, x.n_parties)
     v = x._public(c, "c")
-    z = x.broadcast_to(jnp.shape(v)).shares
-    z = z * ring.per_party(v, z)
-    return Shared(truncate_shares(key, z, x.fxp.ring_scale, truncation), x.fxp)
+    xs = x.broadcast_to(jnp.shape(v)).shares
+    z = xs * ring.per_party(v, xs)
+    diagnostics.observe_product("mul_public", xs, v, z, jnp.multiply, y_public=True)
+    with diagnostics.label("mul_public"):
+        return Shared(truncate_shares(key, z, x.fxp.ring_scale, truncation), x.fxp)
 
 
 def div_public(key, x: Shared, d, *, truncation: str = "dealer") -> Shared:
@@ -216,7 +222,8 @@ def div_public(key, x: Shared, d, *, truncation: str = "dealer") -> Shared:
     if isinstance(d, bool) or not isinstance(d, int) or d < 1:
         raise InputTypeError(f"div_public: d must be a positive Python int, got {d!r}.")
     check_method(truncation, x.n_parties)
-    return Shared(truncate_shares(key, x.shares, jnp.uint64(d), truncation), x.fxp)
+    with diagnostics.label("div_public"):
+        return Shared(truncate_shares(key, x.shares, jnp.uint64(d), truncation), x.fxp)
 
 
 def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") -> Shared:
@@ -245,5 +252,7 @@ def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") 
     e = ring.party_sum(flat - a)
     z = a2 + jnp.uint64(2) * jnp.sum(a * e[None], axis=1, dtype=ring.DTYPE)
     z = ring.add_to_party0(z, jnp.sum(e * e, dtype=ring.DTYPE))
+    diagnostics.observe_product("square_sum", flat, flat, z, lambda a, b: jnp.sum(a * b))
     divisor_ring = x.fxp.ring_scale * jnp.uint64(divisor)
-    return Shared(truncate_shares(k_trunc, z, divisor_ring, truncation), x.fxp)
+    with diagnostics.label("square_sum"):
+        return Shared(truncate_shares(k_trunc, z, divisor_ring, truncation), x.fxp)

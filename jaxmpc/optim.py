@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from . import diagnostics
 from .errors import InputTypeError
 from .keys import check_key
 from .shared import Shared
@@ -56,7 +57,10 @@ def _mul_public_all(key, tree, c, truncation: str):
     v = jnp.concatenate([jnp.broadcast_to(leaf._public(c, "learning rate / momentum"), (leaf.size,))
                          for leaf in leaves])
     d = jnp.concatenate([jnp.broadcast_to(leaf.fxp.ring_scale, (leaf.size,)) for leaf in leaves])
-    z = truncate_shares(key, flat * v[None], d, truncation)
+    z = flat * v[None]
+    diagnostics.observe_product("sgd", flat, v, z, jnp.multiply, y_public=True)  # nothing unless collecting
+    with diagnostics.label("sgd"):
+        z = truncate_shares(key, z, d, truncation)
     out, start = [], 0
     for leaf in leaves:
         out.append(Shared(z[:, start:start + leaf.size].reshape(leaf.shares.shape), leaf.fxp))

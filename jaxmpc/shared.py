@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import accounting, ring
+from . import accounting, diagnostics, ring
 from .errors import InputTypeError, ShareMismatchError
 from .fixedpoint import FixedPoint, check_numeric
 from .keys import check_key
@@ -289,6 +289,8 @@ def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2):
         elif not jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.integer):
             raise InputTypeError(f"{name}: fxp=None shares integers only, got dtype {jnp.asarray(leaf).dtype}.")
     values = [ring.const(jnp.asarray(leaf)) if fxp is None else fxp.encode(leaf) for leaf in leaves]
+    for leaf, v in zip(leaves, values):
+        diagnostics.observe_encoding("share", leaf, v, fxp)  # nothing unless collecting
     masks = ring.draw(key, *[(int(n_parties) - 1,) + tuple(v.shape) for v in values])  # one draw
     out = [Shared(ring.shares_from_mask(v, m), fxp) for v, m in zip(values, masks)]
     return jax.tree_util.tree_unflatten(treedef, out)

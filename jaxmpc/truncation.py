@@ -18,7 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import accounting, dealer, ring
+from . import accounting, dealer, diagnostics, ring
 from .errors import ProtocolError
 
 METHODS = ("dealer", "local")
@@ -80,7 +80,9 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
         ds = d.astype(ring.SIGNED)
         y0 = jnp.floor_divide(s[0], ds)
         y1 = -jnp.floor_divide(-s[1], ds)
-        return ring.from_signed(jnp.stack([y0, y1]))
+        out = ring.from_signed(jnp.stack([y0, y1]))
+        diagnostics.observe_truncation("truncate/local", shares, d, out)  # nothing unless collecting
+        return out
 
     accounting.record("truncate/dealer", n_parties=n, rounds=1, elements_opened=size,
                 dealer_elements=3 * size)
@@ -96,4 +98,6 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
     t = ring.xor_public_bit(c_msb, r_msb)  # shares of t = c_msb XOR r_msb
     q63 = jnp.uint64(1 << MSB_SHIFT) // d
     y = t * ring.per_party(q63, t) - q
-    return ring.add_to_party0(y, c_low // d - k)
+    out = ring.add_to_party0(y, c_low // d - k)
+    diagnostics.observe_truncation("truncate/dealer", shares, d, out)  # nothing unless collecting
+    return out

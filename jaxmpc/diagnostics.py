@@ -1,0 +1,467 @@
+r"""Diagnostics a real deployment cannot have: wrap-around, truncation failures and headroom, per call.
+
+One process holds every party's shares, so the simulator can open what no party ever sees: the exact
+value behind a sharing. In an opt-in collection (:func:`run` or :func:`collecting`) every protocol
+call that has a hook reports, per element, whether its value left the ring, whether its truncation
+failed, and how much of the ring it used. The results are JAX arrays (a :class:`Report` pytree), so
+a diagnosed function works under ``jax.jit`` and ``jax.vmap`` and in sweeps. Outside a collection
+every hook returns at once: no operation is traced, jaxprs are unchanged, it costs nothing.
+
+Definitions. :math:`\mathrm{open}(x) = \mathrm{signed}(\sum_i x_i \bmod 2^{64}) \in [-2^{63}, 2^{63})`
+is the value behind shares :math:`x_i` (in ring units: a fixed-point value times its scale).
+
+Products (Beaver ``mul`` / ``matmul`` / ``square_sum``, and local products by a public value before
+their truncation), from operands :math:`X = \mathrm{open}(x)`, :math:`Y = \mathrm{open}(y)` (or
+the public encoded value) and the ring result :math:`Z = \mathrm{open}(z)`:
+
+* :math:`P = X \circ Y` is the exact integer product, computed in float64 by the float twin of the
+  bilinear map (relative error below :math:`k\,2^{-52}` for :math:`k` summed terms);
+* **wrap** :math:`\iff |P - Z| > 2^{62}`. The ring computes :math:`Z \equiv P \pmod{2^{64}}`, so
+  :math:`P - Z` is a multiple of :math:`2^{64}`: zero exactly when :math:`P \in [-2^{63}, 2^{63})`,
+  else at least :math:`2^{64}` minus float error (exact unless :math:`\sum |X||Y|` nears
+  :math:`2^{100}`). A wrapped product is garbage, however it is truncated;
+* **out of range** :math:`\iff |P| \ge 2^{62}`: beyond the range where the truncation that follows
+  is guaranteed (:func:`jaxmpc.truncate_shares`);
+* magnitude :math:`|P|` (above :math:`2^{63}` when it wrapped).
+
+Truncation by a public :math:`d` (any method), from :math:`X = \mathrm{open}(x)` and the result
+:math:`Y = \mathrm{open}(y)`, with :math:`q = \lfloor X/d \rfloor`:
+
+* **failure** :math:`\iff Y - q \notin \{-1, 0, 1, 2\}`. The protocols guarantee local
+  :math:`Y - q \in \{0, 1\}` and dealer :math:`|Y - X/d| < 1.5`, i.e. :math:`Y - q \in \{-1, \dots,
+  2\}`; a failure is an error their bounds exclude. Local (SecureML) truncation fails when the two
+  signed shares overflow, with probability :math:`(|X| + 1)/2^{64}` per element, and is then off by
+  :math:`\approx 2^{64}/d` (``experiments/reliability.py`` measures it);
+* **out of range** :math:`\iff |X| \ge 2^{62} - d` (outside the dealer protocol's guarantee);
+* **underflow** :math:`\iff 0 < |X| < d`: the exact quotient is below one unit, so the result is
+  0 or :math:`\pm 1`, rounding noise only: the value's information is lost;
+* magnitude :math:`|X|`.
+
+Sharing (``share``), of a real :math:`x` at scale :math:`s`, :math:`P = x s`:
+**wrap** :math:`\iff |P| \ge 2^{63}` (no int64), **out of range** :math:`\iff |x| s^2 \ge 2^{62}`
+(no room for one product; what :func:`jaxmpc.share` checks on concrete inputs but cannot on traced
+ones), **underflow** :math:`\iff x \ne 0` and :math:`\mathrm{round}(P) = 0`; magnitude :math:`|P|`.
+
+Each call name (``"matmul"``, ``"matmul/truncate/dealer"``, ``"sgd/truncate/dealer"``, ``"share"``;
+a truncation is named after the protocol it finishes, see :func:`label`) gets one :class:`Stats`:
+counts of calls, elements, wraps, failures, out-of-range elements and underflows, the largest
+magnitude, and the first loop step with a wrap or failure. :func:`jaxmpc.accounting.scan` (the loop of
+:func:`jaxmpc.train.fit`, the comparison and the approximations) carries the per-step statistics
+out of the loop and aggregates them: sums of counts, the max of magnitudes, the first bad step.
+
+Limits. Observations must happen at the trace level of the collection, or inside
+:func:`jaxmpc.accounting.scan` loops. A protocol call inside a nested ``jax.jit``, ``jax.vmap``,
+``lax.cond`` or plain ``lax.scan`` in the diagnosed function raises :class:`jaxmpc.ProtocolError`
+(put ``jit`` and ``vmap`` outside: ``jax.jit(jax.vmap(diagnostics.run(f)))``). Inside a collection
+every ``jax.jit`` trace cache misses (as in :func:`jaxmpc.accounting.collecting`), so a cached inner
+``jit`` raises too instead of silently hiding its calls.
+
+Cost when on: one party sum per checked array and a float64 evaluation of each product (one float
+GEMM per ``matmul``), plus a few scalars per call and loop step.
+
+Example:
+    >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+    >>> from jaxmpc import diagnostics
+    >>> fxp = jaxmpc.FixedPoint(10, 4)
+    >>> def f(key, v):
+    ...     k0, k1 = jax.random.split(key)
+    ...     x = jaxmpc.share(k0, v, fxp)
+    ...     return jaxmpc.reveal(jaxmpc.mul(k1, x, x))
+    >>> out, report = jax.jit(diagnostics.run(f))(jax.random.key(0), jax.numpy.array([1.5, 4e5]))
+    >>> int(report["mul"].wraps), bool(report.ok)      # (4e5 * 1e4)^2 > 2^63 wraps
+    (1, False)
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import itertools
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax._src import core as _core  # the current trace, to refuse observations from nested traces
+
+from . import ring
+from .errors import ProtocolError
+
+HEADROOM_BITS = 62  # |x| < 2^62 - d: the range of dealer truncation (fixedpoint.HEADROOM_BITS)
+_I64 = jnp.int64
+_F64 = jnp.float64
+
+
+class Stats(NamedTuple):
+    """Diagnostics of one call name (arrays; batched under ``vmap``). Definitions in the module doc.
+
+    Attributes:
+        calls: protocol calls observed (every loop step counts).
+        elements: elements checked.
+        wraps: elements whose exact value left the ring's signed range :math:`[-2^{63}, 2^{63})`.
+        failures: truncation results off by more than the protocol's error bound.
+        out_of_range: elements beyond the headroom :math:`2^{62}` (truncation: :math:`2^{62} - d`).
+        underflows: truncations whose exact quotient is below one unit (sharing: encoded to 0).
+        max_abs: largest exact magnitude, in ring units (float64).
+        first_bad: first step of the outermost :func:`jaxmpc.accounting.scan` loop with a wrap or
+            failure (0 outside loops), or -1 if none.
+    """
+
+    calls: jax.Array
+    elements: jax.Array
+    wraps: jax.Array
+    failures: jax.Array
+    out_of_range: jax.Array
+    underflows: jax.Array
+    max_abs: jax.Array
+    first_bad: jax.Array
+
+
+_COUNTS = ("calls", "elements", "wraps", "failures", "out_of_range", "underflows")
+
+
+def _stats(size: int, *, wraps=None, failures=None, out_of_range=None, underflows=None,
+           max_abs=None) -> Stats:
+    zero = jnp.zeros((), _I64)
+
+    def count(mask):
+        return zero if mask is None else jnp.sum(mask, dtype=_I64)
+
+    w, f = count(wraps), count(failures)
+    return Stats(calls=jnp.ones((), _I64), elements=jnp.asarray(size, _I64), wraps=w, failures=f,
+                 out_of_range=count(out_of_range), underflows=count(underflows),
+                 max_abs=jnp.max(max_abs, initial=0.0) if max_abs is not None else jnp.zeros((), _F64),
+                 first_bad=jnp.where(w + f > 0, 0, -1).astype(_I64))
+
+
+def _first(a: jax.Array, b: jax.Array) -> jax.Array:
+    """The earlier of two first-bad steps (-1 means none)."""
+    return jnp.where(a < 0, b, jnp.where(b < 0, a, jnp.minimum(a, b)))
+
+
+def _merge(a: Stats, b: Stats) -> Stats:
+    return Stats(*[getattr(a, f) + getattr(b, f) for f in _COUNTS],
+                 max_abs=jnp.maximum(a.max_abs, b.max_abs), first_bad=_first(a.first_bad, b.first_bad))
+
+
+def _over_steps(s: Stats) -> Stats:
+    """Aggregate per-step statistics ``[steps]`` of a loop (sums, max, first bad step)."""
+    bad = s.first_bad >= 0
+    return Stats(*[jnp.sum(getattr(s, f), axis=0, dtype=_I64) for f in _COUNTS],
+                 max_abs=jnp.max(s.max_abs, axis=0, initial=0.0),
+                 first_bad=jnp.where(jnp.any(bad, axis=0), jnp.argmax(bad, axis=0), -1).astype(_I64))
+
+
+# ---- the report -----------------------------------------------------------------------------------
+@jax.tree_util.register_pytree_node_class
+class Report:
+    """Diagnostics of one run: call name -> :class:`Stats` (in order of first occurrence).
+
+    A pytree of arrays: return it from ``jit``, batch it with ``vmap``. Under ``vmap`` every field
+    has the batch axes in front; :meth:`summary`, :meth:`total` and :meth:`to_dict` aggregate over
+    them (sums, max, earliest bad step).
+    """
+
+    def __init__(self, calls: dict[str, Stats]):
+        self.calls = dict(calls)
+
+    def tree_flatten(self):
+        return list(self.calls.values()), tuple(self.calls)
+
+    @classmethod
+    def tree_unflatten(cls, names, children):
+        return cls(dict(zip(names, children)))
+
+    def __getitem__(self, name: str) -> Stats:
+        if name not in self.calls:
+            raise KeyError(f"no diagnostics for {name!r}; observed: {list(self.calls)}")
+        return self.calls[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.calls
+
+    def names(self) -> list[str]:
+        return list(self.calls)
+
+    @staticmethod
+    def _flat(s: Stats) -> dict[str, Any]:
+        """One call's stats aggregated over any batch axes, as Python numbers."""
+        out = {f: int(np.sum(np.asarray(getattr(s, f)))) for f in _COUNTS}
+        out["max_abs"] = float(np.max(np.asarray(s.max_abs), initial=0.0))
+        fb = np.asarray(s.first_bad)
+        out["first_bad"] = int(fb[fb >= 0].min()) if (fb >= 0).any() else -1
+        return out
+
+    def runs(self) -> int:
+        """Number of runs batched in this report (1 unless it came out of ``vmap``)."""
+        for s in self.calls.values():
+            return int(np.prod(np.shape(s.calls), dtype=np.int64))
+        return 1
+
+    def total(self) -> dict[str, Any]:
+        """All calls together: counts summed, largest magnitude, earliest bad step."""
+        rows = [self._flat(s) for s in self.calls.values()]
+        out = {f: sum(r[f] for r in rows) for f in _COUNTS}
+        out["max_abs"] = max([r["max_abs"] for r in rows], default=0.0)
+        bad = [r["first_bad"] for r in rows if r["first_bad"] >= 0]
+        out["first_bad"] = min(bad, default=-1)
+        return out
+
+    @property
+    def ok(self):
+        """True where nothing wrapped and no truncation failed (an array: one per batched run)."""
+        bad = sum((s.wraps + s.failures for s in self.calls.values()), start=jnp.zeros((), _I64))
+        return bad == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: per call, counts (summed over batched runs), ``max_abs``, ``max_bits``
+        (:math:`\\log_2` of it), ``headroom_used`` (it over :math:`2^{62}`), ``first_bad``."""
+        def row(r):
+            return {**r, "max_bits": _bits(r["max_abs"]), "headroom_used": r["max_abs"] / 2.0**HEADROOM_BITS}
+        return {"runs": self.runs(), "calls": {n: row(self._flat(s)) for n, s in self.calls.items()},
+                "total": row(self.total())}
+
+    def summary(self) -> str:
+        """A text table: per call, elements, wraps, truncation failures, out-of-range elements,
+        underflows (and their share), the largest magnitude in bits and as a fraction of 2^62."""
+        head = ("call", "calls", "elements", "wraps", "trunc fails", "out of range", "underflows",
+                "max bits", "of 2^62", "first bad")
+        rows = []
+        for name, r in [(n, self._flat(s)) for n, s in self.calls.items()] + [("total", self.total())]:
+            under = f"{r['underflows']:,}" + (f" ({r['underflows'] / r['elements']:.0%})"
+                                              if r["elements"] and r["underflows"] else "")
+            rows.append((name, f"{r['calls']:,}", f"{r['elements']:,}", f"{r['wraps']:,}",
+                         f"{r['failures']:,}", f"{r['out_of_range']:,}", under,
+                         f"{_bits(r['max_abs']):.1f}" if r["max_abs"] > 0 else "-",
+                         f"{r['max_abs'] / 2.0**HEADROOM_BITS:.2g}",
+                         "-" if r["first_bad"] < 0 else str(r["first_bad"])))
+        cells = [head] + rows
+        widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+
+        def line(c):
+            return "  ".join(c[0].ljust(widths[0]) if i == 0 else c[i].rjust(widths[i])
+                             for i in range(len(head)))
+
+        rule = "-" * len(line(head))
+        runs = self.runs()
+        verdict = "OK: no wrap-around, no truncation failure" if self.total()["wraps"] + \
+            self.total()["failures"] == 0 else "FAILED: see wraps / trunc fails"
+        out = [f"diagnostics ({runs} run{'s' if runs != 1 else ''}; counts summed over runs and loop "
+               f"steps; simulator-only information)", line(head), rule]
+        out += [line(c) for c in rows[:-1]] if len(rows) > 1 else ["(no protocol call observed)"]
+        out += [rule, line(rows[-1]), verdict]
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return f"Report({self.names()})"
+
+
+def _bits(v: float) -> float:
+    return math.log2(v) if v > 0 else float("-inf")
+
+
+# ---- collection -----------------------------------------------------------------------------------
+class _Collector:
+    """Observations at one trace level (the collection's, or one loop body's)."""
+
+    def __init__(self):
+        self.trace = _core.trace_ctx.trace
+        self.calls: dict[str, Stats] = {}
+
+    def add(self, name: str, s: Stats) -> None:
+        if _core.trace_ctx.trace is not self.trace:
+            raise ProtocolError(
+                f"diagnostics: the protocol call {name!r} runs inside a nested transformation "
+                "(jax.jit, jax.vmap, lax.cond or a plain lax.scan inside the diagnosed function), "
+                "whose values cannot leave it. Put jit and vmap outside the diagnosed function "
+                "(jax.jit(jax.vmap(diagnostics.run(f)))) and write loops with "
+                "jaxmpc.accounting.scan."
+            )
+        self.calls[name] = _merge(self.calls[name], s) if name in self.calls else s
+
+
+_ACTIVE: list[_Collector] = []
+_LABELS: list[str] = []
+_TRACE_EPOCH = jax.make_user_context(None)  # part of JAX's trace-cache key (see "Limits")
+_TOKENS = itertools.count(1)
+
+
+def active() -> bool:
+    """Whether diagnostics are being collected."""
+    return bool(_ACTIVE)
+
+
+@contextlib.contextmanager
+def collecting():
+    """Collect the diagnostics of protocol calls run (or traced) in the block; yields a function
+    returning the :class:`Report` so far. Prefer :func:`run`.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> x = jaxmpc.share(jax.random.key(0), [2.0, -3.0], jaxmpc.FixedPoint(10, 3))
+        >>> with collecting() as report:
+        ...     y = jaxmpc.div_public(jax.random.key(1), x, 3)
+        >>> int(report()["div_public/truncate/dealer"].elements)
+        2
+    """
+    c = _Collector()
+    _ACTIVE.append(c)
+    try:
+        with _TRACE_EPOCH(("jaxmpc.diagnostics", next(_TOKENS))):
+            yield lambda: Report(c.calls)
+    finally:
+        _ACTIVE.remove(c)
+
+
+def run(fn: Callable) -> Callable:
+    """``fn`` with diagnostics: ``run(fn)(*args, **kwargs) -> (fn(*args, **kwargs), Report)``.
+
+    Jit and vmap the result, not ``fn``: ``jax.jit(jax.vmap(diagnostics.run(fn)))``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc import diagnostics, seed
+        >>> run = jax.jit(jax.vmap(diagnostics.run(lambda k, p: seed.run(k, p, iterations=3))))
+        >>> losses, report = run(jax.random.split(jax.random.key(0), 2), jnp.array([2, 4]))
+        >>> report["matmul"].wraps.shape, int(report["sgd/truncate/dealer"].calls[0])
+        ((2,), 3)
+    """
+    if not callable(fn):
+        raise TypeError(f"diagnostics.run(fn): fn must be callable, got {type(fn).__name__}.")
+
+    @functools.wraps(fn)
+    def diagnosed(*args, **kwargs):
+        with collecting() as report:
+            out = fn(*args, **kwargs)
+        return out, report()
+
+    return diagnosed
+
+
+def label(name: str):
+    """Name the calls observed inside by a prefix (``label("sgd")`` turns a truncation's
+    ``"truncate/dealer"`` into ``"sgd/truncate/dealer"``). A no-op context when not collecting."""
+    if not _ACTIVE:
+        return contextlib.nullcontext()
+    return _labelled(name)
+
+
+@contextlib.contextmanager
+def _labelled(name: str):
+    _LABELS.append(name)
+    try:
+        yield
+    finally:
+        _LABELS.pop()
+
+
+def _observe(name: str, s: Stats) -> None:
+    _ACTIVE[-1].add("/".join(_LABELS + [name]), s)
+
+
+def scan_body(f: Callable):
+    """For :func:`jaxmpc.accounting.scan`: ``(body, finish)`` that carry a loop's diagnostics out.
+
+    ``body`` observes ``f``'s calls at the loop body's trace level and returns them with each step's
+    output; ``finish`` turns the scan's result back into ``f``'s and adds the per-step statistics,
+    aggregated over steps, to the enclosing collection. Without a collection: ``(f, identity)``.
+    """
+    if not _ACTIVE:
+        return f, lambda out: out
+
+    def body(carry, x):
+        c = _Collector()
+        _ACTIVE.append(c)
+        try:
+            carry, y = f(carry, x)
+        finally:
+            _ACTIVE.remove(c)
+        return carry, (y, Report(c.calls))
+
+    def finish(out):
+        carry, (ys, per_step) = out
+        for name, s in per_step.calls.items():
+            _ACTIVE[-1].add(name, _over_steps(s))
+        return carry, ys
+
+    return body, finish
+
+
+# ---- hooks (called by the protocols) --------------------------------------------------------------
+def _open(v: jax.Array, public: bool) -> jax.Array:
+    """The signed value behind shares ``uint64[n, ...]`` (or a public ring array)."""
+    return ring.to_signed(v if public else ring.party_sum(v))
+
+
+_FLOAT_TWINS: dict[Callable, Callable] = {}
+
+
+def register_float_twin(op: Callable, float_op: Callable) -> None:
+    """Declare the float64 version of a ring bilinear map, used to compute exact products.
+
+    ``jnp.multiply`` and any map written with ``jnp`` arithmetic work on floats as they are; a
+    ring-only implementation (like :func:`jaxmpc.ring.matmul`) needs its twin registered.
+    """
+    _FLOAT_TWINS[op] = float_op
+
+
+def _float_twin(op: Callable) -> Callable:
+    if not _FLOAT_TWINS:
+        from . import gemm
+        hp = functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
+        for f in (ring.matmul, gemm.matmul, gemm.matmul_small):
+            _FLOAT_TWINS.setdefault(f, hp)
+    return _FLOAT_TWINS.get(op, op)
+
+
+def observe_product(name: str, x: jax.Array, y: jax.Array, z: jax.Array, op: Callable, *,
+                    y_public: bool = False) -> None:
+    """Hook: the ring product ``z = op(x, y)`` before truncation (shares ``uint64[n, ...]``; ``y``
+    may be a public ring array with ``y_public=True``). Nothing is traced unless collecting."""
+    if not _ACTIVE:
+        return
+    xf, yf = _open(x, False).astype(_F64), _open(y, y_public).astype(_F64)
+    exact = _float_twin(op)(xf, yf)
+    if not jnp.issubdtype(exact.dtype, jnp.floating):
+        raise ProtocolError(
+            f"diagnostics: the bilinear map of {name!r} does not compute on float64 arrays; "
+            "declare its float twin with jaxmpc.diagnostics.register_float_twin(op, float_op)."
+        )
+    zf = _open(z, False).astype(_F64)
+    mag = jnp.abs(exact)
+    _observe(name, _stats(int(np.prod(zf.shape, dtype=np.int64)),
+                          wraps=jnp.abs(exact - zf) > 2.0**HEADROOM_BITS,
+                          out_of_range=mag >= 2.0**HEADROOM_BITS, max_abs=mag))
+
+
+def observe_truncation(name: str, x: jax.Array, divisor, y: jax.Array) -> None:
+    """Hook: shares ``y`` of about ``x / divisor`` from shares ``x`` (``uint64[n, ...]``)."""
+    if not _ACTIVE:
+        return
+    xv, yv = _open(x, False), _open(y, False)
+    d = jnp.broadcast_to(ring.to_signed(jnp.asarray(divisor, ring.DTYPE)), xv.shape)
+    off = yv - jnp.floor_divide(xv, d)
+    limit = jnp.int64(1 << HEADROOM_BITS) - d
+    _observe(name, _stats(int(np.prod(xv.shape, dtype=np.int64)),
+                          failures=(off < -1) | (off > 2),
+                          out_of_range=(xv >= limit) | (xv <= -limit),
+                          underflows=(xv != 0) & (xv > -d) & (xv < d),
+                          max_abs=jnp.abs(xv.astype(_F64))))
+
+
+def observe_encoding(name: str, x, v: jax.Array, fxp) -> None:
+    """Hook: the encoding ``v = encode(x)`` of a real array ``x`` by ``fxp`` (a ``FixedPoint``)."""
+    if not _ACTIVE or fxp is None:
+        return
+    xf = jnp.asarray(x, _F64)
+    s = fxp.scale
+    mag = jnp.abs(xf * s)
+    _observe(name, _stats(int(np.prod(xf.shape, dtype=np.int64)),
+                          wraps=mag >= 2.0**63,
+                          out_of_range=mag * s >= 2.0**HEADROOM_BITS,
+                          underflows=(xf != 0) & (v == jnp.uint64(0)),
+                          max_abs=mag))
