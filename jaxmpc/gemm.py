@@ -67,6 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from . import ring
 from .errors import InputTypeError
 
 _U64 = jnp.uint64
@@ -179,6 +180,8 @@ def _operands(v: jax.Array, scheme: _Scheme, side: int) -> jax.Array:
 def _limb_matmul(a: jax.Array, b: jax.Array, scheme: _Scheme, nb: int) -> jax.Array:
     """``a @ b mod 2^64`` for ``a: uint64[*batch, m, k]``, ``b: uint64[*batch, k, n]`` with ``nb``
     batch dimensions (0 or 1): one batched GEMM over (product, batch, chunk)."""
+    # The digit split reads each element 5-6 times: compute the operands once (see ring.materialize)
+    a, b = ring.materialize(a), ring.materialize(b)
     lhs, rhs = _operands(a, scheme, 0), _operands(b, scheme, 1)  # [P, *b, m, k], [P, *b, k, n]
     k = a.shape[-1]
     n_chunks = max(1, -(-k // scheme.max_chunk))
@@ -272,8 +275,6 @@ def matmul_small(a, b) -> jax.Array:
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
     k = a.shape[-1]
-    from . import ring  # ring imports gemm lazily, so this is not a cycle at import time
-
     sa, sb = ring.to_signed(a), ring.to_signed(b)
     bound = (jnp.max(jnp.abs(sa.astype(jnp.float64)), initial=0.0)
              * jnp.max(jnp.abs(sb.astype(jnp.float64)), initial=0.0) * k)

@@ -97,6 +97,18 @@ def draw(key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.Array]:
     return out
 
 
+def materialize(v: jax.Array) -> jax.Array:
+    """``v``, computed once and stored, for producers that are costly to recompute.
+
+    XLA fuses elementwise producers into their consumers and recomputes them for every element the
+    consumer reads: a dealer's random draw feeding a digit split that reads each element 5 times is
+    generated 5 to 15 times over. XLA never duplicates a reduction into its consumers, so routing
+    ``v`` through one (``v + 0`` as a sum over a stacked axis of 2, which XLA does not simplify
+    away, unlike ``lax.optimization_barrier``, which the CPU compiler drops) stores it once.
+    """
+    return jnp.sum(jnp.stack([v, jnp.zeros_like(v)]), axis=0, dtype=v.dtype)
+
+
 def shares_from_mask(v: jax.Array, mask: jax.Array) -> jax.Array:
     """Additive shares of ``v`` given the first n-1 shares ``mask: uint64[n-1, *v.shape]`` (uniform)."""
     return jnp.concatenate([mask, (v - party_sum(mask))[None]], axis=0)
@@ -147,5 +159,5 @@ def matmul(a: jax.Array, b: jax.Array, *, method: str | None = None) -> jax.Arra
     Bit-exact on fast GEMMs (see :mod:`jaxmpc.gemm`); ``method`` is ``None`` (automatic, per
     backend and shape), ``"xla"`` (XLA's uint64 loop), ``"f64"``, ``"i8"`` or ``"f32"``.
     """
-    from . import gemm  # gemm does not import ring; imported here to keep ring's imports minimal
+    from . import gemm  # imported here: gemm imports ring
     return gemm.matmul(a, b, method=method)
