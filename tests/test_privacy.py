@@ -1,0 +1,447 @@
+r"""Privacy: the joint view of any n-1 parties is independent of the secret, for every protocol.
+
+A *coalition* is every set of n-1 parties (for n = 2 and 3: each choice of the one honest party).
+Its *view* of one protocol run is everything it holds or sees:
+
+- its members' shares of the inputs;
+- its members' shares of every piece of dealer material the run consumes (Beaver triples,
+  truncation material, binary AND triples, random bits), recomputed from the run's own keys with
+  :mod:`jaxmpc.dealer`, and checked to be the material used: every opened value minus (or XOR)
+  the recomputed mask equals the plaintext value the protocol masked with it, bit for bit;
+- every value opened during the run (public to all), recorded by the protocols themselves through
+  their ``transcript`` lists (:func:`jaxmpc.beaver`, :func:`jaxmpc.truncate_shares`,
+  :func:`jaxmpc.compare.msb_shares`). The runs are compositions of those internals, checked to be
+  bit-identical to the public functions (``share``, ``mul``, ``matmul``, ``div_public``, ``relu``).
+
+Each view is collected over ``S`` independent keys (one ``vmap``) for two very different secrets
+(zero vs large values, and for ReLU positive vs negative values: the bit the protocol computes),
+and compared with a two-sample test per *feature*:
+
+- every view component (one party's share of one sharing, or one opened array);
+- the coalition's *combined* share of every sharing (sum, or XOR for binary sharings): all that
+  additive sharing lets a coalition do with its shares;
+- every pair of combined shares and openings, as ``u + v`` and ``u - v`` (arithmetic) and
+  ``u ^ v`` (binary; a mixed pair gets all three): the relations through which a mask known to the
+  coalition or reused would show (``e + a`` is ``x`` if the coalition knew the whole mask ``a``;
+  ``e - e'`` is ``x - x'`` if two openings shared a mask).
+
+Statistics (numpy only): two-sample chi-square on the top 4 and the low 4 bits of every feature;
+for components and combined shares also a per-bit frequency test and a Kolmogorov-Smirnov test on
+the value / 2^64. A run passes if the smallest p-value times the number of p-values (Bonferroni)
+exceeds ``ALPHA``. Seeds are fixed, so the suite is deterministic.
+
+Controls (a test that cannot fail is a defect): with the honest party's shares added to the view
+(a coalition of all n parties), or with one opening replaced by what it is when the dealer's mask
+is zero, the same statistic rejects (p-values below ``1e-30``; measured: 0.0 in float64); so does
+a real run of Beaver's protocol with a dealer patched to hand out zero masks.
+
+Measured (this file's seeds; Bonferroni-adjusted p-value of the smallest over all coalitions):
+share 0.099 / 0.16 (n = 2 / 3), mul 1 / 0.46, matmul 0.61 / 0.14, div_public 0.85 / 0.078,
+relu 1 / 0.25 (6746 and 8920 p-values per coalition).
+
+Limits: relations among three or more features (e.g. ``e - x_C + a_C`` for a coalition C) are not
+tested directly, nor nonlinear ones other than the XOR / add mixtures above.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmpc
+from jaxmpc import FixedPoint, compare, dealer, ring
+
+FXP = FixedPoint(10, 3)
+S = 2048  # independent runs (keys) per secret
+ALPHA = 1e-4  # family-wise significance after Bonferroni; seeds are fixed, so nothing flakes
+_U = np.uint64
+
+
+# ---- statistics (numpy) -------------------------------------------------------------------------
+def chi2_sf(x: float, dof: int) -> float:
+    """Upper tail of the chi-square distribution with an integer number of degrees of freedom."""
+    if dof <= 0:
+        return 1.0
+    h = x / 2.0
+    if dof % 2 == 0:  # sf = exp(-h) sum_{i < dof/2} h^i / i!
+        term = total = math.exp(-h)
+        for i in range(1, dof // 2):
+            term *= h / i
+            total += term
+        return min(1.0, total)
+    # odd: sf = erfc(sqrt(h)) + exp(-h) sum_{i=1}^{(dof-1)/2} h^(i-1/2) / Gamma(i+1/2)
+    total = math.erfc(math.sqrt(h))
+    term = math.exp(-h) * math.sqrt(h) / math.gamma(1.5) if h > 0 else 0.0
+    for i in range(1, (dof + 1) // 2):
+        total += term
+        term *= h / (i + 0.5)
+    return min(1.0, total)
+
+
+def _homogeneity_pvalues(ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
+    """Chi-square two-sample (homogeneity) p-values from bucket counts ``int[F, K]`` of two samples
+    of equal size: chi2 = sum (a - b)^2 / (a + b) over non-empty buckets, dof = non-empty - 1."""
+    tot = ca + cb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2 = np.where(tot > 0, (ca - cb) ** 2 / np.maximum(tot, 1), 0.0).sum(axis=1)
+    dof = (tot > 0).sum(axis=1) - 1
+    return np.array([chi2_sf(float(c), int(d)) for c, d in zip(chi2, dof)])
+
+
+def nibble_counts(z: np.ndarray) -> np.ndarray:
+    """Counts of the top 4 bits (columns 0..15) and the low 4 bits (16..31) of each row of
+    ``uint64[F, N]``: ``int[F, 32]``."""
+    f = z.shape[0]
+    byte = ((z >> _U(56)) & _U(0xF0)) | (z & _U(15))  # top nibble, low nibble
+    idx = byte.astype(np.int64) + (np.arange(f, dtype=np.int64) * 256)[:, None]
+    joint = np.bincount(idx.ravel(), minlength=256 * f).reshape(f, 16, 16)
+    return np.concatenate([joint.sum(axis=2), joint.sum(axis=1)], axis=1)
+
+
+def nibble_pvalues(ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
+    """Two-sample chi-square on the top and on the low 4 bits, from :func:`nibble_counts` of both."""
+    return np.concatenate([_homogeneity_pvalues(ca[:, :16], cb[:, :16]),
+                           _homogeneity_pvalues(ca[:, 16:], cb[:, 16:])])
+
+
+def bit_pvalues(za: np.ndarray, zb: np.ndarray) -> np.ndarray:
+    """Per feature, the smallest two-proportion p-value over its 64 bits, times 64 (Bonferroni)."""
+    n = za.shape[1]
+    fa = np.stack([((za >> _U(b)) & _U(1)).sum(axis=1) for b in range(64)], axis=1) / n
+    fb = np.stack([((zb >> _U(b)) & _U(1)).sum(axis=1) for b in range(64)], axis=1) / n
+    var = (fa + fb) / 2 * (1 - (fa + fb) / 2)
+    zscore = np.where(var > 0, np.abs(fa - fb) / np.sqrt(np.maximum(var, 1e-300) * 2 / n), 0.0)
+    p = np.vectorize(math.erfc)(zscore / math.sqrt(2)).min(axis=1) * 64
+    return np.minimum(p, 1.0)
+
+
+def ks_pvalues(za: np.ndarray, zb: np.ndarray) -> np.ndarray:
+    """Kolmogorov-Smirnov two-sample p-values (asymptotic) on each feature's value / 2^64."""
+    out = []
+    for a, b in zip(za, zb):
+        a, b = np.sort(a >> _U(11)), np.sort(b >> _U(11))  # 53 bits: exact in float64
+        grid = np.concatenate([a, b])
+        d = np.abs(np.searchsorted(a, grid, side="right") / a.size
+                   - np.searchsorted(b, grid, side="right") / b.size).max()
+        ne = a.size * b.size / (a.size + b.size)
+        lam = (math.sqrt(ne) + 0.12 + 0.11 / math.sqrt(ne)) * d
+        q = 2 * sum((-1) ** (j - 1) * math.exp(-2 * j * j * lam * lam) for j in range(1, 101))
+        out.append(min(1.0, max(0.0, q)) if lam > 0.3 else 1.0)
+    return np.array(out)
+
+
+# ---- views --------------------------------------------------------------------------------------
+# A run is {"shares": {name: uint64[S, n, W, M]}, "opened": {name: uint64[S, W, M]}, "binary": names
+# of XOR sharings and XOR-masked openings}: W words of M elements (words are separate features).
+def _features(run: dict, coalition: tuple[int, ...]):
+    """The coalition's view as features, rows of ``uint64[F, S*M]``: ``singles`` (each member's share
+    of each sharing, then the summary rows), ``summary`` (the combined shares and the openings) and
+    ``binary`` (which summary rows are XOR sharings or XOR-masked)."""
+    parts, combined, binary = [], [], []
+    for name, arr in run["shares"].items():
+        held = arr[:, list(coalition)]  # [S, |C|, W, M]
+        op = np.bitwise_xor if name in run["binary"] else np.add
+        for w in range(arr.shape[2]):
+            if len(coalition) > 1:
+                parts.extend(held[:, i, w].ravel() for i in range(len(coalition)))
+            combined.append(op.reduce(held[:, :, w], axis=1).ravel())
+            binary.append(name in run["binary"])
+    for name, arr in run["opened"].items():
+        combined.extend(arr[:, w].ravel() for w in range(arr.shape[1]))
+        binary.extend([name in run["binary"]] * arr.shape[1])
+    summary = np.stack(combined)
+    singles = np.concatenate([np.stack(parts), summary]) if parts else summary
+    return singles, summary, np.array(binary)
+
+
+def pair_counts(summary: np.ndarray, binary: np.ndarray) -> np.ndarray:
+    """:func:`nibble_counts` of the relations of every pair of summary rows ``u, v``: ``u + v`` and
+    ``u - v`` unless both are binary, ``u ^ v`` unless both are arithmetic (a mixed pair gets all
+    three: msb embeds arithmetic shares as binary words)."""
+    out = [np.zeros((0, 32), np.int64)]
+    for i in range(len(summary) - 1):
+        u, v = summary[i][None], summary[i + 1:]
+        arith = ~(binary[i] & binary[i + 1:])
+        xor = binary[i] | binary[i + 1:]
+        out.append(nibble_counts(np.concatenate([u + v[arith], u - v[arith], u ^ v[xor]])))
+    return np.concatenate(out)
+
+
+def view_pvalues(run_a: dict, run_b: dict, coalition: tuple[int, ...]) -> np.ndarray:
+    """Every p-value of the two-sample tests on the coalition's views for two secrets."""
+    (sa, ua, kind), (sb, ub, _) = _features(run_a, coalition), _features(run_b, coalition)
+    return np.concatenate([nibble_pvalues(nibble_counts(sa), nibble_counts(sb)), bit_pvalues(sa, sb),
+                           ks_pvalues(sa, sb),
+                           nibble_pvalues(pair_counts(ua, kind), pair_counts(ub, kind))])
+
+
+def bonferroni(p: np.ndarray) -> float:
+    """The family-wise p-value: smallest p times the number of tests (capped at 1)."""
+    return float(min(1.0, p.min() * p.size))
+
+
+def coalitions(n: int):
+    """Every coalition of n-1 parties, keyed by the honest party."""
+    return {h: tuple(i for i in range(n) if i != h) for h in range(n)}
+
+
+# ---- protocol runs (jit(vmap over keys)), with their openings and the material they consumed -----
+def _np(tree):
+    return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def _words(a, parties: bool):
+    """Reshape to [S, n, W, M] (parties) or [S, W, M] (opened), M the last axis."""
+    m = a.shape[-1]
+    return a.reshape(a.shape[:2] + (-1, m)) if parties else a.reshape((a.shape[0], -1, m))
+
+
+def _pack(shares: dict, opened: dict, binary=()):
+    return {"shares": {k: _words(v, True) for k, v in shares.items()},
+            "opened": {k: _words(v, False) for k, v in opened.items()}, "binary": set(binary)}
+
+
+@functools.cache
+def _share_fn(n):
+    return jax.jit(jax.vmap(lambda k, v: jaxmpc.share(k, v, FXP, n_parties=n).shares, (0, None)))
+
+
+@functools.cache
+def _mul_fn(n: int, kind: str):
+    """One mul / matmul / div_public run per key: the public function's output, and the same run
+    composed of beaver + truncate_shares with transcripts and the recomputed dealer material."""
+    def one(key, xv, yv):
+        k_x, k_y, k_op = jax.random.split(key, 3)
+        x = jaxmpc.share(k_x, xv, FXP, n_parties=n)
+        shares = {"x": x.shares}
+        tr: list = []
+        if kind == "div":  # truncation alone: divide by a public integer
+            d = jnp.uint64(7)
+            ref = jaxmpc.div_public(jax.random.clone(k_op), x, 7)
+            k_trunc, z = k_op, x.shares
+        else:
+            y = jaxmpc.share(k_y, yv, FXP, n_parties=n)
+            op = ring.matmul if kind == "matmul" else jnp.multiply
+            ref = (jaxmpc.matmul if kind == "matmul" else jaxmpc.mul)(jax.random.clone(k_op), x, y)
+            d = FXP.ring_scale
+            k_triple, k_trunc = jax.random.split(k_op)  # as jaxmpc.mul / matmul split it
+            a, b, c = dealer.beaver_triple(jax.random.clone(k_triple), op, x.shape, y.shape, n)
+            z = jaxmpc.beaver(k_triple, x.shares, y.shares, op, transcript=tr)
+            shares.update(y=y.shares, a=a, b=b, c=c)
+        r, r_msb, q = dealer.truncation_material(jax.random.clone(k_trunc), z.shape[1:], n, d)
+        out = jaxmpc.truncate_shares(k_trunc, z, d, transcript=tr)
+        shares.update(r=r, r_msb=r_msb, q=q)
+        opened = dict(zip(("e", "f", "c") if kind != "div" else ("c",), tr))
+        return out, ref.shares, z, shares, opened
+
+    return jax.jit(jax.vmap(one, (0, None, None)))
+
+
+def _plain_and_inputs(s: np.ndarray) -> list:
+    """Plaintext (x, y) of every AND of msb on the ring values whose n shares are ``s[S, n, M]``,
+    in transcript order: compressors (n = 3), the first adder AND, the 5 scanned levels, the last."""
+    words = [s[:, i] for i in range(s.shape[1])]
+    ands = []
+    if len(words) == 3:  # one layer of 3:2 compressors
+        a, b, c = words
+        ands.append((np.stack([a, c], 1), np.stack([b, a ^ b], 1)))
+        words = [a ^ b ^ c, ((a & b) ^ (c & (a ^ b))) << _U(1)]
+    w0, w1 = words
+    ands.append((w0, w1))
+    g, p = w0 & w1, w0 ^ w1
+    levels_x, levels_y = [], []
+    for shift in (1, 2, 4, 8, 16):
+        sh = _U(shift)
+        levels_x.append(np.stack([p, p], 1))
+        levels_y.append(np.stack([g << sh, p << sh], 1))
+        g, p = g ^ (p & (g << sh)), p & (p << sh)
+    ands.append((np.stack(levels_x, 1), np.stack(levels_y, 1)))
+    ands.append((p, g << _U(32)))
+    return ands
+
+
+@functools.cache
+def _relu_fn(n: int):
+    """One relu run per key: the public function's outputs, and the same run composed of
+    compare._msb_from_keys + beaver with transcripts, and the recomputed dealer material."""
+    n_csa = 2 * (n - 2)
+
+    def one(key, xv):
+        k_x, k_op = jax.random.split(key)
+        x = jaxmpc.share(k_x, xv, FXP, n_parties=n)
+        y_ref, d_ref = jaxmpc.relu(jax.random.clone(k_op), x)
+        keys = jax.random.split(k_op, 1 + compare.MSB_KEYS)  # as relu splits its key
+        k_mul, k_pre, k_b2a, k_loop = jax.random.clone(keys)
+        tr: list = []
+        bit = compare._msb_from_keys(keys[1:], (-x).shares, tr)
+        y = jaxmpc.beaver(keys[0], bit, x.shares, jnp.multiply, transcript=tr)
+        shape = x.shape
+        pre = dealer.and_triple(k_pre, (n_csa + 2,) + shape, n)
+        loop = []
+        for _ in range(5):  # the adder's scan splits its carried key once per level
+            k_loop, k_and = jax.random.split(k_loop)
+            loop.append(dealer.and_triple(k_and, (2,) + shape, n))
+        loop = [jnp.stack(t, axis=1) for t in zip(*loop)]  # [n, 5, 2, M]
+        r_bin, r_arith = dealer.random_bits(k_b2a, shape, n)
+        a, b, c = dealer.beaver_triple(k_mul, jnp.multiply, shape, shape, n)
+        shares = {"x": x.shares, "pre_a": pre[0], "pre_b": pre[1], "pre_c": pre[2],
+                  "loop_a": loop[0], "loop_b": loop[1], "loop_c": loop[2],
+                  "r_bin": r_bin, "r_arith": r_arith, "a": a, "b": b, "c": c}
+        names = ([f"csa_{v}" for v in "ef"] if n > 2 else []) + [
+            "g_e", "g_f", "levels_e", "levels_f", "last_e", "last_f", "b2a_c", "mul_e", "mul_f"]
+        return (y, bit), (y_ref.shares, d_ref.shares), shares, dict(zip(names, tr, strict=True))
+
+    return jax.jit(jax.vmap(one, (0, None)))
+
+
+def _keys(seed: int):
+    return jax.random.split(jaxmpc.key(seed), S)
+
+
+SECRETS = {  # two very different secrets per protocol, M = 2 elements (valid: they fit the encoding)
+    "share": (np.zeros(2), np.array([-4.6e12, 1234.567])),
+    "mul": ((np.zeros(2), np.zeros(2)), (np.array([-1000.5, 7.25]), np.array([3000.25, -0.001]))),
+    "matmul": ((np.zeros((2, 2)), np.zeros((2, 2))), (np.array([[-1000.5, 999.0], [-7.25, 3.0]]),
+                                                      np.array([[3000.25, 2000.0], [-0.001, -1e3]]))),
+    "div": (np.zeros(2), np.array([-4e12, 1234.567])),
+    "relu": (np.array([0.001, 1e6]), np.array([-0.001, -1e6])),  # the sign is what relu computes
+}
+PROTOCOLS = list(SECRETS)
+
+
+@functools.cache
+def collect(protocol: str, n: int) -> tuple[dict, dict]:
+    """Both secrets' runs of ``protocol`` for ``n`` parties, checked against the public functions
+    and the recomputed material. Cached: every test of a (protocol, n) shares one compile."""
+    runs = []
+    for i, secret in enumerate(SECRETS[protocol]):
+        keys = _keys(1000 * n + 10 * PROTOCOLS.index(protocol) + i)
+        if protocol == "share":
+            runs.append(_pack({"x": np.asarray(_share_fn(n)(keys, secret))}, {}))
+        elif protocol == "relu":
+            runs.append(_check_relu(n, _np(_relu_fn(n)(keys, secret))))
+        else:
+            xv, yv = secret if protocol != "div" else (secret, secret)
+            runs.append(_check_mul(n, protocol, _np(_mul_fn(n, protocol)(keys, xv, yv))))
+    return runs[0], runs[1]
+
+
+def _psum(a):
+    return a.sum(axis=1, dtype=_U)
+
+
+def _pxor(a):
+    return np.bitwise_xor.reduce(a, axis=1)
+
+
+def _check_mul(n, kind, out):
+    got, ref, z, shares, opened = out
+    np.testing.assert_array_equal(got, ref, err_msg=f"{kind}: the composition is not the public function")
+    if kind != "div":  # the recomputed triple is the one the run used: e = x - a, f = y - b
+        np.testing.assert_array_equal(opened["e"], _psum(shares["x"] - shares["a"]))
+        np.testing.assert_array_equal(opened["f"], _psum(shares["y"] - shares["b"]))
+    # ... and the truncation material too: c - (x + r) is the protocol's public shift, the same everywhere
+    shift = opened["c"] - _psum(z) - _psum(shares["r"])
+    assert (shift == shift.flat[0]).all(), kind
+    return _pack(shares, opened)
+
+
+def _check_relu(n, out):
+    (y, bit), (y_ref, d_ref), shares, opened = out
+    np.testing.assert_array_equal(y, y_ref, err_msg="relu: the composition is not jaxmpc.relu")
+    np.testing.assert_array_equal(bit, d_ref)
+    neg_x = (-shares["x"].astype(_U)).astype(_U)
+    ands = _plain_and_inputs(neg_x)
+    triples = ([(shares["pre_a"][:, :, :2 * (n - 2)], shares["pre_b"][:, :, :2 * (n - 2)])] if n > 2 else [])
+    triples += [(shares["pre_a"][:, :, -2], shares["pre_b"][:, :, -2]),
+                (shares["loop_a"], shares["loop_b"]),
+                (shares["pre_a"][:, :, -1], shares["pre_b"][:, :, -1])]
+    names = (["csa"] if n > 2 else []) + ["g", "levels", "last"]
+    for name, (px, py), (a, b) in zip(names, ands, triples, strict=True):
+        np.testing.assert_array_equal(opened[f"{name}_e"], px ^ _pxor(a), err_msg=name)
+        np.testing.assert_array_equal(opened[f"{name}_f"], py ^ _pxor(b), err_msg=name)
+    msb = _psum(neg_x) >> _U(63)
+    np.testing.assert_array_equal(opened["b2a_c"], msb ^ (_pxor(shares["r_bin"]) & _U(1)))
+    np.testing.assert_array_equal(opened["mul_e"], _psum(bit - shares["a"]))
+    binary = {"pre_a", "pre_b", "pre_c", "loop_a", "loop_b", "loop_c", "r_bin", "b2a_c"} | {
+        k for k in opened if k.endswith(("_e", "_f")) and not k.startswith("mul")}
+    return _pack(shares, opened, binary)
+
+
+# ---- tests ----------------------------------------------------------------------------------------
+CASES = [(p, n) for p in PROTOCOLS for n in (2, 3)]
+
+
+@pytest.mark.parametrize("protocol,n", CASES)
+def test_coalition_views_do_not_depend_on_the_secret(protocol, n):
+    """For every coalition of n-1 parties, the view for secret A and for secret B pass the
+    two-sample tests (Bonferroni over all features); the controls below use the same runs."""
+    run_a, run_b = collect(protocol, n)
+    for honest, coalition in coalitions(n).items():
+        p = view_pvalues(run_a, run_b, coalition)
+        assert bonferroni(p) > ALPHA, (
+            f"{protocol}, n={n}, honest party {honest}: the coalition's view depends on the secret "
+            f"(min p = {p.min():.3g} over {p.size} tests)")
+
+
+@pytest.mark.parametrize("protocol,n", CASES)
+def test_control_honest_share_added_is_detected(protocol, n):
+    """The same statistic on the view of ALL n parties (the view plus the honest party's shares)
+    rejects: their combined input share is the secret."""
+    run_a, run_b = collect(protocol, n)
+    p = view_pvalues(run_a, run_b, tuple(range(n)))
+    assert bonferroni(p) < 1e-30, (protocol, n, p.min())
+
+
+def _unmask(run: dict) -> dict:
+    """The run with one opening replaced by the value it has when the dealer's mask is zero: e + a
+    for Beaver, c - r for truncation; for relu the first adder AND's e and f, which then are the two
+    words w0, w1 with w0 + w1 = -x: each alone is uniform, only their sum leaks (a pair feature)."""
+    shares, opened = run["shares"], dict(run["opened"])
+    if "g_e" in opened:
+        opened["g_e"] = opened["g_e"] ^ _pxor(shares["pre_a"][:, :, -2])[:, None]
+        opened["g_f"] = opened["g_f"] ^ _pxor(shares["pre_b"][:, :, -2])[:, None]
+    elif "e" in opened:
+        opened["e"] = opened["e"] + _psum(shares["a"])
+    else:
+        opened["c"] = opened["c"] - _psum(shares["r"])
+    return {**run, "opened": opened}
+
+
+@pytest.mark.parametrize("protocol,n", [c for c in CASES if c[0] != "share"])
+def test_control_unmasked_opening_is_detected(protocol, n):
+    """The same statistic rejects, for every coalition, the views in which one opening is unmasked."""
+    run_a, run_b = collect(protocol, n)
+    for honest, coalition in coalitions(n).items():
+        p = view_pvalues(_unmask(run_a), _unmask(run_b), coalition)
+        assert bonferroni(p) < 1e-30, (protocol, n, honest, p.min())
+
+
+def test_control_end_to_end_zero_masks_in_mul(monkeypatch):
+    """A dealer that hands out zero Beaver masks makes Beaver's protocol (what mul and matmul run)
+    open x and y themselves: the statistic, applied to the real run's transcript, rejects for
+    every coalition."""
+    real = dealer.beaver_masks
+
+    def zero_masks(key, op, a_shape, b_shape, n_parties):
+        a, b, c_mask = real(key, op, a_shape, b_shape, n_parties)
+        return jnp.zeros_like(a), jnp.zeros_like(b), c_mask
+
+    monkeypatch.setattr(dealer, "beaver_masks", zero_masks)
+
+    def one(key, xv, yv):
+        k_x, k_y, k_op = jax.random.split(key, 3)
+        x, y = (jaxmpc.share(k, v, FXP, n_parties=2) for k, v in ((k_x, xv), (k_y, yv)))
+        tr: list = []
+        jaxmpc.beaver(k_op, x.shares, y.shares, jnp.multiply, transcript=tr)
+        return {"x": x.shares, "y": y.shares}, dict(zip("ef", tr))
+
+    fn = jax.jit(jax.vmap(one, (0, None, None)))  # traced now, with the leaky dealer
+    run_a, run_b = (_pack(*_np(fn(_keys(7 + i), *secret))) for i, secret in enumerate(SECRETS["mul"]))
+    for honest, coalition in coalitions(2).items():
+        p = view_pvalues(run_a, run_b, coalition)
+        assert bonferroni(p) < 1e-30, (honest, p.min())
