@@ -140,7 +140,10 @@ def _carry_save(triple, words: jax.Array, transcript) -> jax.Array:
     used = 0
     while words.shape[1] > 2:
         t = words.shape[1] // 3
-        a, b, c = words[:, 0:3 * t:3], words[:, 1:3 * t:3], words[:, 2:3 * t:3]
+        # groups by a reshape, not strided slices: XLA's SPMD partitioner (jax 0.10) miscompiles
+        # strided slices of a party-derived axis when the parties are placed on devices (jaxmpc.mesh)
+        groups = words[:, :3 * t].reshape(words.shape[:1] + (t, 3) + words.shape[2:])
+        a, b, c = groups[:, :, 0], groups[:, :, 1], groups[:, :, 2]
         axb = a ^ b
         z = _and_with_triple(_slice_triple(triple, used, used + 2 * t),
                              jnp.concatenate([a, c], axis=1), jnp.concatenate([b, axb], axis=1),
