@@ -164,17 +164,16 @@ def _operands(v: jax.Array, scheme: _Scheme, side: int) -> jax.Array:
     u = v + jnp.asarray(half, _U64)  # digit i of u is a_i + 2^(w_i - 1)
     u = (u[None] >> jnp.asarray(offs.astype(np.uint64).reshape(col))) & jnp.asarray(
         ((1 << widths) - 1).astype(np.uint64).reshape(col))
-    digits = u.astype(_I64) - jnp.asarray((1 << (widths - 1)).astype(np.int64).reshape(col))
+    digits = (u.astype(_I64) - jnp.asarray((1 << (widths - 1)).astype(np.int64).reshape(col))
+              ).astype(scheme.dtype)  # |digit| <= 2^(w-1): exact in dtype
     combos = [p[side] for p in scheme.products]
     if all(len(c) == 1 and c[0][1] == 1 for c in combos):  # each operand is one digit
-        ops = digits[np.array([c[0][0] for c in combos])]
-    else:
-        coef = np.zeros((len(combos), len(widths)), np.int64)
-        for p, combo in enumerate(combos):
-            for i, c in combo:
-                coef[p, i] += c
-        ops = jnp.sum(jnp.asarray(coef.reshape(coef.shape + (1,) * v.ndim)) * digits[None], axis=1)
-    return ops.astype(scheme.dtype)  # |operand| <= digit_bound: exact in dtype
+        return digits[np.array([c[0][0] for c in combos])]
+    # small integer combinations, added in the GEMM's dtype (exact: |operand| <= digit_bound)
+    def combination(combo):
+        terms = [digits[i] if c == 1 else c * digits[i] for i, c in combo]
+        return terms[0] if len(terms) == 1 else sum(terms[1:], terms[0])
+    return jnp.stack([combination(c) for c in combos])
 
 
 def _limb_matmul(a: jax.Array, b: jax.Array, scheme: _Scheme, nb: int) -> jax.Array:
