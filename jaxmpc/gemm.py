@@ -156,8 +156,8 @@ def _operands(v: jax.Array, scheme: _Scheme, side: int) -> jax.Array:
     """The stacked GEMM operands ``[P, *v.shape]`` (in ``scheme.dtype``) of ``uint64`` ``v``:
     for product ``p``, the combination ``scheme.products[p][side]`` of ``v``'s balanced digits.
 
-    Written as a few whole-array operations (not one per digit or product): that keeps the
-    compiled program small, which roughly halves the compile time."""
+    The digits come from one whole-array shift-and-mask (not one operation per digit: that keeps
+    the compiled program small); each product's operand is then a digit or a sum of two."""
     offs, widths = np.array(scheme.offsets), np.array(scheme.widths)
     col = (-1,) + (1,) * v.ndim
     half = sum(1 << int(o + w - 1) for o, w in zip(offs, widths)) % _MOD
