@@ -24,7 +24,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend.random import define_prng_impl
 
-from .errors import InputTypeError
+import numpy as np
+
+from .errors import EncodingError, InputTypeError
 
 _U64 = jnp.uint64
 _GAMMA = 0x9E3779B97F4A7C15
@@ -79,6 +81,11 @@ SPLITMIX64 = define_prng_impl(
 def key(seed) -> jax.Array:
     """A typed PRNG key of the fast :data:`SPLITMIX64` implementation (needs ``jax_enable_x64``).
 
+    ``seed`` is an integer scalar in :math:`[-2^{63}, 2^{63})` (a Python or numpy integer, or an
+    integer array scalar; a traced one under ``vmap``). Anything else raises
+    :class:`~jaxmpc.errors.InputTypeError` (or :class:`~jaxmpc.errors.EncodingError` when out of
+    range) before a key is made.
+
     Example:
         >>> import jax; jax.config.update("jax_enable_x64", True)
         >>> import jaxmpc
@@ -86,7 +93,30 @@ def key(seed) -> jax.Array:
         >>> jax.random.bits(k1, (2,), jax.numpy.uint64).dtype
         dtype('uint64')
     """
+    _check_seed(seed)
     return jax.random.key(seed, impl=SPLITMIX64)
+
+
+def _check_seed(seed) -> None:
+    dtype = getattr(seed, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        raise InputTypeError("jaxmpc.key(seed) takes an integer seed, got a PRNG key: it already is "
+                             "a key; use it directly, or jax.random.split it.")
+    if isinstance(seed, jax.core.Tracer):
+        if not jnp.issubdtype(seed.dtype, jnp.integer) or seed.ndim != 0:
+            raise InputTypeError(f"jaxmpc.key(seed): a traced seed must be an integer scalar, got "
+                                 f"{seed.dtype}{list(seed.shape)}; vmap over a 1-d integer array.")
+        return
+    arr = np.asarray(seed) if isinstance(seed, (int, np.integer)) or dtype is not None else None
+    if isinstance(seed, bool) or arr is None or arr.dtype == bool or arr.ndim != 0 or not (
+            np.issubdtype(arr.dtype, np.integer) or isinstance(seed, int)):
+        raise InputTypeError(
+            f"jaxmpc.key(seed) takes one integer seed (e.g. jaxmpc.key(0)), got {seed!r}"
+            + (f" of dtype {arr.dtype} and shape {arr.shape}" if arr is not None else "")
+            + ". For many keys, split one: jax.random.split(jaxmpc.key(0), n)."
+        )
+    if not -(2**63) <= int(seed) < 2**63:
+        raise EncodingError(f"jaxmpc.key(seed): the seed must lie in [-2^63, 2^63) (64 bits), got {seed}.")
 
 
 def check_key(key, name: str = "key") -> jax.Array:
