@@ -141,14 +141,21 @@ class FixedPoint:
             ", rounding='trunc')" if self.rounding == "trunc" else ")"
         )
 
-    def encode(self, x) -> jax.Array:
+    def encode(self, x, name: str = "x") -> jax.Array:
         r"""Encode reals into the ring: :math:`v = \mathrm{round}(x s) \bmod 2^{64}` (via int64).
 
         Args:
             x: float array of any shape (integers are accepted and converted).
+            name: what to call ``x`` in error messages.
         Returns:
             ``uint64`` array of the same shape.
+        Raises:
+            :class:`~jaxmpc.errors.InputTypeError` for non-numeric or boolean data;
+            :class:`~jaxmpc.errors.EncodingError` for NaN, inf or too large values when ``x`` is
+            concrete (see :meth:`check_values`; traced values cannot be checked).
         """
+        check_numeric(x, name)
+        self.check_values(x, name)
         y = jnp.asarray(x, jnp.float64) * self.scale
         y = jnp.round(y) if self.rounding == "nearest" else jnp.trunc(y)
         return ring.from_signed(y.astype(jnp.int64))
