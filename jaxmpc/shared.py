@@ -120,13 +120,13 @@ class Shared:
 
     def __mul__(self, other):
         if isinstance(other, Shared):
-            raise TypeError(
+            raise InputTypeError(
                 "Shared * Shared needs Beaver's protocol, which consumes a dealer triple and a key: "
                 "call jaxmpc.mul(key, x, y) instead."
             )
-        c = jnp.asarray(other) if not isinstance(other, jax.core.Tracer) else other
+        c = other if isinstance(other, jax.core.Tracer) else np.asarray(other)
         if c.dtype == bool or not jnp.issubdtype(c.dtype, jnp.integer):
-            raise TypeError(
+            raise InputTypeError(
                 f"Shared * public only takes integers locally (got dtype {c.dtype}); a public "
                 "fraction needs a truncation: call jaxmpc.mul_public(key, x, c) instead."
             )
@@ -136,12 +136,12 @@ class Shared:
     __rmul__ = __mul__
 
     def __matmul__(self, other):
-        raise TypeError("Shared @ ... needs Beaver's protocol: call jaxmpc.matmul(key, x, y) instead.")
+        raise InputTypeError("Shared @ ... needs Beaver's protocol: call jaxmpc.matmul(key, x, y) instead.")
 
     __rmatmul__ = __matmul__
 
     def __bool__(self):
-        raise TypeError("A Shared value has no truth value; compare with jaxmpc.less / greater.")
+        raise InputTypeError("A Shared value has no truth value; compare with jaxmpc.less / greater.")
 
     # ---- shape operations over non-party axes ---------------------------------------------------
     def __getitem__(self, idx):
