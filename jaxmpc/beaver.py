@@ -219,8 +219,8 @@ def div_public(key, x: Shared, d, *, truncation: str = "dealer") -> Shared:
     check_key(key)
     if not isinstance(x, Shared):
         raise InputTypeError(f"div_public: x must be a jaxmpc.Shared, got {type(x).__name__}.")
-    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-        raise InputTypeError(f"div_public: d must be a positive Python int, got {d!r}.")
+    if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d < 2**62:
+        raise InputTypeError(f"div_public: d must be a positive Python int below 2^62, got {d!r}.")
     check_method(truncation, x.n_parties)
     with diagnostics.label("div_public"):
         return Shared(truncate_shares(key, x.shares, jnp.uint64(d), truncation), x.fxp)
