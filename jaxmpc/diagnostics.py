@@ -52,9 +52,11 @@ out of the loop and aggregates them: sums of counts, the max of magnitudes, the 
 Limits. Observations must happen at the trace level of the collection, or inside
 :func:`jaxmpc.accounting.scan` loops. A protocol call inside a nested ``jax.jit``, ``jax.vmap``,
 ``lax.cond`` or plain ``lax.scan`` in the diagnosed function raises :class:`jaxmpc.ProtocolError`
-(put ``jit`` and ``vmap`` outside: ``jax.jit(jax.vmap(diagnostics.run(f)))``). Inside a collection
-every ``jax.jit`` trace cache misses (as in :func:`jaxmpc.accounting.collecting`), so a cached inner
-``jit`` raises too instead of silently hiding its calls.
+(put ``jit`` and ``vmap`` outside: ``jax.jit(jax.vmap(diagnostics.run(f)))``). In a collection under
+a trace (the usual ``jax.jit(diagnostics.run(f))``) every nested ``jax.jit`` trace cache misses (as
+in :func:`jaxmpc.accounting.collecting`), so a cached inner ``jit`` raises too instead of silently
+hiding its calls. A diagnosed function run eagerly keeps JAX's caches (the cache-busting token
+would recompile every primitive), so there an inner ``jit`` traced earlier goes unseen.
 
 Cost when on: one party sum per checked array and a float64 evaluation of each product (one float
 GEMM per ``matmul``), plus a few scalars per call and loop step.
@@ -310,8 +312,11 @@ def collecting():
     """
     c = _Collector()
     _ACTIVE.append(c)
+    # under a trace, make nested jit caches miss (see "Limits"); not when running eagerly, where the
+    # token would recompile every primitive
+    eager = isinstance(c.trace, _core.EvalTrace)
     try:
-        with _TRACE_EPOCH(("jaxmpc.diagnostics", next(_TOKENS))):
+        with contextlib.nullcontext() if eager else _TRACE_EPOCH(("jaxmpc.diagnostics", next(_TOKENS))):
             yield lambda: Report(c.calls)
     finally:
         _ACTIVE.remove(c)
@@ -404,18 +409,33 @@ def register_float_twin(op: Callable, float_op: Callable) -> None:
     """Declare the float64 version of a ring bilinear map, used to compute exact products.
 
     ``jnp.multiply`` and any map written with ``jnp`` arithmetic work on floats as they are; a
-    ring-only implementation (like :func:`jaxmpc.ring.matmul`) needs its twin registered.
+    ring-only implementation (like :func:`jaxmpc.ring.matmul`) needs its twin registered. A
+    ``functools.partial(op, *args, **kw)`` of a registered ``op`` uses
+    ``functools.partial(float_op, *args, **kw)``.
+
+    Example:
+        >>> import functools, jax.numpy as jnp
+        >>> def ring_dot(a, b, *, axis):  # suppose it only worked on uint64
+        ...     return jnp.sum(a * b, axis=axis)
+        >>> register_float_twin(ring_dot, ring_dot)
+        >>> _float_twin(functools.partial(ring_dot, axis=0))(jnp.ones(3), jnp.ones(3)).item()
+        3.0
     """
+    if not callable(op) or not callable(float_op):
+        raise TypeError("register_float_twin(op, float_op): both must be callables.")
     _FLOAT_TWINS[op] = float_op
 
 
 def _float_twin(op: Callable) -> Callable:
-    if not _FLOAT_TWINS:
-        from . import gemm
-        hp = functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
-        for f in (ring.matmul, gemm.matmul, gemm.matmul_small):
-            _FLOAT_TWINS.setdefault(f, hp)
-    return _FLOAT_TWINS.get(op, op)
+    from . import gemm
+    hp = functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
+    for f in (ring.matmul, gemm.matmul, gemm.matmul_small):
+        _FLOAT_TWINS.setdefault(f, hp)
+    if op in _FLOAT_TWINS:
+        return _FLOAT_TWINS[op]
+    if isinstance(op, functools.partial) and op.func in _FLOAT_TWINS:
+        return functools.partial(_FLOAT_TWINS[op.func], *op.args, **op.keywords)
+    return op
 
 
 def observe_product(name: str, x: jax.Array, y: jax.Array, z: jax.Array, op: Callable, *,
