@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from .beaver import square_sum
-from .errors import InputTypeError
+from .errors import InputTypeError, ShareMismatchError
 from .shared import Shared
 from .truncation import truncate_shares
 
@@ -28,7 +28,7 @@ def sse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
     Cost: one Beaver square sum (1 round, opens :math:`|p|` elements) and one scalar truncation.
     The gradient is local (a public integer multiple).
     """
-    d = pred - target
+    d = _difference(pred, target, "sse")
     return square_sum(key, d, truncation=truncation), d * 2
 
 
@@ -40,12 +40,26 @@ def mse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
 
     Cost: Beaver square sum (1 round) + 2 truncations (1 round each with the dealer protocol).
     """
-    d = pred - target
+    d = _difference(pred, target, "mse")
     n = max(d.size, 1)
     k_loss, k_grad = jax.random.split(key)
     loss = square_sum(k_loss, d, divisor=n, truncation=truncation)
     grad = Shared(truncate_shares(k_grad, (d * 2).shares, jnp.uint64(n), truncation), d.fxp)
     return loss, grad
+
+
+def _difference(pred, target, fname: str) -> Shared:
+    """``pred - target`` for a fixed-point ``pred`` and a target of exactly its shape (a shared or
+    public array): broadcasting would silently change the loss."""
+    if not isinstance(pred, Shared) or pred.fxp is None:
+        raise InputTypeError(f"{fname}: pred must be a fixed-point jaxmpc.Shared, got "
+                             f"{type(pred).__name__ if not isinstance(pred, Shared) else 'plain integers'}.")
+    t_shape = target.shape if isinstance(target, Shared) else jnp.shape(target)
+    if tuple(t_shape) != pred.shape:
+        raise ShareMismatchError(
+            f"{fname}: target must have pred's shape {pred.shape}, got {tuple(t_shape)}; reshape one "
+            "of them (broadcasting would silently sum over the wrong elements).")
+    return pred - target
 
 
 def sse_plain(pred, target):
