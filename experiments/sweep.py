@@ -3,7 +3,10 @@
 Every grid point is one complete encrypted training run with its own PRNG key (keys are never
 reused). All runs go through ONE ``jax.vmap``-ped, jit-compiled function, in chunks of
 ``--chunk-size`` runs (a Python loop with a progress bar, compiled once) when the grid is large. The
-same grid is then run point by point with the same function un-vmapped (same process, fresh keys),
+runs of a chunk are split over every visible device (``jaxmpc.mesh.shard_sweep``: a 1-D "runs" mesh,
+bit-identical results; chunks are rounded up to a multiple of the device count, padded with fresh
+keys); after ``jax.distributed.initialize()`` that is every device of every host. The same grid is
+then run point by point with the same function un-vmapped on one device (same process, fresh keys),
 and the speed-up of the vmapped sweep is printed and stored.
 
 Tasks:
@@ -39,7 +42,7 @@ import numpy as np  # noqa: E402
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(_HERE, ".."))
 import jaxmpc  # noqa: E402
-from jaxmpc import data, seed  # noqa: E402
+from jaxmpc import data, mesh, seed  # noqa: E402
 
 
 def _load_train_script():
@@ -77,7 +80,10 @@ def parse_args(argv=None):
     p.add_argument("--mode", default="protocol", choices=("protocol", "ideal"),
                    help="data set: Beaver simulation of the linear layers")
     p.add_argument("--chunk-size", type=int, default=None,
-                   help="runs per vmapped call (default: the whole grid in one call)")
+                   help="runs per vmapped call (default: the whole grid in one call; rounded up to a "
+                        "multiple of the device count)")
+    p.add_argument("--devices", type=int, default=None,
+                   help="use the first N devices of jax.devices() (default: every visible device)")
     p.add_argument("--baseline-points", type=int, default=None,
                    help="grid points to time one by one for the speed-up (default all; 0 skips; "
                         "fewer than the grid are extrapolated)")
@@ -107,6 +113,8 @@ def check_args(args):
         sys.exit("--chunk-size must be at least 1")
     if args.baseline_points is not None and args.baseline_points < 0:
         sys.exit("--baseline-points must be >= 0")
+    if args.devices is not None and not 1 <= args.devices <= len(jax.devices()):
+        sys.exit(f"--devices must be in 1..{len(jax.devices())} (the visible devices)")
 
 
 # ---- the tasks: one run as a pure function of (key, precision, learning rate, per-seed data) -------
@@ -204,9 +212,11 @@ def _progress(iterable, total, desc, quiet):
         return iterable
 
 
-def run_vmapped(task, keys, precisions, lrs, seed_idx, chunk: int, quiet: bool, pad_key):
+def run_vmapped(task, keys, precisions, lrs, seed_idx, chunk: int, quiet: bool, pad_key, runs_mesh=None):
     """All runs through one vmapped, jitted function, ``chunk`` runs per call (the last chunk padded
-    with fresh keys and repeated configurations, whose results are dropped).
+    with fresh keys and repeated configurations, whose results are dropped), each call's runs split
+    over the devices of ``runs_mesh`` (default: every visible device; ``chunk`` must be a multiple
+    of their number).
 
     Returns ``(outputs stacked over runs, compile seconds, run seconds)``.
     """
@@ -219,7 +229,7 @@ def run_vmapped(task, keys, precisions, lrs, seed_idx, chunk: int, quiet: bool, 
         precisions, lrs, seed_idx = (np.concatenate([a, a[fill]]) for a in (precisions, lrs, seed_idx))
     impl = jax.random.key_impl(keys)
     keys = jax.random.key_data(keys)  # see _with_key_data
-    fn = jax.jit(jax.vmap(_with_key_data(task.run, impl)))
+    sweep = mesh.shard_sweep(_with_key_data(task.run, impl), runs_mesh)
 
     def args_of(c):
         sl = slice(c * chunk, (c + 1) * chunk)
@@ -227,14 +237,15 @@ def run_vmapped(task, keys, precisions, lrs, seed_idx, chunk: int, quiet: bool, 
                 _take(task.per_seed, jnp.asarray(seed_idx[sl])))
 
     t0 = time.perf_counter()
-    compiled = fn.lower(*_abstract(args_of(0))).compile()
+    fn, placed, _ = sweep.prepare(*args_of(0))  # placed on the mesh: one slice of runs per device
+    compiled = fn.lower(*placed).compile()
     t_compile = time.perf_counter() - t0
     outs = []
     t0 = time.perf_counter()
     for c in _progress(range(n_chunks), n_chunks, "vmapped chunks", quiet):
-        outs.append(jax.block_until_ready(compiled(*args_of(c))))
+        outs.append(jax.block_until_ready(compiled(*sweep.prepare(*args_of(c))[1])))
     t_run = time.perf_counter() - t0
-    out = jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs])[:n_runs], *outs)
+    out = jax.tree_util.tree_map(lambda *xs: np.concatenate(mesh.gather(xs))[:n_runs], *outs)
     return out, t_compile, t_run
 
 
@@ -292,25 +303,37 @@ def print_table(args, task, rows):
             f"lr {lr:g}: {task.plain[lr][-1]:.5f}" for lr in args.lrs))
 
 
+def make_grid(args):
+    """The grid, flattened: seeds (outer) x precisions x learning rates (inner), and its keys.
+
+    Returns ``(seed index, precision, learning rate)`` per run (numpy) and ``(keys, pad_key,
+    baseline_key)``: one key per run, a key for padding runs and one for the point-by-point baseline.
+    """
+    s_idx, p_idx, l_idx = (a.ravel() for a in np.meshgrid(
+        np.arange(args.seeds), np.arange(len(args.precisions)), np.arange(len(args.lrs)), indexing="ij"))
+    precisions = np.asarray(args.precisions, np.int64)[p_idx]
+    lrs = np.asarray(args.lrs, np.float64)[l_idx]
+    k_runs, k_pad, k_base = jax.random.split(jax.random.fold_in(jaxmpc.key(args.seed), 2), 3)
+    return s_idx, precisions, lrs, (jax.random.split(k_runs, len(precisions)), k_pad, k_base)
+
+
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
     task = SeedTask(args) if args.task == "seed" else DataTask(args)
 
-    # the grid, flattened: seeds (outer) x precisions x learning rates (inner); one key per run
-    s_idx, p_idx, l_idx = (a.ravel() for a in np.meshgrid(
-        np.arange(args.seeds), np.arange(len(args.precisions)), np.arange(len(args.lrs)), indexing="ij"))
-    precisions = np.asarray(args.precisions, np.int64)[p_idx]
-    lrs = np.asarray(args.lrs, np.float64)[l_idx]
+    s_idx, precisions, lrs, (keys, k_pad, k_base) = make_grid(args)
     n_runs = len(precisions)
-    chunk = min(args.chunk_size or n_runs, n_runs)
-    k_runs, k_pad, k_base = jax.random.split(jax.random.fold_in(jaxmpc.key(args.seed), 2), 3)
-    keys = jax.random.split(k_runs, n_runs)
+    runs_mesh = mesh.sweep_mesh(jax.devices()[:args.devices])  # every visible device by default
+    n_devices = runs_mesh.size
+    chunk = mesh.padded_runs(min(args.chunk_size or n_runs, n_runs), n_devices)
 
     print(f"jaxmpc sweep: task {args.task}, base {args.base}, precisions {args.precisions}, "
           f"learning rates {args.lrs}, {args.seeds} seeds: {n_runs} runs, {args.parties} parties, "
-          f"{math.ceil(n_runs / chunk)} vmapped call(s) of {chunk} runs ({jax.default_backend()})")
-    out, t_compile, t_run = run_vmapped(task, keys, precisions, lrs, s_idx, chunk, args.quiet, k_pad)
+          f"{math.ceil(n_runs / chunk)} vmapped call(s) of {chunk} runs on {n_devices} "
+          f"{jax.default_backend()} device(s)"
+          + (f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""))
+    out, t_compile, t_run = run_vmapped(task, keys, precisions, lrs, s_idx, chunk, args.quiet, k_pad, runs_mesh)
     metrics = task.metrics(out, lrs)
     print(f"vmapped: compile {t_compile:.2f} s, run {t_run:.2f} s ({t_run / n_runs * 1e3:.1f} ms per run)\n")
 
@@ -355,11 +378,13 @@ def main(argv=None):
             "pointwise": baseline,
             "speedup": baseline["speedup_run"] if baseline else None,
             "backend": jax.default_backend(),
+            "devices": n_devices, "processes": jax.process_count(),
         }
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"wrote {args.json}")
-    if args.plot:
+        if jax.process_index() == 0:  # every process holds the same results; one writes them
+            with open(args.json, "w") as f:
+                json.dump(result, f, indent=1)
+            print(f"wrote {args.json}")
+    if args.plot and jax.process_index() == 0:
         plot(args, task, metrics, grid, args.plot)
         print(f"wrote {args.plot}")
     return rows, baseline

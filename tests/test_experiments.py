@@ -147,6 +147,7 @@ def test_sweep_script_small(tmp_path):
         res = json.load(f)
     assert out_png.stat().st_size > 0
     assert res["n_runs"] == 4 and res["vmapped"]["calls"] == 2  # 4 runs in chunks of 3, padded
+    assert res["devices"] == len(jax.devices()) and res["processes"] == 1  # every visible device
     assert sorted(zip(res["grid"]["seed"], res["grid"]["precision"])) == [(0, 2), (0, 4), (1, 2), (1, 4)]
     for name in ("final_loss", "deviation"):
         assert len(res["runs"][name]) == 4 and np.all(np.isfinite(res["runs"][name]))
