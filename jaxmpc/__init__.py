@@ -28,3 +28,6 @@ from .approx import exp, log, reciprocal, rsqrt, sigmoid, softmax, tanh
 __all__ += ["approx", "exp", "log", "reciprocal", "rsqrt", "sigmoid", "softmax", "tanh"]
 from .approx import divide
 __all__ += ["divide"]
+from . import mesh
+from .errors import DeviceMeshError
+__all__ += ["mesh", "DeviceMeshError"]

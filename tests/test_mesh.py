@@ -1,0 +1,222 @@
+"""jaxmpc.mesh on several devices: sweeps split over a "runs" mesh and parties on their own devices,
+bit-identical to the one-device simulation.
+
+Several CPU devices need ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` before JAX is
+imported, so the checks run in ONE subprocess (this file run as a script) that reports facts as
+JSON; the tests below assert on them. Errors that need no devices are tested in-process.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import jaxmpc
+from jaxmpc import mesh
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+N_DEVICES = 4
+
+
+# ---- the subprocess --------------------------------------------------------------------------------
+def _worker(out_path: str) -> None:
+    """Runs with 4 forced host devices; writes the facts the tests check to ``out_path``."""
+    import doctest
+    import importlib.util
+    import time
+
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_debug_key_reuse", True)
+    facts = {"devices": len(jax.devices()), "seconds": {}}
+    t0 = time.perf_counter()
+
+    # 1. experiments/sweep.py on every visible device against one-device vmap, same keys
+    spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(ROOT, "experiments", "sweep.py"))
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    argv = ["--precisions", "2", "3", "4", "--seeds", "3", "--iterations", "1", "--baseline-points", "0",
+            "--quiet", "--json", out_path + ".sweep.json"]
+    sweep.main(argv)
+    with open(out_path + ".sweep.json") as f:
+        res = json.load(f)
+    args = sweep.parse_args(argv)
+    task = sweep.SeedTask(args)
+    _, precisions, lrs, (keys, _, _) = sweep.make_grid(args)  # the script's own keys, made afresh
+    one_device = jax.jit(jax.vmap(task.run, (0, 0, 0, None)))  # uncommitted inputs: device 0 only
+    ref = task.metrics(one_device(keys, jnp.asarray(precisions, jnp.int32), jnp.asarray(lrs), {}), lrs)
+    facts["sweep"] = {k: res[k] for k in ("devices", "n_runs", "chunk_size")}
+    facts["sweep"]["calls"] = res["vmapped"]["calls"]
+    facts["sweep"]["identical"] = {m: res["runs"][m] == ref[m].tolist() for m in ("final_loss", "deviation")}
+
+    facts["seconds"]["sweep"] = time.perf_counter() - t0
+
+    # 2. parties on their own devices: protocols bit-identical, openings are collectives
+    def protocols(key, x, y, w):
+        k = jax.random.split(key, 4)
+        relu, bit = jaxmpc.relu(k[2], x)
+        return {"mul": jaxmpc.mul(k[0], x, w), "matmul": jaxmpc.matmul(k[1], x, y), "relu": relu, "drelu": bit,
+                "trunc": jaxmpc.Shared(jaxmpc.truncate_shares(k[3], x.shares, jnp.uint64(1000)), None),
+                "opened": jaxmpc.reveal(x)}
+
+    def check_parties(fn, n, key_fn, *values):
+        fxp = jaxmpc.FixedPoint(2, 16)
+        ks = jax.random.split(jaxmpc.key(100 + n), len(values))
+        shared = [jaxmpc.share(k, v, fxp, n) for k, v in zip(ks, values)]
+        ref = jax.jit(fn)(key_fn(), *shared)
+        m = mesh.party_mesh(n)
+        placed = mesh.place_parties(shared, m)
+        compiled = mesh.party_jit(fn, m).lower(key_fn(), *placed).compile()
+        out = compiled(key_fn(), *placed)
+        rep = {"mesh_size": m.size, "collectives": mesh.collectives(compiled.as_text()), "identical": {},
+               "one_party_per_device": {}}
+        for name, r in (ref.items() if isinstance(ref, dict) else [("out", ref)]):
+            o = out[name] if isinstance(out, dict) else out
+            if isinstance(r, jaxmpc.Shared):
+                rep["identical"][name] = bool(np.array_equal(np.asarray(o.shares), np.asarray(r.shares)))
+                rep["one_party_per_device"][name] = all(
+                    s.device == m.devices[s.index[0].start] and s.data.shape[0] == 1
+                    and np.array_equal(np.asarray(s.data), np.asarray(r.shares)[s.index])
+                    for s in o.shares.addressable_shards) and len(o.shares.addressable_shards) == n
+            else:
+                rep["identical"][name] = bool(np.array_equal(np.asarray(o), np.asarray(r)))
+        return rep
+
+    rng = np.random.default_rng(0)
+    x, y, w = rng.uniform(-2, 2, (3, 4)), rng.uniform(-2, 2, (4, 2)), rng.uniform(-2, 2, (3, 4))
+    # 3 parties on 4 devices: the first 3 (relu at 3 parties met an XLA partitioner bug, see compare.py);
+    # 2 parties with threefry keys for the dealer, 3 and 4 with SplitMix64 (jaxmpc.key)
+    key_fns = {2: lambda: jax.random.key(7), 3: lambda: jaxmpc.key(7), 4: lambda: jaxmpc.key(7)}
+    facts["parties"] = {n: check_parties(protocols, n, key_fns[n], x, y, w) for n in (2, 3, 4)}
+    facts["local"] = check_parties(lambda k, a, b: a + b, 2, lambda: jaxmpc.key(10), x, w)
+    try:
+        mesh.party_mesh(5)
+        facts["five_parties_error"] = None
+    except jaxmpc.DeviceMeshError as e:
+        facts["five_parties_error"] = str(e)
+    try:  # 3 typed keys on 2 devices need a padding key, which must be fresh
+        mesh.shard_sweep(lambda k: jax.random.bits(k), mesh.sweep_mesh(jax.devices()[:2])).prepare(
+            jax.random.split(jaxmpc.key(13), 3))
+        facts["pad_key_error"] = None
+    except jaxmpc.DeviceMeshError as e:
+        facts["pad_key_error"] = str(e)
+
+    facts["seconds"]["parties"] = time.perf_counter() - t0 - facts["seconds"]["sweep"]
+
+    # 3. SplitMix64 (the dealer's PRNG) gives the same bits when its output is split over devices
+    m = mesh.party_mesh(N_DEVICES)
+    bits = jax.jit(lambda k: jax.random.bits(k, (N_DEVICES, 1000), jnp.uint64),
+                   out_shardings=mesh.party_sharding(m))(jaxmpc.key(11))
+    split = jax.jit(lambda k: jax.random.key_data(jax.random.split(k, N_DEVICES)),
+                    out_shardings=mesh.party_sharding(m))(jaxmpc.key(12))
+    facts["splitmix_sharded_identical"] = bool(
+        np.array_equal(np.asarray(bits), np.asarray(jax.random.bits(jaxmpc.key(11), (N_DEVICES, 1000), jnp.uint64)))
+        and np.array_equal(np.asarray(split), np.asarray(jax.random.key_data(jax.random.split(jaxmpc.key(12), 4))))
+        and len(bits.sharding.device_set) == N_DEVICES)
+
+    # 4. the module's examples, now with 4 devices (the party_jit example runs its placed branch)
+    result = doctest.testmod(mesh)
+    facts["doctest"] = {"failed": result.failed, "attempted": result.attempted}
+    facts["seconds"]["total"] = time.perf_counter() - t0
+    with open(out_path, "w") as f:
+        json.dump(facts, f)
+
+
+@pytest.fixture(scope="module")
+def facts(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("mesh") / "facts.json")
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={N_DEVICES}",
+               JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), out], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"worker failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    with open(out) as f:
+        return json.load(f)
+
+
+def test_on_four_devices(facts):
+    """One test (one subprocess, also under pytest-xdist): sweeps and parties across 4 devices."""
+    assert facts["devices"] == N_DEVICES
+    # sweep.py used every device; 9 runs padded to 12 (fresh keys), results bit-identical to one device
+    s = facts["sweep"]
+    assert (s["devices"], s["n_runs"], s["chunk_size"], s["calls"]) == (N_DEVICES, 9, 12, 1), s
+    assert s["identical"] == {"final_loss": True, "deviation": True}, s
+    # 2, 3 and 4 parties on their own devices (3 parties: the first 3 of the 4 devices): every
+    # protocol bit-identical, each device holds its party's share, and the compiled program
+    # communicates through collectives
+    for n in ("2", "3", "4"):
+        p = facts["parties"][n]
+        assert p["mesh_size"] == int(n)
+        assert all(p["identical"].values()) and len(p["identical"]) == 6, (n, p["identical"])
+        assert all(p["one_party_per_device"].values()) and len(p["one_party_per_device"]) == 5, (n, p)
+        assert p["collectives"]["all-reduce"] + p["collectives"]["all-gather"] \
+            + p["collectives"]["collective-permute"] > 0, (n, p["collectives"])
+    # a local operation (x + y) needs no communication: no collective at all
+    assert facts["local"]["identical"] == {"out": True} and facts["local"]["one_party_per_device"] == {"out": True}
+    assert sum(facts["local"]["collectives"].values()) == 0, facts["local"]["collectives"]
+    # more parties than devices: a clear error naming the fix
+    assert "5 parties need 5 devices" in facts["five_parties_error"]
+    assert "xla_force_host_platform_device_count=5" in facts["five_parties_error"]
+    assert "need 1 padding runs" in facts["pad_key_error"] and "pad_key=" in facts["pad_key_error"]
+    assert facts["splitmix_sharded_identical"]
+    assert facts["doctest"]["failed"] == 0 and facts["doctest"]["attempted"] >= 10, facts["doctest"]
+
+
+def test_bench_scale_smoke(tmp_path):
+    """experiments/bench_scale.py end to end at a tiny size: one worker subprocess on 2 forced devices."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_scale_script",
+                                                  os.path.join(ROOT, "experiments", "bench_scale.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "scale.json"
+    bench.main(["--device-counts", "2", "--runs", "3", "--iterations", "1", "--repeats", "2",
+                "--out", str(out)])
+    with open(out) as f:
+        res = json.load(f)
+    (rec,) = res["results"]
+    assert rec["devices"] == 2 and rec["platform"] == "cpu" and rec["runs"] == 4  # 3 padded to 4
+    assert len(rec["seconds_all"]) == 2 and rec["seconds_median"] > 0 and rec["speedup"] == 1.0
+    assert rec["runs_per_second"] == pytest.approx(4 / rec["seconds_median"])
+    assert np.isfinite(rec["final_loss_mean"]) and res["cpu_count"] == os.cpu_count()
+    env = bench._worker_env(3, "cpu")  # replaces any device-count flag already set
+    assert env["XLA_FLAGS"].split().count("--xla_force_host_platform_device_count=3") == 1
+
+
+# ---- in-process: errors before any work, on any number of devices --------------------------------------
+def test_errors_before_work():
+    with pytest.raises(jaxmpc.DeviceMeshError, match="one each"):
+        mesh.party_mesh(len(jax.devices()) + 1)
+    with pytest.raises(jaxmpc.DeviceMeshError, match="n_parties must be an int >= 2"):
+        mesh.party_mesh(1)
+    with pytest.raises(jaxmpc.DeviceMeshError, match="empty"):
+        mesh.sweep_mesh([])
+    one = mesh.sweep_mesh(jax.devices()[:1])
+    sweep = mesh.shard_sweep(lambda k, p: p, one)
+    with pytest.raises(jaxmpc.DeviceMeshError, match="same leading run axis"):
+        sweep.prepare(jax.random.split(jaxmpc.key(0), 3), np.arange(4))
+    with pytest.raises(jaxmpc.DeviceMeshError, match="in_axes"):
+        mesh.shard_sweep(lambda a: a, one, in_axes=(1,)).prepare(np.arange(3))
+    with pytest.raises(jaxmpc.DeviceMeshError, match="no input has a run axis"):
+        mesh.shard_sweep(lambda a: a, one, in_axes=None).prepare(np.arange(3))
+    with pytest.raises(jaxmpc.DeviceMeshError, match="axis 'runs'"):
+        mesh.shard_sweep(lambda a: a, jax.sharding.Mesh(np.array(jax.devices()[:1]), ("party",)))
+    with pytest.raises(jaxmpc.DeviceMeshError, match="axis 'party'"):
+        mesh.party_sharding(one)
+
+
+def test_collectives_parser():
+    text = ("%a = u64[3] all-reduce(u64[3] %x)\n%b = (u64[2], u32[]) all-gather-start(%y)\n"
+            "%c = u64[2] all-gather-done(%b)\n%d = u64[1] collective-permute(%z)\n%e = u64[1] add(%a, %a)")
+    assert mesh.collectives(text) == {"all-reduce": 1, "all-gather": 1, "collective-permute": 1,
+                                      "all-to-all": 0, "reduce-scatter": 0}
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1])
