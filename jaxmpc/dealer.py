@@ -52,22 +52,30 @@ def beaver_triple(key, op: Callable, a_shape, b_shape, n_parties: int):
     return a, b, ring.shares_from_mask(c, c_mask)
 
 
+def truncation_masks(key, shape, n_parties: int):
+    r"""The dealer's random draws for truncation: a uniform :math:`r` and the first n-1 shares
+    (uniform masks) of :math:`r`, of :math:`r_{63}` and of :math:`\lfloor r_{<63}/d \rfloor`.
+
+    Returns:
+        ``(r, m_r, m_msb, m_q)``: ``uint64[*shape]`` and three ``uint64[n_parties - 1, *shape]``.
+    """
+    mask_shape = (n_parties - 1,) + tuple(shape)
+    return tuple(ring.draw(key, tuple(shape), mask_shape, mask_shape, mask_shape))
+
+
 def truncation_material(key, shape, n_parties: int, divisor):
     r"""Material for dealer-assisted truncation by a public ``divisor`` :math:`d`.
 
     The dealer draws a uniform :math:`r \in \mathbb{Z}_{2^{64}}` and shares
     :math:`r`, its most significant bit :math:`r_{63}` and :math:`\lfloor r_{<63} / d \rfloor`,
-    where :math:`r_{<63} = r \bmod 2^{63}`.
+    where :math:`r_{<63} = r \bmod 2^{63}` (masks from :func:`truncation_masks`).
 
     Returns:
         ``(r, r_msb, r_low_div)``, each ``uint64[n_parties, *shape]``.
     """
-    mask_shape = (n_parties - 1,) + tuple(shape)
-    r, m_r, m_msb, m_q = ring.draw(key, tuple(shape), mask_shape, mask_shape, mask_shape)
-    msb = r >> MSB_SHIFT
-    low_div = (r & jnp.uint64(LOW_MASK)) // divisor
-    return (ring.shares_from_mask(r, m_r), ring.shares_from_mask(msb, m_msb),
-            ring.shares_from_mask(low_div, m_q))
+    r, m_r, m_msb, m_q = truncation_masks(key, shape, n_parties)
+    return (ring.shares_from_mask(r, m_r), ring.shares_from_mask(r >> MSB_SHIFT, m_msb),
+            ring.shares_from_mask((r & jnp.uint64(LOW_MASK)) // divisor, m_q))
 
 
 def and_triple(key, shape, n_parties: int):

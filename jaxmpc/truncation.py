@@ -86,18 +86,22 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
 
     accounting.record("truncate/dealer", n_parties=n, rounds=1, elements_opened=size,
                 dealer_elements=3 * size)
-    r, r_msb, q = dealer.truncation_material(key, shares.shape[1:], n, d)
+    # The dealer's material (:func:`jaxmpc.dealer.truncation_material`), except that the shares
+    # of r are never formed: the opening sum_i (x'_i + r_i) equals sum_i x'_i + r, the same bits.
+    r, _, m_msb, m_q = dealer.truncation_masks(key, shares.shape[1:], n)
+    r_msb = ring.shares_from_mask(r >> MSB_SHIFT, m_msb)
+    q = ring.shares_from_mask((r & jnp.uint64(LOW_MASK)) // d, m_q)
     k = jnp.uint64(1 << 62) // d
     rho = jnp.uint64(1 << MSB_SHIFT) % d
-    shift = k * d + rho // jnp.uint64(2)
-    c = ring.party_sum(ring.add_to_party0(shares, shift) + r)  # the only opening
+    q63 = jnp.uint64(1 << MSB_SHIFT) // d
+    c = ring.party_sum(shares) + (k * d + rho // jnp.uint64(2)) + r  # the only opening
     if transcript is not None:
         transcript.append(c)
     c_msb = c >> MSB_SHIFT
-    c_low = c & jnp.uint64(LOW_MASK)
-    t = ring.xor_public_bit(c_msb, r_msb)  # shares of t = c_msb XOR r_msb
-    q63 = jnp.uint64(1 << MSB_SHIFT) // d
-    y = t * ring.per_party(q63, t) - q
-    out = ring.add_to_party0(y, c_low // d - k)
+    # shares of t = c_63 XOR r_63 = c_63 + (1 - 2 c_63) r_63, times floor(2^63/d), minus q; party 0
+    # adds the public part c_63 floor(2^63/d) + floor(c_<63/d) - k
+    one = jnp.uint64(1)
+    y = ring.per_party((one - (c_msb << one)) * q63, r_msb) * r_msb - q
+    out = ring.add_to_party0(y, c_msb * q63 + (c & jnp.uint64(LOW_MASK)) // d - k)
     diagnostics.observe_truncation("truncate/dealer", shares, d, out)  # nothing unless collecting
     return out

@@ -766,21 +766,38 @@ def test_sibling_keys_give_independent_masks(impl):
 
 
 @pytest.mark.parametrize("impl", list(KEY_IMPLS))
-def test_truncation_opened_value_is_uniform(monkeypatch, impl):
+def test_truncation_opened_value_is_uniform(impl):
     """Dealer truncation opens c = x' + r: uniform for a constant secret."""
-    captured = []
-    original = jaxmpc.dealer.truncation_material
-
-    def spy(*args, **kwargs):
-        out = original(*args, **kwargs)
-        captured.append(out)
-        return out
-
-    monkeypatch.setattr(jaxmpc.dealer, "truncation_material", spy)
     shares = _share_constant(KEY_IMPLS[impl](80), 1 << 40, 2, 4096)
-    jaxmpc.truncate_shares(KEY_IMPLS[impl](81), shares, 1000)
-    (r, _, _), = captured
-    assert_uniform_ring(ring.party_sum(shares + r), "c = x + r")  # x' differs by a public shift
+    opened = []
+    jaxmpc.truncate_shares(KEY_IMPLS[impl](81), shares, 1000, transcript=opened)
+    (c,) = opened
+    assert_uniform_ring(c, "c = x' + r")
+
+
+def _faithful_dealer_truncation(key, shares, d):
+    """The dealer truncation protocol step by step, every party's share formed (the reference)."""
+    n = shares.shape[0]
+    d = jnp.asarray(d, jnp.uint64)
+    r, r_msb, q = jaxmpc.dealer.truncation_material(key, shares.shape[1:], n, d)
+    k = jnp.uint64(1 << 62) // d
+    shift = k * d + (jnp.uint64(1 << 63) % d) // jnp.uint64(2)
+    c = ring.party_sum(ring.add_to_party0(shares, shift) + r)  # each party opens x'_i + r_i
+    t = ring.xor_public_bit(c >> jnp.uint64(63), r_msb)
+    y = t * ring.per_party(jnp.uint64(1 << 63) // d, t) - q
+    return ring.add_to_party0(y, (c & jnp.uint64((1 << 63) - 1)) // d - k)
+
+
+@pytest.mark.parametrize("n_parties", [2, 3, 5])
+def test_dealer_truncation_is_bit_identical_to_the_faithful_protocol(n_parties):
+    """truncate_shares never forms the shares of r (the opening is sum x'_i + r): same bits as the
+    protocol run party by party, for scalar and per-element divisors, base 2 and 10."""
+    k_x, k_t = jax.random.split(jax.random.key(95 + n_parties))
+    shares = ring.random(k_x, (n_parties, 3, 5))
+    for d in (jnp.uint64(1 << 16), jnp.uint64(10**4), jnp.arange(1, 16, dtype=jnp.uint64).reshape(3, 5) * 7):
+        fast = jax.jit(jaxmpc.truncate_shares)(jax.random.clone(k_t), shares, d)
+        ref = _faithful_dealer_truncation(jax.random.clone(k_t), shares, d)
+        np.testing.assert_array_equal(np.asarray(fast), np.asarray(ref))
 
 
 # ----------------------------------------------------------------------------------------------
