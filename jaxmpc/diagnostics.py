@@ -147,12 +147,18 @@ def _merge(a: Stats, b: Stats) -> Stats:
                  max_abs=jnp.maximum(a.max_abs, b.max_abs), first_bad=_first(a.first_bad, b.first_bad))
 
 
-def _over_steps(s: Stats) -> Stats:
-    """Aggregate per-step statistics ``[steps]`` of a loop (sums, max, first bad step)."""
+def _over_steps(s: Stats, axis: int = 0) -> Stats:
+    """Aggregate per-step statistics of a loop along its step axis (sums, max, first bad step)."""
     bad = s.first_bad >= 0
-    return Stats(*[jnp.sum(getattr(s, f), axis=0, dtype=_I64) for f in _COUNTS],
-                 max_abs=jnp.max(s.max_abs, axis=0, initial=0.0),
-                 first_bad=jnp.where(jnp.any(bad, axis=0), jnp.argmax(bad, axis=0), -1).astype(_I64))
+    return Stats(*[jnp.sum(getattr(s, f), axis=axis, dtype=_I64) for f in _COUNTS],
+                 max_abs=jnp.max(s.max_abs, axis=axis, initial=0.0),
+                 first_bad=jnp.where(jnp.any(bad, axis=axis), jnp.argmax(bad, axis=axis), -1).astype(_I64))
+
+
+def _step_indices(s: Stats) -> Stats:
+    """Per-step statistics ``[steps]`` whose ``first_bad`` is the step's own index where bad."""
+    steps = jnp.arange(s.first_bad.shape[0], dtype=_I64)
+    return s._replace(first_bad=jnp.where(s.first_bad >= 0, steps, -1))
 
 
 # ---- the report -----------------------------------------------------------------------------------
@@ -161,19 +167,41 @@ class Report:
     """Diagnostics of one run: call name -> :class:`Stats` (in order of first occurrence).
 
     A pytree of arrays: return it from ``jit``, batch it with ``vmap``. Under ``vmap`` every field
-    has the batch axes in front; :meth:`summary`, :meth:`total` and :meth:`to_dict` aggregate over
-    them (sums, max, earliest bad step).
+    has the batch axes in front; :meth:`summary`, :meth:`total`, :meth:`to_dict` and :attr:`ok`
+    aggregate over them (sums, max, earliest bad step). With ``run(fn, per_step=True)`` the calls
+    made in the outermost loop (names in :attr:`stepped`) keep a last axis of loop steps, whose
+    ``first_bad`` is the step's index where bad; :meth:`window` aggregates a range of steps.
     """
 
-    def __init__(self, calls: dict[str, Stats]):
+    def __init__(self, calls: dict[str, Stats], stepped=()):
         self.calls = dict(calls)
+        self.stepped = tuple(stepped)
 
     def tree_flatten(self):
-        return list(self.calls.values()), tuple(self.calls)
+        return list(self.calls.values()), (tuple(self.calls), self.stepped)
 
     @classmethod
-    def tree_unflatten(cls, names, children):
-        return cls(dict(zip(names, children)))
+    def tree_unflatten(cls, aux, children):
+        names, stepped = aux
+        return cls(dict(zip(names, children)), stepped)
+
+    def _collapsed(self) -> dict[str, Stats]:
+        """Every call's stats with any step axis aggregated away."""
+        return {n: (_over_steps(s, -1) if n in self.stepped else s) for n, s in self.calls.items()}
+
+    def window(self, start: int, stop: int) -> "Report":
+        """The calls of the stepped loop, aggregated over its steps ``start:stop`` (first_bad stays
+        an absolute step index)."""
+        if not self.stepped:
+            raise ValueError("Report.window needs per-step diagnostics: diagnostics.run(fn, per_step=True).")
+        out = {}
+        for n in self.stepped:
+            s = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[..., start:stop], self.calls[n])
+            bad = s.first_bad >= 0
+            out[n] = _over_steps(s, -1)._replace(first_bad=jnp.where(
+                jnp.any(bad, axis=-1), jnp.min(jnp.where(bad, s.first_bad, np.iinfo(np.int64).max), axis=-1),
+                -1).astype(_I64))
+        return Report(out)
 
     def __getitem__(self, name: str) -> Stats:
         if name not in self.calls:
@@ -197,13 +225,14 @@ class Report:
 
     def runs(self) -> int:
         """Number of runs batched in this report (1 unless it came out of ``vmap``)."""
-        for s in self.calls.values():
-            return int(np.prod(np.shape(s.calls), dtype=np.int64))
+        for n, s in self.calls.items():
+            shape = np.shape(s.calls)
+            return int(np.prod(shape[:-1] if n in self.stepped else shape, dtype=np.int64))
         return 1
 
     def total(self) -> dict[str, Any]:
         """All calls together: counts summed, largest magnitude, earliest bad step."""
-        rows = [self._flat(s) for s in self.calls.values()]
+        rows = [self._flat(s) for s in self._collapsed().values()]
         out = {f: sum(r[f] for r in rows) for f in _COUNTS}
         out["max_abs"] = max([r["max_abs"] for r in rows], default=0.0)
         bad = [r["first_bad"] for r in rows if r["first_bad"] >= 0]
@@ -213,7 +242,7 @@ class Report:
     @property
     def ok(self):
         """True where nothing wrapped and no truncation failed (an array: one per batched run)."""
-        bad = sum((s.wraps + s.failures for s in self.calls.values()), start=jnp.zeros((), _I64))
+        bad = sum((s.wraps + s.failures for s in self._collapsed().values()), start=jnp.zeros((), _I64))
         return bad == 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -221,7 +250,7 @@ class Report:
         (:math:`\\log_2` of it), ``headroom_used`` (it over :math:`2^{62}`), ``first_bad``."""
         def row(r):
             return {**r, "max_bits": _bits(r["max_abs"]), "headroom_used": r["max_abs"] / 2.0**HEADROOM_BITS}
-        return {"runs": self.runs(), "calls": {n: row(self._flat(s)) for n, s in self.calls.items()},
+        return {"runs": self.runs(), "calls": {n: row(self._flat(s)) for n, s in self._collapsed().items()},
                 "total": row(self.total())}
 
     def summary(self) -> str:
@@ -230,7 +259,7 @@ class Report:
         head = ("call", "calls", "elements", "wraps", "trunc fails", "out of range", "underflows",
                 "max bits", "of 2^62", "first bad")
         rows = []
-        for name, r in [(n, self._flat(s)) for n, s in self.calls.items()] + [("total", self.total())]:
+        for name, r in [(n, self._flat(s)) for n, s in self._collapsed().items()] + [("total", self.total())]:
             under = f"{r['underflows']:,}" + (f" ({r['underflows'] / r['elements']:.0%})"
                                               if r["elements"] and r["underflows"] else "")
             rows.append((name, f"{r['calls']:,}", f"{r['elements']:,}", f"{r['wraps']:,}",
@@ -259,7 +288,7 @@ class Report:
         return self.summary()
 
     def __repr__(self) -> str:
-        return f"Report({self.names()})"
+        return f"Report({self.names()}" + (f", stepped={list(self.stepped)})" if self.stepped else ")")
 
 
 def _bits(v: float) -> float:
@@ -270,11 +299,13 @@ def _bits(v: float) -> float:
 class _Collector:
     """Observations at one trace level (the collection's, or one loop body's)."""
 
-    def __init__(self):
+    def __init__(self, per_step: bool = False):
         self.trace = _core.trace_ctx.trace
         self.calls: dict[str, Stats] = {}
+        self.per_step = per_step
+        self.stepped: list[str] = []
 
-    def add(self, name: str, s: Stats) -> None:
+    def _check_trace(self, name: str) -> None:
         if _core.trace_ctx.trace is not self.trace:
             raise ProtocolError(
                 f"diagnostics: the protocol call {name!r} runs inside a nested transformation "
@@ -283,7 +314,22 @@ class _Collector:
                 "(jax.jit(jax.vmap(diagnostics.run(f)))) and write loops with "
                 "jaxmpc.accounting.scan."
             )
+
+    def add(self, name: str, s: Stats) -> None:
+        self._check_trace(name)
+        if name in self.stepped:
+            raise ProtocolError(f"diagnostics(per_step=True): {name!r} is observed both in the "
+                                "outermost loop and outside it; use per_step=False.")
         self.calls[name] = _merge(self.calls[name], s) if name in self.calls else s
+
+    def add_steps(self, name: str, s: Stats) -> None:
+        """Per-step statistics ``[steps]`` of the outermost loop, kept per step."""
+        self._check_trace(name)
+        if name in self.calls:
+            raise ProtocolError(f"diagnostics(per_step=True): {name!r} is observed in two loops, or "
+                                "in a loop and outside it; use per_step=False.")
+        self.calls[name] = _step_indices(s)
+        self.stepped.append(name)
 
 
 _ACTIVE: list[_Collector] = []
@@ -298,9 +344,9 @@ def active() -> bool:
 
 
 @contextlib.contextmanager
-def collecting():
+def collecting(*, per_step: bool = False):
     """Collect the diagnostics of protocol calls run (or traced) in the block; yields a function
-    returning the :class:`Report` so far. Prefer :func:`run`.
+    returning the :class:`Report` so far. Prefer :func:`run`; ``per_step`` as there.
 
     Example:
         >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
@@ -310,37 +356,41 @@ def collecting():
         >>> int(report()["div_public/truncate/dealer"].elements)
         2
     """
-    c = _Collector()
+    c = _Collector(per_step)
     _ACTIVE.append(c)
     # under a trace, make nested jit caches miss (see "Limits"); not when running eagerly, where the
     # token would recompile every primitive
     eager = isinstance(c.trace, _core.EvalTrace)
     try:
         with contextlib.nullcontext() if eager else _TRACE_EPOCH(("jaxmpc.diagnostics", next(_TOKENS))):
-            yield lambda: Report(c.calls)
+            yield lambda: Report(c.calls, c.stepped)
     finally:
         _ACTIVE.remove(c)
 
 
-def run(fn: Callable) -> Callable:
+def run(fn: Callable, *, per_step: bool = False) -> Callable:
     """``fn`` with diagnostics: ``run(fn)(*args, **kwargs) -> (fn(*args, **kwargs), Report)``.
 
-    Jit and vmap the result, not ``fn``: ``jax.jit(jax.vmap(diagnostics.run(fn)))``.
+    Jit and vmap the result, not ``fn``: ``jax.jit(jax.vmap(diagnostics.run(fn)))``. With
+    ``per_step=True`` the calls inside the outermost :func:`jaxmpc.accounting.scan` loop keep one
+    entry per step (a last axis), e.g. to see when in training something starts to go wrong.
 
-    Example:
+    Example (two runs in one ``vmap``; 0.004 is below one unit at precision 2):
         >>> import jax, jax.numpy as jnp, jaxmpc; jax.config.update("jax_enable_x64", True)
-        >>> from jaxmpc import diagnostics, seed
-        >>> run = jax.jit(jax.vmap(diagnostics.run(lambda k, p: seed.run(k, p, iterations=3))))
-        >>> losses, report = run(jax.random.split(jax.random.key(0), 2), jnp.array([2, 4]))
-        >>> report["matmul"].wraps.shape, int(report["sgd/truncate/dealer"].calls[0])
-        ((2,), 3)
+        >>> def f(key, precision):
+        ...     k0, k1 = jax.random.split(key)
+        ...     x = jaxmpc.share(k0, jnp.array([0.5, 0.004]), jaxmpc.FixedPoint(10, precision))
+        ...     return jaxmpc.reveal(jaxmpc.mul_public(k1, x, 0.5))
+        >>> out, report = jax.jit(jax.vmap(run(f)))(jax.random.split(jax.random.key(0), 2), jnp.array([2, 4]))
+        >>> report["share"].underflows.tolist(), report["mul_public/truncate/dealer"].elements.tolist()
+        ([1, 0], [2, 2])
     """
     if not callable(fn):
         raise TypeError(f"diagnostics.run(fn): fn must be callable, got {type(fn).__name__}.")
 
     @functools.wraps(fn)
     def diagnosed(*args, **kwargs):
-        with collecting() as report:
+        with collecting(per_step=per_step) as report:
             out = fn(*args, **kwargs)
         return out, report()
 
@@ -388,9 +438,13 @@ def scan_body(f: Callable):
         return carry, (y, Report(c.calls))
 
     def finish(out):
-        carry, (ys, per_step) = out
-        for name, s in per_step.calls.items():
-            _ACTIVE[-1].add(name, _over_steps(s))
+        carry, (ys, steps) = out
+        target = _ACTIVE[-1]
+        for name, s in steps.calls.items():
+            if target.per_step:
+                target.add_steps(name, s)
+            else:
+                target.add(name, _over_steps(s))
         return carry, ys
 
     return body, finish

@@ -48,7 +48,7 @@ def _crafted(key, n_parties: int):
 
 @functools.lru_cache(maxsize=None)
 def _crafted_jit(n_parties: int):
-    return jax.jit(jax.vmap(diagnostics.run(functools.partial(_crafted, n_parties=n_parties))))
+    return jax.jit(diagnostics.run(functools.partial(_crafted, n_parties=n_parties)))
 
 
 def _failures(y, xs, d) -> np.ndarray:
@@ -59,45 +59,38 @@ def _failures(y, xs, d) -> np.ndarray:
 
 @pytest.mark.parametrize("n_parties", [2, 3, 5])
 def test_crafted_counts(n_parties):
-    keys = jax.random.split(jax.random.key(100 + n_parties), 2)
-    opened, rep = _crafted_jit(n_parties)(keys)
+    opened, rep = _crafted_jit(n_parties)(jax.random.key(100 + n_parties))
     opened = jax.tree_util.tree_map(np.asarray, opened)
-    c = {name: jax.tree_util.tree_map(np.asarray, rep[name]) for name in rep.names()}
+    c = {name: jax.tree_util.tree_map(lambda a: np.asarray(a).item(), rep[name]) for name in rep.names()}
     expected = ["share", "mul", "mul/truncate/dealer", "truncate/dealer"]
     if n_parties == 2:
         expected += ["share", "matmul", "matmul/truncate/dealer", "truncate/local"]
     assert rep.names() == list(dict.fromkeys(expected))
     # sharing: 1 call (3 with a, b), 4 (12) elements, nothing out of range (|x| s^2 < 2^62 for all)
     calls = 3 if n_parties == 2 else 1
-    np.testing.assert_array_equal(c["share"].calls, [calls, calls])
-    np.testing.assert_array_equal(c["share"].elements, [4 * calls, 4 * calls])
-    assert c["share"].wraps.sum() == c["share"].out_of_range.sum() == c["share"].underflows.sum() == 0
+    assert (c["share"].calls, c["share"].elements) == (calls, 4 * calls)
+    assert c["share"].wraps == c["share"].out_of_range == c["share"].underflows == 0
     # mul: exactly one element wraps; its (wrapped) ring value is in range for the truncation
-    np.testing.assert_array_equal(c["mul"].wraps, [1, 1])
-    np.testing.assert_array_equal(c["mul"].first_bad, [0, 0])
-    np.testing.assert_allclose(c["mul"].max_abs, (4e5 * S) ** 2)
-    assert c["mul/truncate/dealer"].failures.sum() == 0
-    # dealer truncation: failures equal the ground truth (and some happen); out of range exactly
-    # the four values beyond 2^62 - d; underflow exactly 123 and -9999 (0 is not an underflow)
+    assert (c["mul"].wraps, c["mul"].first_bad, c["mul"].elements) == (1, 0, 4)
+    assert c["mul"].max_abs == pytest.approx((4e5 * S) ** 2)
+    assert c["mul/truncate/dealer"].failures == 0
+    # dealer truncation: failures equal the ground truth; out of range exactly the four values
+    # beyond 2^62 - d; underflow exactly 123 and -9999 (0 is not an underflow)
     fail = _failures(opened["trunc"], TRUNC_X, TRUNC_D)
-    np.testing.assert_array_equal(c["truncate/dealer"].failures, fail.sum(axis=1))
-    assert not fail[:, 4:].any()  # inside the range: never
-    np.testing.assert_array_equal(c["truncate/dealer"].out_of_range, [4, 4])
-    np.testing.assert_array_equal(c["truncate/dealer"].underflows, [2, 2])
-    np.testing.assert_array_equal(c["truncate/dealer"].first_bad, np.where(fail.any(axis=1), 0, -1))
-    np.testing.assert_allclose(c["truncate/dealer"].max_abs, 2.0**63)
-    np.testing.assert_array_equal(np.asarray(rep.ok), [False, False])
+    assert not fail[4:].any()  # inside the range: never
+    t = c["truncate/dealer"]
+    assert (t.failures, t.out_of_range, t.underflows, t.elements) == (fail.sum(), 4, 2, len(TRUNC_X))
+    assert t.first_bad == (0 if fail.any() else -1) and t.max_abs == 2.0**63
+    assert not bool(rep.ok)
     if n_parties == 2:
         # matmul: [0, 0] wraps; [1, 1] is out of range (>= 2^62) without wrapping
-        np.testing.assert_array_equal(c["matmul"].wraps, [1, 1])
-        np.testing.assert_array_equal(c["matmul"].out_of_range, [2, 2])
-        np.testing.assert_array_equal(c["matmul"].elements, [4, 4])
+        assert (c["matmul"].wraps, c["matmul"].out_of_range, c["matmul"].elements) == (1, 2, 4)
         # the result is right where nothing wrapped (so no float error fools the checker)
-        np.testing.assert_allclose(opened["matmul"][:, 0, 1] / S, (A @ B)[0, 1], atol=2e-4)
+        np.testing.assert_allclose(opened["matmul"][0, 1] / S, (A @ B)[0, 1], atol=2e-4)
         fail = _failures(opened["local"], [LOCAL_X] * LOCAL_N, LOCAL_D)
-        np.testing.assert_array_equal(c["truncate/local"].failures, fail.sum(axis=1))
+        assert c["truncate/local"].failures == fail.sum()
         p = (LOCAL_X + 1) / 2.0**64
-        mean, sd = 2 * LOCAL_N * p, math.sqrt(2 * LOCAL_N * p * (1 - p))
+        mean, sd = LOCAL_N * p, math.sqrt(LOCAL_N * p * (1 - p))
         assert abs(fail.sum() - mean) < 6 * sd, (fail.sum(), mean)
         # a failure is off by 2^64 / d, the others by at most one unit
         off = opened["local"] - LOCAL_X // LOCAL_D
@@ -137,6 +130,21 @@ def test_scan_aggregates_steps_under_jit_and_vmap():
     assert d["runs"] == 2 and d["calls"]["mul"]["wraps"] == 17 and d["calls"]["mul"]["first_bad"] == 21
     text = rep.summary()
     assert "2 runs" in text and "mul/truncate/dealer" in text and "FAILED" in text
+
+
+def test_per_step_diagnostics():
+    ys, rep = jax.jit(diagnostics.run(_doubling, per_step=True))(jax.random.key(8), jnp.ones(()))
+    assert set(rep.stepped) == {"mul", "mul/truncate/dealer"} and rep.runs() == 1
+    s = rep["mul"]
+    np.testing.assert_array_equal(s.wraps, np.arange(30) >= 22)
+    np.testing.assert_array_equal(s.first_bad, np.where(np.arange(30) >= 22, np.arange(30), -1))
+    np.testing.assert_array_equal(s.calls, np.ones(30))
+    np.testing.assert_allclose(s.max_abs, (2.0 ** np.arange(30) * 1000) ** 2)
+    assert int(rep["share"].calls) == 1  # outside the loop: no step axis
+    early, late = rep.window(0, 22), rep.window(20, 30)
+    assert "share" not in early and int(early["mul"].wraps) == 0 and int(early["mul"].first_bad) == -1
+    assert int(late["mul"].wraps) == 8 and int(late["mul"].first_bad) == 22
+    assert rep.to_dict()["calls"]["mul"]["first_bad"] == 22 and not bool(rep.ok)
 
 
 def test_costs_and_diagnostics_compose():
