@@ -25,17 +25,27 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from . import diagnostics
-from .errors import InputTypeError
+from .errors import EncodingError, InputTypeError
+from .fixedpoint import check_numeric
 from .keys import check_key
-from .shared import Shared
+from .shared import Shared, check_same_parties
 from .truncation import truncate_shares
 
 
 def _is_shared(x) -> bool:
     return isinstance(x, Shared)
+
+
+def _check_scalar(c, name: str) -> None:
+    """A public real scalar (traced under vmap), finite when concrete."""
+    if jnp.ndim(check_numeric(c, name)) != 0:
+        raise InputTypeError(f"sgd: {name} must be a public scalar, got shape {jnp.shape(c)}.")
+    if not isinstance(c, jax.core.Tracer) and not np.isfinite(np.asarray(c, np.float64)):
+        raise EncodingError(f"sgd: {name} must be finite, got {c!r}.")
 
 
 def _mul_public_all(key, tree, c, truncation: str):
@@ -52,6 +62,8 @@ def _mul_public_all(key, tree, c, truncation: str):
     for leaf in leaves:
         if not isinstance(leaf, Shared) or leaf.fxp is None:
             raise InputTypeError("optimizer updates must be fixed-point jaxmpc.Shared values.")
+        check_same_parties(leaves[0], leaf)
+    _check_scalar(c, "learning rate / momentum")
     n = leaves[0].n_parties
     flat = jnp.concatenate([leaf.shares.reshape(n, -1) for leaf in leaves], axis=1)
     v = jnp.concatenate([jnp.broadcast_to(leaf._public(c, "learning rate / momentum"), (leaf.size,))
@@ -92,6 +104,9 @@ def sgd(learning_rate, *, key, momentum: float | None = None, truncation: str = 
     parameters into one opening (1 round; 2 with momentum).
     """
     check_key(key, "sgd(key=...)")
+    _check_scalar(learning_rate, "learning_rate")
+    if momentum is not None:
+        _check_scalar(momentum, "momentum")
 
     def init(params):
         trace = () if momentum is None else jax.tree_util.tree_map(
