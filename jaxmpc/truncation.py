@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import accounting, dealer, diagnostics, ring
-from .errors import ProtocolError
+from .errors import InputTypeError, ProtocolError, ShareMismatchError
+from .keys import check_key
 
 METHODS = ("dealer", "local")
 MSB_SHIFT = dealer.MSB_SHIFT
@@ -36,6 +38,35 @@ def check_method(method: str, n_parties: int) -> None:
             "with more shares the local errors do not cancel and results are garbage (PySyft's bug). "
             "Use truncation='dealer'."
         )
+
+
+def check_divisor(divisor, shape: tuple[int, ...]) -> None:
+    """Raise unless ``divisor`` is an integer (Python int or integer array, traced or not) that
+    broadcasts to ``shape`` and, when concrete, lies in :math:`[1, 2^{62})`."""
+    if isinstance(divisor, int) and not isinstance(divisor, bool):
+        dshape, values = (), np.array([divisor], dtype=object)
+    else:
+        traced = isinstance(divisor, jax.core.Tracer)
+        values = None if traced else np.asarray(divisor)
+        dtype = divisor.dtype if traced else values.dtype
+        if dtype == bool or not np.issubdtype(dtype, np.integer):
+            raise InputTypeError(
+                f"truncate_shares: the divisor must be a positive integer (a Python int or an integer "
+                f"array such as jnp.uint64(1000)), got dtype {dtype}; a fraction would be rounded "
+                "silently.")
+        dshape = tuple(jnp.shape(divisor))
+    try:
+        ok = jnp.broadcast_shapes(dshape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ShareMismatchError(f"truncate_shares: a divisor of shape {dshape} does not broadcast to "
+                                 f"the shares' shape {shape}: give a scalar or one divisor per element.")
+    if values is not None and values.size:
+        lo, hi = int(values.min()), int(values.max())
+        if lo < 1 or hi >= 2**62:
+            raise ProtocolError(f"truncate_shares: the divisor must lie in [1, 2^62), got values in "
+                                f"[{lo}, {hi}].")
 
 
 def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
@@ -70,8 +101,15 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
     Cost: ``"dealer"``: 1 round, each party sends :math:`8 (n-1)` bytes per element; dealer sends 3
     ring elements per element to each party. ``"local"``: nothing.
     """
+    check_key(key)
+    if getattr(shares, "dtype", None) != ring.DTYPE or shares.ndim < 1 or shares.shape[0] < 2:
+        raise InputTypeError(
+            "truncate_shares: shares must be ring shares uint64[n_parties >= 2, *shape], got "
+            f"{getattr(shares, 'dtype', type(shares).__name__)}{list(getattr(shares, 'shape', []))}. "
+            "Pass x.shares of a jaxmpc.Shared (or call jaxmpc.div_public / mul_public).")
     n = shares.shape[0]
     check_method(method, n)
+    check_divisor(divisor, tuple(shares.shape[1:]))
     size = int(shares[0].size)
     d = jnp.asarray(divisor, ring.DTYPE)
     if method == "local":
