@@ -9,7 +9,9 @@ times (median, each ended by block_until_ready, results gathered to the host). R
 the speed-up over the smallest device count are printed and written as JSON.
 
 Forced host devices share the machine's cores: on a CPU with C cores, more than C devices cannot
-run faster, and XLA may already use several cores for one device. The JSON records the core count.
+run faster, and XLA may already use several cores for one device; on a loaded machine more device
+threads can also win a larger share of the cores from other processes. The JSON records the core
+count and the CPU time of each sweep beside its wall time.
 
     python experiments/bench_scale.py --device-counts 1 2 4 --runs 512 --out scale.json
 """
@@ -79,17 +81,19 @@ def worker(args) -> dict:
     compiled = fn.lower(*placed).compile()
     t_compile = time.perf_counter() - t0
     mesh.gather(compiled(*placed))  # warm-up
-    times = []
+    times, cpu = [], []
     for r in range(1, args.repeats + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         _, placed, _ = inputs(r)
         losses = mesh.gather(compiled(*placed))
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     assert losses.shape == (n_runs, args.iterations)
     med = statistics.median(times)
     return {"devices": n_dev, "platform": devices[0].platform, "device_kind": devices[0].device_kind,
             "runs": n_runs, "seconds_median": med, "seconds_all": times,
             "runs_per_second": n_runs / med, "compile_seconds": t_compile,
+            "cpu_seconds_median": statistics.median(cpu),  # CPU time of all threads: shows core use
             "final_loss_mean": float(losses[:, -1].mean())}
 
 
@@ -126,14 +130,16 @@ def main(argv=None):
         return None
     print(f"seed-task sweep of {args.runs} runs ({args.iterations} steps, {args.parties} parties, "
           f"precisions {args.precisions}), median of {args.repeats}; {os.cpu_count()} CPU cores")
-    print(f"{'devices':>7} {'runs':>6} {'median s':>9} {'runs/s':>9} {'speed-up':>9} {'compile s':>10}")
+    print(f"{'devices':>7} {'runs':>6} {'median s':>9} {'runs/s':>9} {'speed-up':>9} {'CPU s':>7} "
+          f"{'compile s':>10}")
     records = []
     for n_dev in args.device_counts:
         rec = run_count(args, n_dev)
         records.append(rec)
         rec["speedup"] = rec["runs_per_second"] / records[0]["runs_per_second"]
         print(f"{n_dev:>7} {rec['runs']:>6} {rec['seconds_median']:>9.3f} {rec['runs_per_second']:>9.1f} "
-              f"{rec['speedup']:>8.2f}x {rec['compile_seconds']:>10.1f}", flush=True)
+              f"{rec['speedup']:>8.2f}x {rec['cpu_seconds_median']:>7.3f} {rec['compile_seconds']:>10.1f}",
+              flush=True)
     result = {"task": "seed", "config": {k: v for k, v in vars(args).items() if k not in ("out", "worker")},
               "cpu_count": os.cpu_count(), "machine": platform.platform(),
               "speedup_baseline_devices": args.device_counts[0], "results": records,

@@ -53,6 +53,22 @@ def _worker(out_path: str) -> None:
     facts["sweep"]["calls"] = res["vmapped"]["calls"]
     facts["sweep"]["identical"] = {m: res["runs"][m] == ref[m].tolist() for m in ("final_loss", "deviation")}
 
+    # ... and mesh.shard_sweep itself: independent runs need no collective; typed keys padded (6 -> 8)
+    def square(key, precision):
+        k_x, k_mul = jax.random.split(key)
+        x = jaxmpc.share(k_x, [1.5, -2.25], jaxmpc.FixedPoint(10, precision))
+        return jaxmpc.reveal(jaxmpc.mul(k_mul, x, x))
+
+    precisions = jnp.array([2, 3, 4, 2, 3, 4], jnp.int32)
+    sharded = mesh.shard_sweep(square)
+    fn, placed, _ = sharded.prepare(jax.random.split(jaxmpc.key(20), 6), precisions, pad_key=jaxmpc.key(21))
+    compiled = fn.lower(*placed).compile()
+    out = mesh.gather(compiled(*placed))[:6]
+    facts["shard_sweep"] = {
+        "collectives": mesh.collectives(compiled.as_text()),
+        "runs_placed": placed[0].shape[0], "devices": len(placed[0].sharding.device_set),
+        "identical": bool(np.array_equal(out, np.asarray(jax.jit(jax.vmap(square))(
+            jax.random.split(jaxmpc.key(20), 6), precisions))))}
     facts["seconds"]["sweep"] = time.perf_counter() - t0
 
     # 2. parties on their own devices: protocols bit-identical, openings are collectives
@@ -146,6 +162,9 @@ def test_on_four_devices(facts):
     s = facts["sweep"]
     assert (s["devices"], s["n_runs"], s["chunk_size"], s["calls"]) == (N_DEVICES, 9, 12, 1), s
     assert s["identical"] == {"final_loss": True, "deviation": True}, s
+    ss = facts["shard_sweep"]
+    assert ss["identical"] and (ss["runs_placed"], ss["devices"]) == (8, N_DEVICES), ss
+    assert sum(ss["collectives"].values()) == 0, ss["collectives"]
     # 2, 3 and 4 parties on their own devices (3 parties: the first 3 of the 4 devices): every
     # protocol bit-identical, each device holds its party's share, and the compiled program
     # communicates through collectives
