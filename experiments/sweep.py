@@ -84,6 +84,12 @@ def parse_args(argv=None):
                         "multiple of the device count)")
     p.add_argument("--devices", type=int, default=None,
                    help="use the first N devices of jax.devices() (default: every visible device)")
+    p.add_argument("--distributed", action="store_true",
+                   help="several processes / hosts: call jax.distributed.initialize() first (arguments "
+                        "auto-detected on SLURM, Open MPI, Kubernetes, ...; or give the three below)")
+    p.add_argument("--coordinator", default=None, help="with --distributed: host:port of process 0")
+    p.add_argument("--num-processes", type=int, default=None, help="with --distributed")
+    p.add_argument("--process-id", type=int, default=None, help="with --distributed")
     p.add_argument("--baseline-points", type=int, default=None,
                    help="grid points to time one by one for the speed-up (default all; 0 skips; "
                         "fewer than the grid are extrapolated)")
@@ -319,6 +325,8 @@ def make_grid(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.distributed:  # before any computation: afterwards jax.devices() spans every process
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     check_args(args)
     task = SeedTask(args) if args.task == "seed" else DataTask(args)
 
@@ -369,7 +377,8 @@ def main(argv=None):
     if args.json:
         result = {
             "task": args.task,
-            "config": {k: v for k, v in vars(args).items() if k not in ("json", "plot", "quiet")},
+            "config": {k: v for k, v in vars(args).items()
+                       if k not in ("json", "plot", "quiet", "coordinator", "process_id")},
             "n_runs": n_runs, "chunk_size": chunk, "metric": task.metric,
             "grid": {k: v.tolist() for k, v in grid.items()},
             "runs": {k: v.tolist() for k, v in metrics.items()},

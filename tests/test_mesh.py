@@ -3,7 +3,10 @@ bit-identical to the one-device simulation.
 
 Several CPU devices need ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` before JAX is
 imported, so the checks run in ONE subprocess (this file run as a script) that reports facts as
-JSON; the tests below assert on them. Errors that need no devices are tested in-process.
+JSON; the tests below assert on them. Beside it, experiments/sweep.py runs as TWO processes of 2
+CPU devices each joined by ``jax.distributed`` (a 4-device global mesh on one machine, gloo
+collectives), and its results are compared with the worker's one-device runs. Errors that need no
+devices are tested in-process.
 """
 import json
 import os
@@ -19,6 +22,8 @@ from jaxmpc import mesh
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 N_DEVICES = 4
+SWEEP_ARGV = ["--precisions", "2", "3", "4", "--seeds", "3", "--iterations", "1", "--baseline-points", "0",
+              "--quiet"]  # 9 runs
 
 
 # ---- the subprocess --------------------------------------------------------------------------------
@@ -35,23 +40,17 @@ def _worker(out_path: str) -> None:
     facts = {"devices": len(jax.devices()), "seconds": {}}
     t0 = time.perf_counter()
 
-    # 1. experiments/sweep.py on every visible device against one-device vmap, same keys
+    # 1. the runs of experiments/sweep.py (SWEEP_ARGV, the script's own keys) on one device, to compare
+    # with the script's 2-process, 4-device run
     spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(ROOT, "experiments", "sweep.py"))
     sweep = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sweep)
-    argv = ["--precisions", "2", "3", "4", "--seeds", "3", "--iterations", "1", "--baseline-points", "0",
-            "--quiet", "--json", out_path + ".sweep.json"]
-    sweep.main(argv)
-    with open(out_path + ".sweep.json") as f:
-        res = json.load(f)
-    args = sweep.parse_args(argv)
+    args = sweep.parse_args(SWEEP_ARGV)
     task = sweep.SeedTask(args)
-    _, precisions, lrs, (keys, _, _) = sweep.make_grid(args)  # the script's own keys, made afresh
+    _, precisions, lrs, (keys, _, _) = sweep.make_grid(args)
     one_device = jax.jit(jax.vmap(task.run, (0, 0, 0, None)))  # uncommitted inputs: device 0 only
     ref = task.metrics(one_device(keys, jnp.asarray(precisions, jnp.int32), jnp.asarray(lrs), {}), lrs)
-    facts["sweep"] = {k: res[k] for k in ("devices", "n_runs", "chunk_size")}
-    facts["sweep"]["calls"] = res["vmapped"]["calls"]
-    facts["sweep"]["identical"] = {m: res["runs"][m] == ref[m].tolist() for m in ("final_loss", "deviation")}
+    facts["sweep_one_device"] = {m: ref[m].tolist() for m in ("final_loss", "deviation")}
 
     # ... and mesh.shard_sweep itself: independent runs need no collective; typed keys padded (6 -> 8)
     def square(key, precision):
@@ -142,26 +141,62 @@ def _worker(out_path: str) -> None:
         json.dump(facts, f)
 
 
+def _env(n_devices: int) -> dict:
+    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n_devices}",
+                JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu",
+                PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def facts(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("mesh") / "facts.json")
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={N_DEVICES}",
-               JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), out], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"worker failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    """Starts the worker and the two sweep.py processes together; returns the worker's facts with
+    the sweep's JSON (process 0's) under "sweep" and whether process 1 wrote one."""
+    tmp = tmp_path_factory.mktemp("mesh")
+    out = str(tmp / "facts.json")
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), out], env=_env(N_DEVICES), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    for i in range(2):
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "experiments", "sweep.py"), *SWEEP_ARGV,
+             "--json", str(tmp / f"sweep{i}.json"), "--distributed", "--coordinator", f"localhost:{port}",
+             "--num-processes", "2", "--process-id", str(i)],
+            env=_env(N_DEVICES // 2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        logs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for name, p, (stdout, stderr) in zip(("worker", "sweep process 0", "sweep process 1"), procs, logs):
+        assert p.returncode == 0, f"{name} failed:\n{stdout[-3000:]}\n{stderr[-6000:]}"
     with open(out) as f:
-        return json.load(f)
+        result = json.load(f)
+    with open(tmp / "sweep0.json") as f:
+        result["sweep"] = json.load(f)
+    result["sweep_process_1_wrote"] = (tmp / "sweep1.json").exists()
+    return result
 
 
 def test_on_four_devices(facts):
-    """One test (one subprocess, also under pytest-xdist): sweeps and parties across 4 devices."""
+    """One test (one set of subprocesses, also under pytest-xdist): sweeps and parties on 4 devices."""
     assert facts["devices"] == N_DEVICES
-    # sweep.py used every device; 9 runs padded to 12 (fresh keys), results bit-identical to one device
+    # sweep.py as 2 processes x 2 devices used all 4 (a global mesh); 9 runs padded to 12 (fresh keys);
+    # results bit-identical to one device; only process 0 wrote the JSON
     s = facts["sweep"]
-    assert (s["devices"], s["n_runs"], s["chunk_size"], s["calls"]) == (N_DEVICES, 9, 12, 1), s
-    assert s["identical"] == {"final_loss": True, "deviation": True}, s
+    assert (s["devices"], s["processes"], s["n_runs"], s["chunk_size"], s["vmapped"]["calls"]) \
+        == (N_DEVICES, 2, 9, 12, 1), {k: s[k] for k in ("devices", "processes", "n_runs", "chunk_size")}
+    for m in ("final_loss", "deviation"):
+        assert s["runs"][m] == facts["sweep_one_device"][m], (m, s["runs"][m], facts["sweep_one_device"][m])
+    assert not facts["sweep_process_1_wrote"]
     ss = facts["shard_sweep"]
     assert ss["identical"] and (ss["runs_placed"], ss["devices"]) == (8, N_DEVICES), ss
     assert sum(ss["collectives"].values()) == 0, ss["collectives"]
