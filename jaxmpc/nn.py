@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from .beaver import matmul, mul
+from .errors import InputTypeError, ShareMismatchError
 from .shared import Shared
 
 
@@ -67,11 +68,27 @@ def Linear(in_features: int, out_features: int, *, truncation: str = "dealer",
         return {"weight": jax.random.uniform(k_w, (out_features, in_features), jnp.float64, -bound, bound),
                 "bias": jax.random.uniform(k_b, (out_features,), jnp.float64, -bound, bound)}
 
+    def check(params):
+        if not isinstance(params, dict) or not {"weight", "bias"} <= set(params):
+            raise InputTypeError(
+                f"Linear({in_features}, {out_features}): params must be a dict with 'weight' "
+                f"({out_features}, {in_features}) and 'bias' ({out_features},), as made by init and "
+                f"then jaxmpc.share, got {type(params).__name__}"
+                + (f" with keys {sorted(params)}." if isinstance(params, dict) else "."))
+        for name, want in (("weight", (out_features, in_features)), ("bias", (out_features,))):
+            p = params[name]
+            got = p.shape if isinstance(p, Shared) else tuple(jnp.shape(p))
+            if got != want:
+                raise ShareMismatchError(f"Linear({in_features}, {out_features}): params['{name}'] "
+                                         f"must have shape {want}, got {got}.")
+
     def forward(key, params, x):
+        check(params)
         y = matmul(key, x, params["weight"].T, **opts) + params["bias"]
         return y, x
 
     def backward(key, params, x, dy, need_dx: bool = True):
+        check(params)
         k_w, k_x = jax.random.split(key)
         grads = {"weight": matmul(k_w, dy.T, x, **opts), "bias": dy.sum(0)}
         dx = matmul(k_x, dy, params["weight"], **opts) if need_dx else None
@@ -112,7 +129,14 @@ def serial(*layers: Layer) -> Layer:
     def init(key):
         return [layer.init(k) for layer, k in zip(layers, jax.random.split(key, len(layers)))]
 
+    def check(params, what: str = "params"):
+        if not isinstance(params, (list, tuple)) or len(params) != len(layers):
+            raise InputTypeError(
+                f"serial: {what} must be a list with one entry per layer ({len(layers)}), got "
+                f"{type(params).__name__}" + (f" of length {len(params)}." if isinstance(params, (list, tuple)) else "."))
+
     def forward(key, params, x):
+        check(params)
         residuals = []
         for layer, p, k in zip(layers, params, jax.random.split(key, len(layers))):
             x, r = layer.forward(k, p, x)
@@ -120,6 +144,8 @@ def serial(*layers: Layer) -> Layer:
         return x, residuals
 
     def backward(key, params, residuals, dy, need_dx: bool = True):
+        check(params)
+        check(residuals, "residuals")
         grads = [None] * len(layers)
         keys = jax.random.split(key, len(layers))
         for i in reversed(range(len(layers))):
