@@ -129,9 +129,11 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
     r, _, m_msb, m_q = dealer.truncation_masks(key, shares.shape[1:], n)
     r_msb = ring.shares_from_mask(r >> MSB_SHIFT, m_msb)
     q = ring.shares_from_mask((r & jnp.uint64(LOW_MASK)) // d, m_q)
-    k = jnp.uint64(1 << 62) // d
-    rho = jnp.uint64(1 << MSB_SHIFT) % d
+    # one division for the three constants (per element when d is): floor(2^62/d) =
+    # floor(floor(2^63/d)/2), and 2^63 mod d = 2^63 - d floor(2^63/d)
     q63 = jnp.uint64(1 << MSB_SHIFT) // d
+    k = q63 >> jnp.uint64(1)
+    rho = jnp.uint64(1 << MSB_SHIFT) - q63 * d
     c = ring.party_sum(shares) + (k * d + rho // jnp.uint64(2)) + r  # the only opening
     if transcript is not None:
         transcript.append(c)
