@@ -13,8 +13,9 @@ c. The seed task (jaxmpc.seed) for ``--iterations`` (5000) steps at base 10, pre
    ``--seeds`` runs each in one vmapped call with per-step diagnostics, against float64 plaintext
    training: deviation per window of iterations, final losses, and what the diagnostics show
    (wrap-around, truncation failures, headroom used, underflows per window).
-d. Determinism: the same keys give bit-identical shares under jit and without it
-   (jax.disable_jit) and from one call to the next; SHA-256 digests to compare across processes.
+d. Determinism: the same keys give bit-identical shares (and diagnostics) under jit and without it
+   (jax.disable_jit) and from one call to the next; SHA-256 digests (also of part c's losses) to
+   compare across processes and machines.
 
     python experiments/reliability.py --json reliability.json     # everything, ~1-2 min on 2 CPU cores
     python experiments/reliability.py --parts c --seeds 8
@@ -214,7 +215,7 @@ def seed_long(key, iterations: int, seeds: int, precisions: list[int]) -> dict:
     print("plaintext float64 loss: " + ", ".join(f"it {i}: {plain[i]:.3g}" for i in
                                                   sorted({0, 19, 99, 999, iterations - 1}) if i < iterations))
     out = {"iterations": iterations, "seeds": seeds, "plaintext_final": float(plain[-1]),
-           "seconds_incl_compile": seconds, "precisions": {}}
+           "seconds_incl_compile": seconds, "sha256_losses": _digest(enc), "precisions": {}}
     rows = []
     for j, p in enumerate(precisions):
         unit = 10.0**-p
@@ -228,11 +229,24 @@ def seed_long(key, iterations: int, seeds: int, precisions: list[int]) -> dict:
                "first_iteration_off_by_10_units": [int(np.argmax(d > 10 * unit)) if (d > 10 * unit).any()
                                                    else -1 for d in dev],
                "windows": [], "diagnostics": r.to_dict()}
+        # the worst deviation, and what the diagnostics saw around it (+-5 iterations, that run)
+        i, t = np.unravel_index(int(np.argmax(dev)), dev.shape)
+        lo, hi = max(int(t) - 5, 0), min(int(t) + 6, iterations)
+        around = jax.tree_util.tree_map(lambda a: np.asarray(a)[i], r.window(lo, hi))
+        sgd = "sgd/truncate/dealer"
+        res["worst"] = {"run": int(i), "iteration": int(t), "abs_diff": float(dev[i, t]),
+                        "loss": float(enc[i, j, t]), "plaintext": float(plain[t]),
+                        "losses_around": enc[i, j, lo:hi].tolist(), "wraps_around": int(sum(
+                            around[n].wraps for n in around.names())),
+                        "failures_around": int(sum(around[n].failures for n in around.names())),
+                        "sgd_underflow_around": float(around[sgd].underflows / max(around[sgd].elements, 1))
+                        if sgd in around else None,
+                        "largest_sgd_update_units_around": float(around[sgd].max_abs) / 10**p
+                        if sgd in around else None}
         for a, b in windows:
             w = r.window(a, b)
             under = {n: float(np.sum(w[n].underflows) / max(np.sum(w[n].elements), 1)) for n in w.names()
                      if n.endswith(("truncate/dealer", "truncate/local"))}
-            sgd = "sgd/truncate/dealer"
             res["windows"].append({
                 "start": a, "stop": b, "max_abs_diff": float(dev[:, a:b].max()),
                 "mean_abs_diff": float(dev[:, a:b].mean()), "mean_loss": float(enc[:, j, a:b].mean()),
@@ -263,6 +277,12 @@ def seed_long(key, iterations: int, seeds: int, precisions: list[int]) -> dict:
               f"below one unit (rounded stochastically to 0 or +-1 unit), the largest SGD update is "
               f"{late['largest_sgd_update_units']:.0f} units; mean loss {late['mean_loss']:.2g} vs plaintext "
               f"{late['mean_plaintext_loss']:.2g}.")
+        w = res["worst"]
+        print(f"    worst deviation: run {w['run']}, iteration {w['iteration']}: loss {w['loss']:.3g} vs "
+              f"{w['plaintext']:.3g}; around it (+-5 iterations) {w['wraps_around']} wraps, "
+              f"{w['failures_around']} failures, {100 * (w['sgd_underflow_around'] or 0):.0f}% of SGD updates "
+              f"below one unit, largest update {w['largest_sgd_update_units_around'] or 0:.0f} units.")
+    print(f"sha256 of the encrypted losses: {out['sha256_losses'][:16]}... (same keys: same bits)")
     for j, p in enumerate(precisions):
         print(f"\ndiagnostics at precision {p}:")
         print(jax.tree_util.tree_map(lambda a: np.asarray(a)[:, j], rep).summary())
@@ -291,7 +311,9 @@ def _digest(tree) -> str:
 
 
 def determinism(seed_value: int) -> dict:
-    x = np.array([[0.5, -1.25], [3.0, 0.125]])
+    """The chain with the same key: jit twice and without jit (jax.disable_jit), compared bit for bit
+    (shares and diagnostics); a different key must give different shares."""
+    x = np.array([[0.5, -1.25], [3.0, 0.125]])  # one shape: without jit every primitive compiles per shape
     w = np.array([[1.5, -0.5], [0.25, 2.0]])
     run = diagnostics.run(_chain)
     fast = jax.jit(run)
@@ -299,19 +321,27 @@ def determinism(seed_value: int) -> dict:
     b = fast(jaxmpc.key(seed_value), x, w)
     with jax.disable_jit():
         c = run(jaxmpc.key(seed_value), x, w)
-    same = lambda u, v: all(np.array_equal(np.asarray(p), np.asarray(q))  # noqa: E731
-                            for p, q in zip(jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(v)))
-    train = jax.jit(functools.partial(seed.run, iterations=50))
-    losses_1 = np.asarray(train(jaxmpc.key(seed_value), 4))
-    losses_2 = np.asarray(train(jaxmpc.key(seed_value), 4))
-    res = {"jit_vs_jit": same(a, b), "jit_vs_no_jit": same(a, c),
-           "seed_run_twice": bool(np.array_equal(losses_1, losses_2)),
+    other = fast(jaxmpc.key(seed_value + 1), x, w)
+
+    def same(u, v):
+        lu, lv = jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(v)
+        return len(lu) == len(lv) and all(np.array_equal(np.asarray(p), np.asarray(q)) for p, q in zip(lu, lv))
+
+    res = {"jit_vs_jit": same(a, b), "jit_vs_no_jit": same(a[0], c[0]),
+           "diagnostics_jit_vs_no_jit": same(a[1], c[1]) and a[1].names() == c[1].names(),
+           "other_key_differs": not any(np.array_equal(np.asarray(a[0][k]), np.asarray(other[0][k])) for k in a[0]),
+           "diagnostics_clean": bool(a[1].ok),
+           # and the chain is right: relu((x w)^2 - 1) / 3
+           "max_error": float(np.abs(np.asarray(jaxmpc.reveal(jaxmpc.Shared(a[0]["div"], jaxmpc.FixedPoint(10, 4))))
+                                     - np.maximum((x @ w) ** 2 - 1.0, 0.0) / 3).max()),
            "bits_compared": int(sum(np.asarray(v).size * 64 for v in a[0].values())),
-           "digest_shares": _digest(a[0]), "digest_seed_losses": _digest(losses_1)}
-    print("\n(d) determinism (same keys): " + ", ".join(f"{k} {'identical' if res[k] else 'DIFFERENT'}" for k in
-                                                        ("jit_vs_jit", "jit_vs_no_jit", "seed_run_twice")))
-    print(f"    {res['bits_compared']} share bits; sha256 of the shares {res['digest_shares'][:16]}..., of 50 "
-          f"seed-task losses {res['digest_seed_losses'][:16]}... (compare across processes and machines)")
+           "digest_shares": _digest(a[0])}
+    flags = ("jit_vs_jit", "jit_vs_no_jit", "diagnostics_jit_vs_no_jit")
+    print("\n(d) determinism, matmul (local truncation) -> mul -> relu -> div_public, same keys: "
+          + ", ".join(f"{k} {'identical' if res[k] else 'DIFFERENT'}" for k in flags)
+          + f"; another key gives other shares: {res['other_key_differs']}")
+    print(f"    {res['bits_compared']} share bits; sha256 {res['digest_shares'][:16]}... "
+          "(compare across processes and machines; part c prints one of its losses)")
     return res
 
 

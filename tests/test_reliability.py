@@ -1,0 +1,43 @@
+"""experiments/reliability.py with tiny settings (parts a, b, c; part d runs in test_determinism)."""
+import importlib.util
+import json
+import os
+import sys
+
+PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments", "reliability.py")
+
+
+def _script():
+    name = "jaxmpc_experiments_reliability"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, PATH)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+def test_reliability_script_tiny(tmp_path):
+    out = tmp_path / "rel.json"
+    _script().main(["--parts", "a", "b", "c", "--trials", "2048", "--samples", "2048", "--iterations", "30",
+                    "--seeds", "1", "--precisions", "4", "2", "--json", str(out)])
+    data = json.loads(out.read_text())
+    # (a) failures counted by the diagnostics (checked inside against the opened results) track
+    # (|x| + 1) / 2^64: rare at 2^56, about 3/8 at 3 * 2^61; exact 95% intervals cover most rows
+    rows = data["local_failure_rate"]["rows"]
+    assert len(rows) == 8 and all(r["trials"] == 2048 for r in rows)
+    assert rows[0]["failures"] < 40 and 600 < rows[-1]["failures"] < 940
+    assert sum(r["formula_in_ci"] for r in rows) >= 6
+    # (b) every truncation within its bound, none failed, unbiased within 5 standard errors
+    for r in data["truncation_error"]["rows"]:
+        assert r["within_bound"] and r["failures"] == 0, r["case"]
+        assert abs(r["mean"]) < 5 * r["stderr"] + 1e-3, r["case"]
+        assert abs(sum(r["histogram"]["fraction"]) - 1) < 1e-9
+    # (c) precision 4 tracks plaintext over the first 20 iterations, with clean diagnostics
+    seed4, seed2 = data["seed_task"]["precisions"]["4"], data["seed_task"]["precisions"]["2"]
+    assert seed4["wraps"] == seed4["failures"] == seed2["wraps"] == seed2["failures"] == 0
+    assert seed4["windows"][0]["max_abs_diff"] < 0.002
+    assert seed2["windows"][0]["max_abs_diff"] > seed4["windows"][0]["max_abs_diff"]
+    assert seed4["max_bits"] < 30 and seed2["max_bits"] < seed4["max_bits"]
+    assert "sgd/truncate/dealer" in seed2["windows"][-1]["underflow"]
+    assert seed4["diagnostics"]["calls"]["matmul"]["calls"] == 30 * 5  # 2 forward + 3 backward per step
