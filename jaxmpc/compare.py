@@ -507,6 +507,7 @@ def maximum(key, x, y) -> Shared:
     Cost: :func:`msb` plus 1 round (:math:`L(n) + 9` rounds), as :func:`relu`.
     """
     check_key(key)
+    diff = _difference(y, x, "maximum")  # validates the operands before the key is consumed
     keys = jax.random.split(key, 1 + MSB_KEYS)
-    bit = Shared(_msb_from_keys(keys[1:], _difference(y, x, "maximum").shares, None), None)
+    bit = Shared(_msb_from_keys(keys[1:], diff.shares, None), None)
     return where(keys[0], bit, x, y)
