@@ -21,6 +21,7 @@ and learning rates of that seed, and by the plaintext twin); every run still has
     python experiments/sweep.py                                   # seed task, base 10, p = 1..4
     python experiments/sweep.py --task digits --base 2 --precisions 8 10 12 16 --seeds 4 --epochs 3 \\
         --json sweep.json --plot sweep.png
+    srun python experiments/sweep.py --seeds 1000 --distributed --json sweep.json   # every host's GPUs
 """
 from __future__ import annotations
 
