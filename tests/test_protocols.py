@@ -765,6 +765,31 @@ def test_sibling_keys_give_independent_masks(impl):
             assert_uniform_ring(a[party] ^ b[party], f"{impl} {name}: party {party}, xor")
 
 
+@pytest.mark.parametrize("n_parties", [2, 3])
+def test_truncate_many_is_the_truncation_of_the_concatenation(n_parties):
+    """truncate_many (one draw, one opening) gives the same bits as truncate_shares on the
+    flattened arrays concatenated, each element with its own divisor; local truncation too."""
+    ks = jax.random.split(jax.random.key(97 + n_parties), 3)
+    xs = [ring.random(ks[0], (n_parties, 3, 4)), ring.random(ks[1], (n_parties, 5)),
+          ring.random(ks[2], (n_parties,))]
+    ds = [jnp.uint64(1 << 16), jnp.arange(1, 6, dtype=jnp.uint64) * 999, 10**4]
+    key = jax.random.key(7)
+    many = jax.jit(jaxmpc.truncation.truncate_many)(jax.random.clone(key), xs, ds)
+    flat = jnp.concatenate([x.reshape(n_parties, -1) for x in xs], axis=1)
+    d_flat = jnp.concatenate([jnp.broadcast_to(jnp.asarray(d, jnp.uint64), x.shape[1:]).ravel()
+                              for d, x in zip(ds, xs)])
+    ref = jaxmpc.truncate_shares(jax.random.clone(key), flat, d_flat)
+    np.testing.assert_array_equal(
+        np.concatenate([np.asarray(m).reshape(n_parties, -1) for m in many], axis=1), np.asarray(ref))
+    assert [m.shape for m in many] == [x.shape for x in xs]
+    if n_parties == 2:
+        local = jaxmpc.truncation.truncate_many(key, xs, ds, "local")
+        for m, x, d in zip(local, xs, ds):
+            np.testing.assert_array_equal(np.asarray(m), np.asarray(jaxmpc.truncate_shares(key, x, d, "local")))
+    with pytest.raises(jaxmpc.InputTypeError, match="divisors"):
+        jaxmpc.truncation.truncate_many(key, xs, ds[:2])
+
+
 @pytest.mark.parametrize("impl", list(KEY_IMPLS))
 def test_truncation_opened_value_is_uniform(impl):
     """Dealer truncation opens c = x' + r: uniform for a constant secret."""
