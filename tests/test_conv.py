@@ -1,0 +1,282 @@
+"""Convolutional layers on shares (jaxmpc.conv) against integer references and plaintext twins.
+
+The ring maps (the convolution and its two adjoints) are checked bit for bit: the convolution
+against XLA's own uint64 convolution, the adjoints by the exact duality
+<conv(x, w), dy> = <w, dW(dy, x)> = <x, dX(dy, w)> mod 2^64, on uniform ring elements and the edge
+values 0, 1, 2^63 - 1, 2^63, 2^64 - 1.
+
+Layers are checked against their plaintext twins (forward) and ``jax.vjp`` of the twins (backward)
+for 2, 3 and 5 parties, under jit and vmap. Bounds are in units of 1/scale (base 2, 16 bits): an
+encoded value is within 0.5 unit, a product of values of magnitude <= 1 within 1 unit, so a sum of
+k products is within k units, and a truncation adds < 1 unit (base 2).
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import jaxmpc
+from jaxmpc import conv, nn
+from jaxmpc.errors import InputTypeError, ProtocolError, ShareMismatchError
+
+FXP_BITS = 16
+UNIT = 2.0 ** -FXP_BITS
+EDGES = np.array([0, 1, 2**63 - 1, 2**63, 2**64 - 1], np.uint64)
+
+
+# ---- the ring maps, bit for bit -------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["xla", "f64"])
+@pytest.mark.parametrize("b,c,h,w,o,kernel,stride,padding", [
+    (2, 3, 5, 6, 4, (3, 3), 1, 1),
+    (1, 2, 7, 7, 3, (3, 2), 2, 0),
+    (2, 1, 4, 5, 2, (2, 2), (2, 1), (1, 0)),
+])
+def test_ring_maps_are_exact(method, b, c, h, w, o, kernel, stride, padding):
+    rng = np.random.default_rng(h * w + o)
+    x = rng.integers(0, 2**64, (b, c, h, w), np.uint64, endpoint=False)
+    k = rng.integers(0, 2**64, (o, c) + kernel, np.uint64, endpoint=False)
+    x.flat[:5], k.flat[:5] = EDGES, EDGES[::-1]
+    x, k = jnp.asarray(x), jnp.asarray(k)
+    mm = functools.partial(jaxmpc.ring.matmul, method=method)
+    st, pd = conv._pair(stride, "stride", 1), conv._pair(padding, "padding", 0)
+    ref = lax.conv_general_dilated(x, k, st, [(pd[0], pd[0]), (pd[1], pd[1])],
+                                   dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                                   preferred_element_type=jnp.uint64)
+    dy = jnp.asarray(rng.integers(0, 2**64, ref.shape, np.uint64, endpoint=False))
+
+    @jax.jit  # one compilation (eager dispatch of the im2col loop would compile every slice)
+    def maps(x, k, dy):
+        opts = {"stride": stride, "padding": padding, "matmul": mm}
+        return (conv.conv2d_ring(x, k, **opts), conv.conv2d_weight_ring(dy, x, kernel_size=kernel, **opts),
+                conv.conv2d_input_ring(dy, k, input_size=(h, w), **opts))
+
+    y, dw, dx = maps(x, k, dy)
+    assert y.dtype == dw.dtype == dx.dtype == jnp.uint64
+    assert y.shape == ref.shape and dw.shape == k.shape and dx.shape == x.shape
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(ref))
+
+    def dot(u, v):  # exact: numpy uint64 products and sums wrap mod 2^64
+        return int(np.sum(np.asarray(u) * np.asarray(v), dtype=np.uint64))
+
+    assert dot(ref, dy) == dot(k, dw) == dot(x, dx)
+
+
+def test_fold_is_the_adjoint_of_patches():
+    """<patches(v), c> = <v, fold(c)> on floats, with overlapping and strided windows."""
+    rng = np.random.default_rng(0)
+    v = jnp.asarray(rng.normal(size=(2, 6, 7)))
+    for kernel, stride, padding in [((3, 3), (2, 2), (1, 1)), ((2, 3), (1, 2), (0, 1))]:
+        p = jax.jit(conv.patches, static_argnums=(1, 2, 3))(v, kernel, stride, padding)
+        c = jnp.asarray(rng.normal(size=p.shape))
+        back = jax.jit(conv.fold_patches, static_argnums=(1, 2, 3, 4))(c, (6, 7), kernel, stride, padding)
+        np.testing.assert_allclose(np.sum(p * c), np.sum(v * back), rtol=1e-12)
+
+
+# ---- layers against their plaintext twins, forward and backward ----------------------------------
+# (name, layer, input shape, parties): the overlapping and odd-window cases run for 2 parties only
+# (the tournament and fold logic do not depend on the parties); 3 and 5 parties run the rest.
+CASES = [
+    ("conv_strided", conv.Conv2d(2, 3, (3, 2), stride=2, padding=(1, 0)), (2, 2, 5, 4), (2, 3, 5)),
+    ("maxpool", conv.MaxPool2d(2), (2, 2, 4, 5), (2, 3, 5)),
+    ("maxpool_overlap", conv.MaxPool2d((1, 3), (1, 2)), (1, 2, 2, 7), (2,)),  # odd window
+    ("avgpool", conv.AvgPool2d(2), (2, 2, 4, 5), (2, 3, 5)),
+    ("avgpool_overlap", conv.AvgPool2d(3, 2), (1, 2, 5, 5), (2,)),
+    ("flatten", conv.Flatten(), (2, 2, 2, 3), (2, 3, 5)),
+]
+N_RUNS = 2  # vmapped runs (different keys) per case
+
+
+def _bounds(name, x_shape, y_shape, kernel=None, stride=None):
+    """Per-output bounds (units) from the module docstring's error model."""
+    if name.startswith("conv"):
+        b, c, _, _ = x_shape
+        o, ho, wo = y_shape[1:]
+        kh, kw = kernel
+        overlap = -(-kh // stride[0]) * -(-kw // stride[1])
+        return {"y": c * kh * kw + 2, "dx": o * overlap + 2,
+                "weight": b * ho * wo + 2, "bias": b * ho * wo / 2 + 1}
+    if name.startswith("maxpool"):  # exact selections; dx sums the dy of <= 2 covering windows
+        return {"y": 1, "dx": 1.5}
+    if name.startswith("avgpool"):  # mean of encodings + 1 truncation; dx: <= 4 windows of dy / T
+        return {"y": 2, "dx": 6}
+    return {"y": 1, "dx": 1}
+
+
+@functools.lru_cache(maxsize=None)
+def _layers_fn(n_parties: int):
+    """One jitted, vmapped function running forward + backward of every case for ``n_parties``."""
+    cases = [c for c in CASES if n_parties in c[3]]
+
+    def one(key, params, xs, dys):
+        out = []
+        keys = jax.random.split(key, len(cases))
+        for (name, layer, _, _), k, p, x, dy in zip(cases, keys, params, xs, dys):
+            k_p, k_x, k_dy, k_f, k_b = jax.random.split(k, 5)
+            fxp = jaxmpc.FixedPoint(2, FXP_BITS)
+            sp = jaxmpc.share(k_p, p, fxp, n_parties)
+            sx = jaxmpc.share(k_x, x, fxp, n_parties)
+            sdy = jaxmpc.share(k_dy, dy, fxp, n_parties)
+            y, res = layer.forward(k_f, sp, sx)
+            grads, dx = layer.backward(k_b, sp, res, sdy)
+            out.append(jaxmpc.reveal((y, grads, dx)))
+        return out
+
+    return cases, jax.jit(jax.vmap(one, (0, None, None, None)))
+
+
+def _inputs(cases, seed):
+    """Params, inputs (distinct values on a grid, so no window holds two near-equal values) and
+    output gradients of each case, and the twins' outputs and vjps."""
+    rng = np.random.default_rng(seed)
+    params, xs, dys, want = [], [], [], []
+    for i, (name, layer, shape, _) in enumerate(cases):
+        p = layer.init(jax.random.key(i))
+        size = int(np.prod(shape))
+        x = (rng.permutation(size) / size * 2 - 1).reshape(shape)
+        y, vjp = jax.vjp(layer.plain, p, jnp.asarray(x))
+        dy = rng.uniform(-1, 1, y.shape)
+        params.append(p), xs.append(x), dys.append(dy), want.append((y, *vjp(jnp.asarray(dy))))
+    return params, xs, dys, want
+
+
+@pytest.mark.parametrize("n_parties", [2, 3, 5])
+def test_layers_match_twin_and_vjp(n_parties):
+    cases, fn = _layers_fn(n_parties)
+    params, xs, dys, want = _inputs(cases, n_parties)
+    keys = jax.random.split(jaxmpc.key(n_parties), N_RUNS)
+    got = fn(keys, params, xs, dys)
+    for (name, layer, shape, _), p, (y, grads, dx), (y_w, g_w, dx_w) in zip(cases, params, got, want):
+        conv_opts = {}
+        if name.startswith("conv"):
+            conv_opts = {"kernel": p["weight"].shape[2:],
+                         "stride": (2, 2) if name == "conv_strided" else (1, 1)}
+        bound = _bounds(name, shape, y_w.shape, **conv_opts)
+        assert y.shape == (N_RUNS,) + y_w.shape and dx.shape == (N_RUNS,) + dx_w.shape, name
+        np.testing.assert_allclose(y, np.broadcast_to(y_w, y.shape), atol=bound["y"] * UNIT, rtol=0,
+                                   err_msg=f"{name}: forward")
+        np.testing.assert_allclose(dx, np.broadcast_to(dx_w, dx.shape), atol=bound["dx"] * UNIT,
+                                   rtol=0, err_msg=f"{name}: input gradient")
+        for k in (g_w or {}):
+            np.testing.assert_allclose(grads[k], np.broadcast_to(g_w[k], grads[k].shape),
+                                       atol=bound[k] * UNIT, rtol=0, err_msg=f"{name}: {k} gradient")
+        assert jax.tree_util.tree_structure(grads) == jax.tree_util.tree_structure(g_w), name
+
+
+def test_maxpool_ties_route_the_gradient_to_the_first_maximum():
+    """Windows with tied maxima (exactly representable values): the forward is the maximum and the
+    whole gradient goes to the first maximum in row-major window order, as in the twin's vjp."""
+    cases, fn = _layers_fn(2)
+    params, xs, dys, _ = _inputs(cases, 0)
+    i = [c[0] for c in cases].index("maxpool")
+    x = np.zeros(cases[i][2])
+    x[0, 0, 0:2, 0:2] = [[0.25, 0.5], [0.5, 0.5]]  # max at window positions 1, 2, 3
+    x[0, 1, 0:2, 2:4] = [[-0.5, -0.25], [-0.25, -1.0]]  # max at positions 1, 2
+    x[1, 0, 2:4, 0:2] = 0.75  # all four tie
+    xs[i] = x
+    y_w, vjp = jax.vjp(cases[i][1].plain, {}, jnp.asarray(x))
+    dx_w = vjp(jnp.asarray(dys[i]))[1]
+    got_y, _, got_dx = fn(jax.random.split(jaxmpc.key(9), N_RUNS), params, xs, dys)[i]
+    np.testing.assert_allclose(got_y, np.broadcast_to(y_w, got_y.shape), atol=UNIT, rtol=0)
+    np.testing.assert_allclose(got_dx, np.broadcast_to(dx_w, got_dx.shape), atol=UNIT, rtol=0)
+    # one position per window gets the gradient: the first maximum
+    assert dx_w[0, 0, 0, 1] == dys[i][0, 0, 0, 0] and dx_w[0, 0, 1, 0] == dx_w[0, 0, 1, 1] == 0
+    assert dx_w[0, 1, 0, 3] == dys[i][0, 1, 0, 1] and dx_w[0, 1, 1, 2] == 0
+    assert dx_w[1, 0, 2, 0] == dys[i][1, 0, 1, 0] and not np.any(dx_w[1, 0, 2:4, 0:2].ravel()[1:])
+
+
+# ---- bad input --------------------------------------------------------------------------------------
+def _shared(*shape, n=2):
+    return jaxmpc.Shared(jnp.zeros((n,) + shape, jnp.uint64), jaxmpc.FixedPoint(2, FXP_BITS))
+
+
+def test_bad_input_gets_a_clear_error():
+    key = jaxmpc.key(0)
+    layer = conv.Conv2d(3, 4, 3)
+    p = {"weight": _shared(4, 3, 3, 3), "bias": _shared(4)}
+    with pytest.raises(ShareMismatchError, match="rank 4"):
+        layer.forward(key, p, _shared(3, 8, 8))
+    with pytest.raises(ShareMismatchError, match="expects 3 input channels but the input has 2"):
+        layer.forward(key, p, _shared(1, 2, 8, 8))
+    with pytest.raises(ShareMismatchError, match="larger than the padded input"):
+        layer.forward(key, p, _shared(1, 3, 2, 8))
+    with pytest.raises(ShareMismatchError, match="channels"):
+        conv.conv2d(key, _shared(1, 2, 5, 5), _shared(4, 3, 3, 3))
+    with pytest.raises(ShareMismatchError, match="weight must have rank 4"):
+        conv.conv2d(key, _shared(1, 3, 5, 5), _shared(4, 3, 3))
+    with pytest.raises(ShareMismatchError, match="rank 4"):
+        conv.MaxPool2d(2).forward(key, {}, _shared(4, 4))
+    with pytest.raises(ShareMismatchError, match="larger than the padded input"):
+        conv.AvgPool2d(3).forward(key, {}, _shared(1, 1, 2, 2))
+    with pytest.raises(ShareMismatchError, match="dy must have shape"):
+        conv.conv2d_weight_grad(key, _shared(1, 4, 2, 2), _shared(1, 3, 5, 5), kernel_size=3)
+    with pytest.raises(ProtocolError, match="stride must be >= 1"):
+        conv.Conv2d(3, 4, 3, stride=0)
+    with pytest.raises(InputTypeError, match="padding must be an int or a pair"):
+        conv.Conv2d(3, 4, 3, padding="same")
+    with pytest.raises(InputTypeError, match="in_channels must be a positive int"):
+        conv.Conv2d(0, 4, 3)
+    with pytest.raises(InputTypeError, match="jaxmpc.Shared"):
+        conv.conv2d(key, np.zeros((1, 3, 5, 5)), _shared(4, 3, 3, 3))
+    with pytest.raises(ProtocolError, match="2 parties"):
+        conv.conv2d(key, _shared(1, 3, 5, 5, n=3), _shared(4, 3, 3, 3, n=3), truncation="local")
+
+
+# ---- cost (traced, nothing runs) --------------------------------------------------------------------
+def _sds(n, *shape, fxp=jaxmpc.FixedPoint(2, FXP_BITS)):
+    return jaxmpc.Shared(jax.ShapeDtypeStruct((n,) + shape, jnp.uint64), fxp)
+
+
+@pytest.mark.parametrize("n_p", [2, 3])
+def test_conv_layer_cost_formula(n_p):
+    b, c, h, w, o, k = 2, 3, 6, 6, 4, 3
+    layer = conv.Conv2d(c, o, k, stride=2, padding=1)
+    ho = wo = 3
+    nx, nw, ny = b * c * h * w, o * c * k * k, b * o * ho * wo
+
+    def step(key, p, x, dy):
+        k_f, k_b = jax.random.split(key)
+        y, res = layer.forward(k_f, p, x)
+        return layer.backward(k_b, p, res, dy)
+
+    p = {"weight": _sds(n_p, o, c, k, k), "bias": _sds(n_p, o)}
+    r = jaxmpc.cost(step, jaxmpc.key(0), p, _sds(n_p, b, c, h, w), _sds(n_p, b, o, ho, wo))
+    # one Beaver product per bilinear map: opens both operands, dealer sends a, b and c
+    for name, opened, dealer in [("conv2d", nx + nw, nx + nw + ny),
+                                 ("conv2d/weight_grad", ny + nx, ny + nx + nw),
+                                 ("conv2d/input_grad", ny + nw, ny + nw + nx)]:
+        op = r.ops[name]
+        assert (op.calls, op.rounds, op.elements_opened) == (1, 1, opened), name
+        assert op.bytes_per_party == 8 * (n_p - 1) * opened
+        assert op.dealer_bytes_per_party == 8 * dealer
+    trunc = r.ops["truncate/dealer"]  # y, dW and dx are truncated once each
+    assert (trunc.calls, trunc.rounds, trunc.elements_opened) == (3, 3, ny + nw + nx)
+    assert r.rounds == 6
+
+
+@pytest.mark.parametrize("n_p", [2, 3])
+def test_pooling_cost_formula(n_p):
+    x, dy = _sds(n_p, 2, 3, 4, 4), _sds(n_p, 2, 3, 2, 2)
+    ny = 2 * 3 * 2 * 2
+
+    def step(layer):
+        def f(key, x, dy):
+            k_f, k_b = jax.random.split(key)
+            y, res = layer.forward(k_f, {}, x)
+            return layer.backward(k_b, {}, res, dy)
+        return f
+
+    fwd = jaxmpc.cost(lambda k, x: conv.MaxPool2d(2).forward(k, {}, x), jaxmpc.key(0), x)
+    assert fwd.rounds == conv.maxpool_rounds(4, n_p) == 2 * (jaxmpc.compare.msb_rounds(n_p) + 1)
+    # level 1 selects 2 pairs of values (public one-hot rows); level 2 one pair of values + 4 bits
+    assert fwd.ops["mul"].elements_opened == 2 * (2 * ny) + (1 + (1 + 4)) * ny
+    both = jaxmpc.cost(step(conv.MaxPool2d(2)), jaxmpc.key(0), x, dy)
+    back = both.ops["mul"].elements_opened - fwd.ops["mul"].elements_opened
+    assert both.rounds == fwd.rounds + 1 and back == 4 * ny + ny  # one-hot bits and dy, no truncation
+    avg = jaxmpc.cost(step(conv.AvgPool2d(2)), jaxmpc.key(0), x, dy)
+    assert list(avg.ops) == ["truncate/dealer"] and avg.rounds == 2
+    assert avg.elements_opened == 2 * ny
+    flat = jaxmpc.cost(step(conv.Flatten()), jaxmpc.key(0), x, _sds(n_p, 2, 48))
+    assert flat.rounds == 0 and flat.bytes_per_party == 0
