@@ -31,3 +31,5 @@ __all__ += ["divide"]
 from . import mesh
 from .errors import DeviceMeshError
 __all__ += ["mesh", "DeviceMeshError"]
+from . import conv
+__all__ += ["conv"]
