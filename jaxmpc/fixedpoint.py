@@ -66,7 +66,7 @@ class FixedPoint:
                 f"FixedPoint(base=...) must be the int 2 or 10, got {base!r}. Use base=10 (PySyft, "
                 "precision counts decimal digits) or base=2 (precision counts fractional bits)."
             )
-        if rounding not in _ROUNDINGS:
+        if not isinstance(rounding, str) or rounding not in _ROUNDINGS:
             raise InputTypeError(
                 f"FixedPoint(rounding=...) must be one of {_ROUNDINGS}, got {rounding!r}."
             )

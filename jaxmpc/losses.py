@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from .beaver import square_sum
 from .errors import InputTypeError, ShareMismatchError
+from .keys import check_key
 from .shared import Shared
 from .truncation import truncate_shares
 
@@ -28,7 +29,7 @@ def sse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
     Cost: one Beaver square sum (1 round, opens :math:`|p|` elements) and one scalar truncation.
     The gradient is local (a public integer multiple).
     """
-    d = _difference(pred, target, "sse")
+    d = _difference(key, pred, target, "sse")
     return square_sum(key, d, truncation=truncation), d * 2
 
 
@@ -40,7 +41,7 @@ def mse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
 
     Cost: Beaver square sum (1 round) + 2 truncations (1 round each with the dealer protocol).
     """
-    d = _difference(pred, target, "mse")
+    d = _difference(key, pred, target, "mse")
     n = max(d.size, 1)
     k_loss, k_grad = jax.random.split(key)
     loss = square_sum(k_loss, d, divisor=n, truncation=truncation)
@@ -48,9 +49,10 @@ def mse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
     return loss, grad
 
 
-def _difference(pred, target, fname: str) -> Shared:
+def _difference(key, pred, target, fname: str) -> Shared:
     """``pred - target`` for a fixed-point ``pred`` and a target of exactly its shape (a shared or
     public array): broadcasting would silently change the loss."""
+    check_key(key)
     if not isinstance(pred, Shared) or pred.fxp is None:
         raise InputTypeError(f"{fname}: pred must be a fixed-point jaxmpc.Shared, got "
                              f"{type(pred).__name__ if not isinstance(pred, Shared) else 'plain integers'}.")

@@ -42,10 +42,19 @@ def _is_shared(x) -> bool:
 
 def _check_scalar(c, name: str) -> None:
     """A public real scalar (traced under vmap), finite when concrete."""
-    if jnp.ndim(check_numeric(c, name)) != 0:
-        raise InputTypeError(f"sgd: {name} must be a public scalar, got shape {jnp.shape(c)}.")
+    if np.ndim(check_numeric(c, name)) != 0:
+        raise InputTypeError(f"sgd: {name} must be a public scalar, got shape {np.shape(c)}.")
     if not isinstance(c, jax.core.Tracer) and not np.isfinite(np.asarray(c, np.float64)):
         raise EncodingError(f"sgd: {name} must be finite, got {c!r}.")
+
+
+def _check_updates(leaves) -> None:
+    """Fixed-point shared values, all among the same parties."""
+    for leaf in leaves:
+        if not isinstance(leaf, Shared) or leaf.fxp is None:
+            raise InputTypeError("optimizer updates must be fixed-point jaxmpc.Shared values, got "
+                                 f"{type(leaf).__name__}.")
+        check_same_parties(leaves[0], leaf)
 
 
 def _mul_public_all(key, tree, c, truncation: str):
@@ -59,10 +68,7 @@ def _mul_public_all(key, tree, c, truncation: str):
     leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=_is_shared)
     if not leaves:
         return tree
-    for leaf in leaves:
-        if not isinstance(leaf, Shared) or leaf.fxp is None:
-            raise InputTypeError("optimizer updates must be fixed-point jaxmpc.Shared values.")
-        check_same_parties(leaves[0], leaf)
+    _check_updates(leaves)
     _check_scalar(c, "learning rate / momentum")
     n = leaves[0].n_parties
     flat = jnp.concatenate([leaf.shares.reshape(n, -1) for leaf in leaves], axis=1)
@@ -115,6 +121,7 @@ def sgd(learning_rate, *, key, momentum: float | None = None, truncation: str = 
 
     def update(grads, state, params=None):
         del params
+        _check_updates(jax.tree_util.tree_leaves(grads, is_leaf=_is_shared))  # before the key is split
         k_next, k_trace, k_step = jax.random.split(state.key, 3)
         if momentum is None:
             trace = ()

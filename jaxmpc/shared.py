@@ -113,7 +113,8 @@ class Shared:
     def __sub__(self, other):
         if isinstance(other, Shared):
             return self + (-other)
-        return self + (-jnp.asarray(other))
+        v = self._public(other)  # encoded first (and checked), then negated in the ring
+        return self._new(ring.add_to_party0(_broadcast_shares(self.shares, v.shape), -v))
 
     def __rsub__(self, other):
         return (-self) + other
@@ -241,6 +242,14 @@ def concatenate(xs, axis: int = 0) -> Shared:
         check_same_parties(xs[0], x)
         fxp = _common_fxp(xs[0], x, "concatenate")
     (ax,) = _axes(axis, xs[0].ndim)
+    def others(shape):
+        return shape[:ax] + shape[ax + 1:]
+
+    for x in xs[1:]:
+        if x.ndim != xs[0].ndim or others(x.shape) != others(xs[0].shape):
+            raise ShareMismatchError(
+                f"concatenate along axis {ax}: shapes {xs[0].shape} and {x.shape} must have the same "
+                "rank and agree on every other axis.")
     return Shared(jnp.concatenate([x.shares for x in xs], axis=ax + 1), fxp)
 
 
