@@ -116,7 +116,7 @@ def run_count(args, n_dev: int) -> dict:
            "--runs", str(args.runs), "--iterations", str(args.iterations), "--parties", str(args.parties),
            "--repeats", str(args.repeats), "--precisions", *map(str, args.precisions)]
     proc = subprocess.run(cmd, env=_worker_env(n_dev, args.platform), capture_output=True, text=True)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"worker for {n_dev} device(s) failed (exit {proc.returncode}):\n"
                          f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")

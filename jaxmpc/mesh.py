@@ -142,8 +142,8 @@ class ShardedSweep:
         if sig not in self._compiled_for:
             def run_all(*args):
                 leaves, treedef = jax.tree_util.tree_flatten(args)
-                leaves = [l if impl is None else jax.random.wrap_key_data(l, impl=impl)
-                          for l, impl in zip(leaves, key_impls)]
+                leaves = [leaf if impl is None else jax.random.wrap_key_data(leaf, impl=impl)
+                          for leaf, impl in zip(leaves, key_impls)]
                 return jax.vmap(self.fn, axes)(*jax.tree_util.tree_unflatten(treedef, leaves))
             self._compiled_for[sig] = jax.jit(run_all, in_shardings=self.shardings(axes),
                                               out_shardings=self._runs)
@@ -188,8 +188,8 @@ class ShardedSweep:
 
         args = tuple(jax.tree_util.tree_map(pad, a) if ax == 0 else a for a, ax in zip(args, axes))
         leaves, treedef = jax.tree_util.tree_flatten(args)
-        key_impls = tuple(jax.random.key_impl(l) if _is_key(l) else None for l in leaves)
-        leaves = [jax.random.key_data(l) if _is_key(l) else l for l in leaves]
+        key_impls = tuple(jax.random.key_impl(leaf) if _is_key(leaf) else None for leaf in leaves)
+        leaves = [jax.random.key_data(leaf) if _is_key(leaf) else leaf for leaf in leaves]
         args = jax.tree_util.tree_unflatten(treedef, leaves)
         placed = tuple(jax.device_put(a, s) for a, s in zip(args, self.shardings(axes)))
         return self.jitted(key_impls, axes), placed, n_runs
