@@ -19,15 +19,16 @@ the jitted function, or check eagerly first. Key reuse is caught by JAX's own ch
 (``jax.errors.KeyReuseError``, a ``TypeError``) when ``jax_debug_key_reuse`` is on.
 
 Figures (derandomized, so every CI run draws the same cases): 467 examples in 18 property tests
-(30 per category, fewer where the space is small). Written against the library as it was, they
-found 14 failures, fixed in the library: silent wrong results from ``sse`` / ``mse`` with a
-broadcasting target, ``nn.serial`` with a short params list, ``truncate_shares`` with a divisor of
-0 or a float, ``FixedPoint.encode`` of NaN / too large values, ``jaxmpc.key(1.5)`` and
-``key(True)``; raw JAX / Python errors from ``key`` (strings, None, arrays, 2^63), ``x - v`` with a
-bool or string ``v``, ``concatenate`` of other ranks, ``truncate_shares`` (a bad key, int64 shares,
-one party, a negative divisor), ``div_public(x, 2**70)``, ``sgd`` with mixed party counts or an
-array learning rate, a bad key to ``mse``, ``Linear`` without its params, and the plain
-``TypeError`` of ``x * x``; and keys consumed before the error by ``maximum`` and ``sgd.update``.
+(30 per category, fewer where the space is small). Probing the API while writing them found 17
+failures, all fixed in the library. Six silent wrong results: ``sse`` / ``mse`` with a broadcasting
+target, ``nn.serial`` with a short params list, ``truncate_shares`` with a divisor of 0 or a
+float, ``FixedPoint.encode`` of NaN / too large values, ``jaxmpc.key(1.5)`` (== ``key(1)``) and
+``key(True)``. Nine raw or non-jaxmpc errors: ``key`` of strings, None, arrays or 2^63; ``x - v``
+with a bool or string ``v``; ``concatenate`` of other ranks; ``truncate_shares`` with a bad key,
+int64 shares, one party, a negative or mis-shaped divisor; ``div_public(x, 2**70)``; ``sgd`` with
+mixed party counts or an array learning rate; ``mse`` with a bad key; ``Linear`` without its params
+(a bare ``KeyError``); the plain ``TypeError`` of ``x * x``. Two keys consumed before the error:
+``maximum`` and ``sgd.update``.
 """
 from __future__ import annotations
 
