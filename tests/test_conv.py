@@ -28,13 +28,12 @@ EDGES = np.array([0, 1, 2**63 - 1, 2**63, 2**64 - 1], np.uint64)
 
 
 # ---- the ring maps, bit for bit -------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["xla", "f64"])
-@pytest.mark.parametrize("b,c,h,w,o,kernel,stride,padding", [
-    (2, 3, 5, 6, 4, (3, 3), 1, 1),
-    (1, 2, 7, 7, 3, (3, 2), 2, 0),
-    (2, 1, 4, 5, 2, (2, 2), (2, 1), (1, 0)),
+@pytest.mark.parametrize("b,c,h,w,o,kernel,stride,padding,method", [
+    (2, 3, 5, 6, 4, (3, 3), 1, 1, "xla"),
+    (1, 2, 7, 7, 3, (3, 2), 2, 0, "f64"),
+    (2, 1, 4, 5, 2, (2, 2), (2, 1), (1, 0), None),  # the automatic choice
 ])
-def test_ring_maps_are_exact(method, b, c, h, w, o, kernel, stride, padding):
+def test_ring_maps_are_exact(b, c, h, w, o, kernel, stride, padding, method):
     rng = np.random.default_rng(h * w + o)
     x = rng.integers(0, 2**64, (b, c, h, w), np.uint64, endpoint=False)
     k = rng.integers(0, 2**64, (o, c) + kernel, np.uint64, endpoint=False)
@@ -64,26 +63,17 @@ def test_ring_maps_are_exact(method, b, c, h, w, o, kernel, stride, padding):
     assert dot(ref, dy) == dot(k, dw) == dot(x, dx)
 
 
-def test_fold_is_the_adjoint_of_patches():
-    """<patches(v), c> = <v, fold(c)> on floats, with overlapping and strided windows."""
-    rng = np.random.default_rng(0)
-    v = jnp.asarray(rng.normal(size=(2, 6, 7)))
-    for kernel, stride, padding in [((3, 3), (2, 2), (1, 1)), ((2, 3), (1, 2), (0, 1))]:
-        p = jax.jit(conv.patches, static_argnums=(1, 2, 3))(v, kernel, stride, padding)
-        c = jnp.asarray(rng.normal(size=p.shape))
-        back = jax.jit(conv.fold_patches, static_argnums=(1, 2, 3, 4))(c, (6, 7), kernel, stride, padding)
-        np.testing.assert_allclose(np.sum(p * c), np.sum(v * back), rtol=1e-12)
-
-
 # ---- layers against their plaintext twins, forward and backward ----------------------------------
-# (name, layer, input shape, parties): the overlapping and odd-window cases run for 2 parties only
-# (the tournament and fold logic do not depend on the parties); 3 and 5 parties run the rest.
+# (name, layer, input shape, parties). Max pooling runs its protocol for 2 parties, on a window of 6
+# (3 tournament levels, an odd candidate, overlapping columns, an uncovered last column); for 3 and 5
+# parties it runs with the ideal comparisons and products (the comparison protocol is tested for 3
+# and 5 parties in test_compare.py; what max pooling adds does not depend on the parties), which
+# keeps the compilation short.
 CASES = [
-    ("conv_strided", conv.Conv2d(2, 3, (3, 2), stride=2, padding=(1, 0)), (2, 2, 5, 4), (2, 3, 5)),
-    ("maxpool", conv.MaxPool2d(2), (2, 2, 4, 5), (2, 3, 5)),
-    ("maxpool_overlap", conv.MaxPool2d((1, 3), (1, 2)), (1, 2, 2, 7), (2,)),  # odd window
-    ("avgpool", conv.AvgPool2d(2), (2, 2, 4, 5), (2, 3, 5)),
-    ("avgpool_overlap", conv.AvgPool2d(3, 2), (1, 2, 5, 5), (2,)),
+    ("conv", conv.Conv2d(2, 3, (3, 2), stride=2, padding=(1, 0)), (2, 2, 5, 4), (2, 3, 5)),
+    ("maxpool", conv.MaxPool2d((2, 3), 2), (2, 2, 4, 8), (2,)),
+    ("maxpool_ideal", conv.MaxPool2d(2, mode="ideal"), (2, 2, 4, 5), (3, 5)),
+    ("avgpool", conv.AvgPool2d(3, 2), (1, 2, 5, 6), (2, 3, 5)),
     ("flatten", conv.Flatten(), (2, 2, 2, 3), (2, 3, 5)),
 ]
 N_RUNS = 2  # vmapped runs (different keys) per case
@@ -150,9 +140,8 @@ def test_layers_match_twin_and_vjp(n_parties):
     got = fn(keys, params, xs, dys)
     for (name, layer, shape, _), p, (y, grads, dx), (y_w, g_w, dx_w) in zip(cases, params, got, want):
         conv_opts = {}
-        if name.startswith("conv"):
-            conv_opts = {"kernel": p["weight"].shape[2:],
-                         "stride": (2, 2) if name == "conv_strided" else (1, 1)}
+        if name == "conv":
+            conv_opts = {"kernel": p["weight"].shape[2:], "stride": (2, 2)}
         bound = _bounds(name, shape, y_w.shape, **conv_opts)
         assert y.shape == (N_RUNS,) + y_w.shape and dx.shape == (N_RUNS,) + dx_w.shape, name
         np.testing.assert_allclose(y, np.broadcast_to(y_w, y.shape), atol=bound["y"] * UNIT, rtol=0,
@@ -166,25 +155,24 @@ def test_layers_match_twin_and_vjp(n_parties):
 
 
 def test_maxpool_ties_route_the_gradient_to_the_first_maximum():
-    """Windows with tied maxima (exactly representable values): the forward is the maximum and the
-    whole gradient goes to the first maximum in row-major window order, as in the twin's vjp."""
+    """Windows with tied maxima (exactly representable values): the forward is the maximum and each
+    window's gradient goes to its first maximum in row-major window order, as in the twin's vjp."""
     cases, fn = _layers_fn(2)
     params, xs, dys, _ = _inputs(cases, 0)
-    i = [c[0] for c in cases].index("maxpool")
+    i = [c[0] for c in cases].index("maxpool")  # 2x3 windows, stride 2: columns 2 and 4 are shared
     x = np.zeros(cases[i][2])
-    x[0, 0, 0:2, 0:2] = [[0.25, 0.5], [0.5, 0.5]]  # max at window positions 1, 2, 3
-    x[0, 1, 0:2, 2:4] = [[-0.5, -0.25], [-0.25, -1.0]]  # max at positions 1, 2
-    x[1, 0, 2:4, 0:2] = 0.75  # all four tie
-    xs[i] = x
+    x[0, 0, 0:2, 0:2] = [[0.25, 0.5], [0.5, 0.5]]  # first window: maxima at positions 1, 3, 4
+    x[1, 0, 2:4, 0:3] = 0.75  # all six tie (column 2 also leads the next window)
+    xs[i], dys[i] = x, np.ones_like(dys[i])  # dx counts the windows that route to each input
     y_w, vjp = jax.vjp(cases[i][1].plain, {}, jnp.asarray(x))
-    dx_w = vjp(jnp.asarray(dys[i]))[1]
+    dx_w = np.asarray(vjp(jnp.asarray(dys[i]))[1])
     got_y, _, got_dx = fn(jax.random.split(jaxmpc.key(9), N_RUNS), params, xs, dys)[i]
     np.testing.assert_allclose(got_y, np.broadcast_to(y_w, got_y.shape), atol=UNIT, rtol=0)
     np.testing.assert_allclose(got_dx, np.broadcast_to(dx_w, got_dx.shape), atol=UNIT, rtol=0)
-    # one position per window gets the gradient: the first maximum
-    assert dx_w[0, 0, 0, 1] == dys[i][0, 0, 0, 0] and dx_w[0, 0, 1, 0] == dx_w[0, 0, 1, 1] == 0
-    assert dx_w[0, 1, 0, 3] == dys[i][0, 1, 0, 1] and dx_w[0, 1, 1, 2] == 0
-    assert dx_w[1, 0, 2, 0] == dys[i][1, 0, 1, 0] and not np.any(dx_w[1, 0, 2:4, 0:2].ravel()[1:])
+    # exactly one position per window gets the gradient, and it is the first maximum
+    assert dx_w.sum() == y_w.size and set(np.unique(dx_w)) <= {0.0, 1.0, 2.0}
+    assert dx_w[0, 0, 0, 1] == 1 and dx_w[0, 0, 1, 0] == dx_w[0, 0, 1, 1] == 0
+    np.testing.assert_array_equal(dx_w[1, 0, 2:4, 0:3], [[1, 0, 1], [0, 0, 0]])
 
 
 # ---- bad input --------------------------------------------------------------------------------------

@@ -128,6 +128,34 @@ def test_train_script_logistic_regression_with_cross_entropy():
     np.testing.assert_allclose(enc, plain, atol=1e-2)  # approx. exp/reciprocal/log: ~3e-3 each
 
 
+def test_train_script_cnn(tmp_path):
+    """--model cnn: a tiny CNN (2 and 2 channels) on the digit images, 2 steps of 480, step-comparable to
+    the twin, with the MLP's JSON fields. Ideal mode keeps the compilation short (the layers' protocols
+    are tested in test_conv.py)."""
+    train = _script("train")
+    out_json = tmp_path / "cnn.json"
+    out = train.main(["--model", "cnn", "--channels", "2", "2", "--epochs", "1", "--batch-size", "480",
+                      "--mode", "ideal", "--quiet", "--json", str(out_json)])
+    with open(out_json) as f:
+        res = json.load(f)
+    assert res["encrypted_test_accuracy"] == out["encrypted_test_accuracy"]
+    assert {"encrypted_test_accuracy", "plaintext_test_accuracy", "final_max_param_deviation",
+            "secure_inference_agreement", "epochs", "step_losses", "cost_per_step", "cost_inference",
+            "steps_per_epoch", "seconds_per_step"} <= set(res)
+    assert res["config"]["model"] == "cnn" and res["config"]["channels"] == [2, 2]
+    assert res["steps_per_epoch"] == 2
+    enc, plain = np.array(res["step_losses"]["encrypted"]), np.array(res["step_losses"]["plaintext"])
+    np.testing.assert_allclose(enc, plain, atol=2e-3)
+    assert res["secure_inference_agreement"] >= 0.97
+    ops = res["cost_per_step"]["report"]["ops"]
+    # two convolutions forward and their weight gradients; the input gradient of the second only
+    assert [ops[k]["calls"] for k in ("conv2d", "conv2d/weight_grad", "conv2d/input_grad")] == [2, 2, 1]
+    s = res["seconds_per_step"]
+    assert s["encrypted"] > 0 and s["plaintext"] > 0 and s["includes_compile"]
+    with pytest.raises(SystemExit, match="image data set"):
+        train.main(["--model", "cnn", "--dataset", "breast_cancer"])
+
+
 def test_train_script_rejects_bad_options():
     train = _script("train")
     with pytest.raises(SystemExit, match="precision"):
