@@ -3,7 +3,7 @@
 Each protocol record times ONE jit-compiled call on inputs that are already shared, so it includes
 everything the protocol does per call: the dealer's randomness (Beaver triple, truncation material),
 the simulated openings and the truncation. The plaintext twin is the same maths in float32 JAX
-(``x * y``, ``x @ y``, ``jax.nn.relu``), also jitted. Protocol:
+(``x * y``, ``x @ y``, ``jax.nn.relu``, ``lax.conv_general_dilated``), also jitted. Protocol:
 
 1. compile explicitly (``jit(f).lower(*args).compile()``) and record the compile seconds
    (JAX's persistent compilation cache is not enabled, so the number is a real compilation);
@@ -12,7 +12,7 @@ the simulated openings and the truncation. The plaintext twin is the same maths 
    median. Cases whose first call takes over ``--slow`` seconds use ``--slow-repeats`` calls
    instead (the record says how many runs it used).
 
-    python experiments/bench_core.py                         # mul 1M, matmul 128/512/1024, relu 1M
+    python experiments/bench_core.py                         # mul 1M, matmul 128/512/1024, relu 1M, conv
     python experiments/bench_core.py --sizes 128,256 --repeats 20 --json bench_core.json
     python experiments/bench_core.py --prng threefry         # JAX's default PRNG for the dealer
 """
@@ -72,6 +72,9 @@ def main(argv=None):
                     help="a case whose warm-up call takes longer than this many seconds ...")
     ap.add_argument("--slow-repeats", type=int, default=3, help="... is timed this many times instead")
     ap.add_argument("--no-relu", action="store_true", help="skip the relu case")
+    ap.add_argument("--conv", default="32,16,16,32,3",
+                    help="convolution case B,C,H,O,K: batch B of C x H x H images, O output channels, "
+                         "K x K kernel, stride 1, padding K//2 (NCHW; '' to skip)")
     ap.add_argument("--prng", choices=("splitmix64", "threefry"),
                     default="splitmix64" if hasattr(jaxmpc, "key") else "threefry",
                     help="key implementation the dealer draws from: jaxmpc.key (SplitMix64, the "
@@ -107,6 +110,22 @@ def main(argv=None):
         sb = jaxmpc.share(next(data_keys), b, fxp, n_parties=n)
         cases.append((f"matmul_{s}", lambda k, x, y: jaxmpc.matmul(k, x, y), (sa, sb),
                       lambda x, y: x @ y, (jnp.asarray(a), jnp.asarray(b)), {"shape": [s, s, s]}))
+    if args.conv:
+        from jax import lax
+
+        from jaxmpc import conv
+        b, c, h, o, k = (int(v) for v in args.conv.split(","))
+        xc = rng.uniform(-1, 1, (b, c, h, h)).astype(np.float32)
+        wc = (rng.uniform(-1, 1, (o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+        scx = jaxmpc.share(next(data_keys), xc, fxp, n_parties=n)
+        scw = jaxmpc.share(next(data_keys), wc, fxp, n_parties=n)
+        pad = k // 2
+        cases.append((f"conv_{b}x{c}x{h}_{o}k{k}",
+                       lambda key, x, w: conv.conv2d(key, x, w, padding=pad), (scx, scw),
+                       lambda x, w: lax.conv_general_dilated(
+                           x, w, (1, 1), [(pad, pad)] * 2, dimension_numbers=("NCHW", "OIHW", "NCHW")),
+                       (jnp.asarray(xc), jnp.asarray(wc)),
+                       {"shape": {"x": [b, c, h, h], "w": [o, c, k, k], "stride": 1, "padding": pad}}))
     has_relu = hasattr(jaxmpc, "relu")
     if has_relu and not args.no_relu:
         cases.append((f"relu_{_short(m)}", lambda k, x: jaxmpc.relu(k, x), (sx,),
@@ -115,7 +134,7 @@ def main(argv=None):
         print("note: jaxmpc.relu is not exported in this tree; the relu case is skipped", file=sys.stderr)
 
     records = []
-    header = f"{'case':<14}{'seconds':>11}{'plaintext s':>14}{'ratio':>10}{'compile s':>11}{'runs':>6}"
+    header = f"{'case':<20}{'seconds':>11}{'plaintext s':>14}{'ratio':>10}{'compile s':>11}{'runs':>6}"
     print(f"{n}-party protocol vs float32 plaintext, {fxp!r}, {args.prng} keys, backend "
           f"{jax.default_backend()}, {os.cpu_count()} CPUs, jax {jax.__version__}")
     print(header)
@@ -130,7 +149,7 @@ def main(argv=None):
                "runs": runs, "plaintext_runs": pruns, "n_parties": n, "prng": args.prng,
                "encoding": {"base": fxp.base, "precision": args.precision}, **details}
         records.append(rec)
-        print(f"{name:<14}{sec:>11.4g}{psec:>14.4g}{rec['ratio']:>10.1f}{comp:>11.3g}{runs:>6}", flush=True)
+        print(f"{name:<20}{sec:>11.4g}{psec:>14.4g}{rec['ratio']:>10.1f}{comp:>11.3g}{runs:>6}", flush=True)
 
     machine = {"jax_version": jax.__version__, "backend": jax.default_backend(),
                "device": str(jax.devices()[0].device_kind), "cpu_count": os.cpu_count(),

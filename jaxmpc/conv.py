@@ -116,6 +116,45 @@ class InputShape:
 
 
 # ---- im2col and its adjoint (local, linear, any dtype) -----------------------------------------------
+def _patches(v: jax.Array, kernel, stride, padding, h_axis: int, t_axis: int) -> jax.Array:
+    """Windows of ``v`` over the spatial axes ``(h_axis, h_axis + 1)``, stacked on a new axis at
+    ``t_axis`` (kernel offset ``t = i k_w + j``); pairs of static ints in."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    ho, wo = output_size(v.shape[h_axis:h_axis + 2], kernel, stride, padding)
+    if ph or pw:
+        pads = [(0, 0)] * v.ndim
+        pads[h_axis], pads[h_axis + 1] = (ph, ph), (pw, pw)
+        v = jnp.pad(v, pads)
+    cols = []
+    for i in range(kh):
+        for j in range(kw):
+            start, limit, step = [0] * v.ndim, list(v.shape), [1] * v.ndim
+            start[h_axis], start[h_axis + 1] = i, j
+            limit[h_axis], limit[h_axis + 1] = i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1
+            step[h_axis], step[h_axis + 1] = sh, sw
+            cols.append(lax.slice(v, start, limit, step))
+    return jnp.stack(cols, axis=t_axis)
+
+
+def _fold(cols: jax.Array, size, kernel, stride, padding, h_axis: int, t_axis: int) -> jax.Array:
+    """The adjoint of :func:`_patches`: ``cols`` with the offsets on ``t_axis``; the spatial axes are
+    ``(h_axis, h_axis + 1)`` once that axis is removed."""
+    (h, w), (kh, kw), (sh, sw), (ph, pw) = size, kernel, stride, padding
+    hp, wp = h + 2 * ph, w + 2 * pw
+    zero = jnp.zeros((), cols.dtype)
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            part = lax.index_in_dim(cols, i * kw + j, axis=t_axis, keepdims=False)
+            ho, wo = part.shape[h_axis:h_axis + 2]
+            config = [(0, 0, 0)] * part.ndim
+            config[h_axis] = (i, hp - i - sh * (ho - 1) - 1, sh - 1)  # dilate by the stride, shift
+            config[h_axis + 1] = (j, wp - j - sw * (wo - 1) - 1, sw - 1)
+            part = lax.pad(part, zero, config)
+            out = part if out is None else out + part
+    return lax.slice_in_dim(lax.slice_in_dim(out, ph, ph + h, axis=h_axis), pw, pw + w, axis=h_axis + 1)
+
+
 def patches(v: jax.Array, kernel_size, stride=1, padding=0) -> jax.Array:
     r"""The sliding windows of ``v[..., H, W]``: ``[..., k_h k_w, H_o, W_o]`` (zero padding first).
 
@@ -128,17 +167,8 @@ def patches(v: jax.Array, kernel_size, stride=1, padding=0) -> jax.Array:
         >>> patches(jnp.arange(9.).reshape(3, 3), 2)[:, 0, 0].tolist()
         [0.0, 1.0, 3.0, 4.0]
     """
-    (kh, kw), (sh, sw), (ph, pw) = (_pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1),
-                                    _pair(padding, "padding", 0))
-    ho, wo = output_size(v.shape[-2:], (kh, kw), (sh, sw), (ph, pw))
-    lead = v.ndim - 2
-    if ph or pw:
-        v = jnp.pad(v, [(0, 0)] * lead + [(ph, ph), (pw, pw)])
-    cols = [lax.slice(v, (0,) * lead + (i, j),
-                      tuple(v.shape[:lead]) + (i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1),
-                      (1,) * lead + (sh, sw))
-            for i in range(kh) for j in range(kw)]
-    return jnp.stack(cols, axis=-3)
+    return _patches(v, _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1),
+                    _pair(padding, "padding", 0), v.ndim - 2, v.ndim - 2)
 
 
 def fold_patches(cols: jax.Array, size, kernel_size, stride=1, padding=0) -> jax.Array:
@@ -153,29 +183,33 @@ def fold_patches(cols: jax.Array, size, kernel_size, stride=1, padding=0) -> jax
         >>> fold_patches(jnp.ones((4, 2, 2)), (3, 3), 2).tolist()  # how many windows cover each pixel
         [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
     """
-    (h, w), (kh, kw) = _pair(size, "size", 0), _pair(kernel_size, "kernel_size", 1)
-    (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
-    ho, wo = cols.shape[-2:]
-    hp, wp = h + 2 * ph, w + 2 * pw
-    lead = cols.ndim - 3
-    zero = jnp.zeros((), cols.dtype)
-    out = None
-    for i in range(kh):
-        for j in range(kw):
-            part = lax.pad(cols[..., i * kw + j, :, :], zero,
-                           [(0, 0, 0)] * lead + [(i, hp - i - sh * (ho - 1) - 1, sh - 1),
-                                                 (j, wp - j - sw * (wo - 1) - 1, sw - 1)])
-            out = part if out is None else out + part
-    return out[..., ph:ph + h, pw:pw + w]
+    return _fold(cols, _pair(size, "size", 0), _pair(kernel_size, "kernel_size", 1),
+                 _pair(stride, "stride", 1), _pair(padding, "padding", 0), cols.ndim - 3, cols.ndim - 3)
 
 
 # ---- the convolution and its adjoints as bilinear maps on ring arrays --------------------------------
+# The im2col matrix has one row per window, [B H_o W_o, k_h k_w C], built from the input in NHWC
+# layout: the windows of an NHWC array stack into [B, H_o, W_o, T, C] with no transpose of the
+# (k_h k_w times larger) patch array. The large dimension is then the rows of every product
+# (measured faster than W @ [B, C T, H_o W_o] with both of jaxmpc.gemm's CPU methods), and the
+# weight, reordered to [O, k_h k_w C], is tiny.
+def _rows(x: jax.Array, kernel, stride, padding) -> jax.Array:
+    """The im2col matrix ``[B H_o W_o, k_h k_w C]`` of ``x[B, C, H, W]``."""
+    cols = _patches(x.transpose(0, 2, 3, 1), kernel, stride, padding, 1, 3)  # [B, Ho, Wo, T, C]
+    return cols.reshape(-1, cols.shape[3] * cols.shape[4])
+
+
+def _weight_matrix(w: jax.Array) -> jax.Array:
+    """``w[O, C, kh, kw]`` as ``[O, kh kw C]``, the column order of :func:`_rows`."""
+    return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+
+
 def conv2d_ring(x: jax.Array, w: jax.Array, *, stride=1, padding=0, matmul=None) -> jax.Array:
     r"""Ring convolution (cross-correlation, as PyTorch) modulo :math:`2^{64}`, bit-exact.
 
     :math:`y_{b,o,p,q} = \sum_{c,i,j} w_{o,c,i,j}\, \tilde x_{b,c,s_h p+i, s_w q+j}`, computed as
-    the im2col matrix of :func:`patches` (one row per window) times ``W.reshape(O, C k_h k_w).T``
-    with the exact ring matrix product.
+    the im2col matrix (one row per window) times the reordered weight matrix with the exact ring
+    matrix product.
 
     Args:
         x: ``uint64[B, C, H, W]``.
@@ -194,26 +228,16 @@ def conv2d_ring(x: jax.Array, w: jax.Array, *, stride=1, padding=0, matmul=None)
         [[[[-5, -5], [-5, -5]]]]
     """
     matmul = ring.matmul if matmul is None else matmul
-    b, o = x.shape[0], w.shape[0]
-    cols = patches(x, w.shape[2:], stride, padding)  # [B, C, T, Ho, Wo]
-    ho, wo = cols.shape[-2:]
-    out = matmul(_rows(cols), w.reshape(o, -1).T)  # [B Ho Wo, K] @ [K, O]
-    return out.reshape(b, ho, wo, o).transpose(0, 3, 1, 2)
-
-
-def _rows(cols: jax.Array) -> jax.Array:
-    """Patches ``[B, C, T, Ho, Wo]`` as the im2col matrix ``[B Ho Wo, C T]`` (one row per window).
-
-    This orientation puts the large dimension in the rows of every product (measured faster than
-    ``W @ [B, C T, Ho Wo]`` with both of :mod:`jaxmpc.gemm`'s CPU methods)."""
-    b, c, t, ho, wo = cols.shape
-    return cols.transpose(0, 3, 4, 1, 2).reshape(b * ho * wo, c * t)
+    kernel, stride, padding = tuple(w.shape[2:]), _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    ho, wo = output_size(x.shape[2:], kernel, stride, padding)
+    out = matmul(_rows(x, kernel, stride, padding), _weight_matrix(w).T)  # [B L, K] @ [K, O]
+    return out.reshape(x.shape[0], ho, wo, w.shape[0]).transpose(0, 3, 1, 2)
 
 
 def conv2d_weight_ring(dy: jax.Array, x: jax.Array, *, kernel_size, stride=1, padding=0,
                        matmul=None) -> jax.Array:
     r"""The weight adjoint of :func:`conv2d_ring`, bit-exact: :math:`dW^\top = P^\top dY` with the
-    im2col matrix :math:`P` ``[B H_o W_o, C k_h k_w]`` and :math:`dY` ``[B H_o W_o, O]``.
+    im2col matrix :math:`P` ``[B H_o W_o, k_h k_w C]`` and :math:`dY` ``[B H_o W_o, O]``.
 
     Args:
         dy: ``uint64[B, O, H_o, W_o]``.
@@ -222,17 +246,19 @@ def conv2d_weight_ring(dy: jax.Array, x: jax.Array, *, kernel_size, stride=1, pa
         ``uint64[O, C, kh, kw]``.
     """
     matmul = ring.matmul if matmul is None else matmul
+    kernel, stride, padding = (_pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1),
+                               _pair(padding, "padding", 0))
     c, o = x.shape[1], dy.shape[1]
-    kh, kw = _pair(kernel_size, "kernel_size", 1)
-    rows = _rows(patches(x, (kh, kw), stride, padding))  # [B L, K]
+    rows = _rows(x, kernel, stride, padding)
     dw = matmul(rows.T, dy.transpose(0, 2, 3, 1).reshape(-1, o))  # [K, B L] @ [B L, O]
-    return dw.T.reshape(o, c, kh, kw)
+    return dw.reshape(kernel + (c, o)).transpose(3, 2, 0, 1)
 
 
 def conv2d_input_ring(dy: jax.Array, w: jax.Array, *, input_size, stride=1, padding=0,
                       matmul=None) -> jax.Array:
     r"""The input adjoint of :func:`conv2d_ring` (a transposed convolution), bit-exact:
-    :math:`dx = \mathrm{fold}(dY\, W_{mat})` (:func:`fold_patches`), :math:`dY` ``[B H_o W_o, O]``.
+    :math:`dx = \mathrm{fold}(dY\, W_{mat})`, :math:`dY` ``[B H_o W_o, O]`` (col2im as in
+    :func:`fold_patches`, in NHWC layout).
 
     Args:
         dy: ``uint64[B, O, H_o, W_o]``.
@@ -242,11 +268,13 @@ def conv2d_input_ring(dy: jax.Array, w: jax.Array, *, input_size, stride=1, padd
         ``uint64[B, C, H, W]``.
     """
     matmul = ring.matmul if matmul is None else matmul
+    size, stride, padding = (_pair(input_size, "input_size", 0), _pair(stride, "stride", 1),
+                             _pair(padding, "padding", 0))
     b, o, ho, wo = dy.shape
     c, kh, kw = w.shape[1:]
-    rows = matmul(dy.transpose(0, 2, 3, 1).reshape(-1, o), w.reshape(o, -1))  # [B L, O] @ [O, K]
-    cols = rows.reshape(b, ho, wo, c, kh * kw).transpose(0, 3, 4, 1, 2)      # [B, C, T, Ho, Wo]
-    return fold_patches(cols, input_size, (kh, kw), stride, padding)
+    rows = matmul(dy.transpose(0, 2, 3, 1).reshape(-1, o), _weight_matrix(w))  # [B L, O] @ [O, K]
+    cols = rows.reshape(b, ho, wo, kh * kw, c)
+    return _fold(cols, size, (kh, kw), stride, padding, 1, 3).transpose(0, 3, 1, 2)
 
 
 def conv2d_plain(x, w, *, stride=1, padding=0):
