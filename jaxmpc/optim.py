@@ -28,12 +28,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import diagnostics
+from . import diagnostics, ring
 from .errors import EncodingError, InputTypeError
 from .fixedpoint import check_numeric
 from .keys import check_key
 from .shared import Shared, check_same_parties
-from .truncation import truncate_shares
+from .truncation import truncate_many
 
 
 def _is_shared(x) -> bool:
@@ -57,13 +57,19 @@ def _check_updates(leaves) -> None:
         check_same_parties(leaves[0], leaf)
 
 
+# A leaf at least this large is truncated in place; smaller ones are concatenated into one block.
+OWN_BLOCK = 1 << 15
+
+
 def _mul_public_all(key, tree, c, truncation: str):
     r"""Every shared leaf of ``tree`` times the public real ``c``, with ONE truncation for all.
 
-    The leaves' shares are concatenated into one flat vector (each element keeps its own scale as
-    the truncation divisor, so leaves may even have different precisions), multiplied by
-    :math:`\mathrm{encode}(c)` locally and truncated once: one dealer draw and one opening instead of
-    one per parameter tensor (same cost in elements, far less to compile).
+    Each leaf is multiplied by :math:`\mathrm{encode}(c)` locally; then all of them are truncated
+    together (:func:`jaxmpc.truncation.truncate_many`: one dealer draw, one opening round, the bits
+    of truncating their concatenation). Large leaves (``OWN_BLOCK`` elements or more) keep their
+    own block, where copying them into one vector would cost more than the extra compiled code;
+    the small ones share one block (each element keeps its own scale as its divisor, so leaves may
+    even have different precisions).
     """
     leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=_is_shared)
     if not leaves:
@@ -71,19 +77,27 @@ def _mul_public_all(key, tree, c, truncation: str):
     _check_updates(leaves)
     _check_scalar(c, "learning rate / momentum")
     n = leaves[0].n_parties
-    flat = jnp.concatenate([leaf.shares.reshape(n, -1) for leaf in leaves], axis=1)
-    v = jnp.concatenate([jnp.broadcast_to(leaf._public(c, "learning rate / momentum"), (leaf.size,))
-                         for leaf in leaves])
-    d = jnp.concatenate([jnp.broadcast_to(leaf.fxp.ring_scale, (leaf.size,)) for leaf in leaves])
-    z = flat * v[None]
-    diagnostics.observe_product("sgd", flat, v, z, jnp.multiply, y_public=True)  # nothing unless collecting
-    with diagnostics.label("sgd"):
-        z = truncate_shares(key, z, d, truncation)
-    out, start = [], 0
+    products = []
     for leaf in leaves:
-        out.append(Shared(z[:, start:start + leaf.size].reshape(leaf.shares.shape), leaf.fxp))
-        start += leaf.size
-    return jax.tree_util.tree_unflatten(treedef, out)
+        v = leaf._public(c, "learning rate / momentum")
+        z = leaf.shares * ring.per_party(v, leaf.shares)
+        diagnostics.observe_product("sgd", leaf.shares, v, z, jnp.multiply, y_public=True)  # nothing unless collecting
+        products.append(z)
+    small = [i for i, leaf in enumerate(leaves) if leaf.size < OWN_BLOCK]
+    blocks = [products[i] for i, leaf in enumerate(leaves) if leaf.size >= OWN_BLOCK]
+    divisors = [leaf.fxp.ring_scale for leaf in leaves if leaf.size >= OWN_BLOCK]
+    if small:
+        blocks.append(jnp.concatenate([products[i].reshape(n, -1) for i in small], axis=1))
+        divisors.append(jnp.concatenate([jnp.broadcast_to(leaves[i].fxp.ring_scale, (leaves[i].size,))
+                                         for i in small]))
+    with diagnostics.label("sgd"):
+        blocks = truncate_many(key, blocks, divisors, truncation)
+    out = [blocks[j] for j in range(len(blocks) - bool(small))]
+    flat, start = (blocks[-1] if small else None), 0
+    for i in small:
+        out.insert(i, flat[:, start:start + leaves[i].size].reshape(leaves[i].shares.shape))
+        start += leaves[i].size
+    return jax.tree_util.tree_unflatten(treedef, [Shared(z, leaf.fxp) for z, leaf in zip(out, leaves)])
 
 
 class SgdState(NamedTuple):

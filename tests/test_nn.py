@@ -110,9 +110,12 @@ def test_losses_match_value_and_grad(name, n_parties):
     np.testing.assert_allclose(got_grad, want_grad, atol=4 * UNIT, rtol=0)
 
 
+@pytest.mark.parametrize("own_block", [optim.OWN_BLOCK, 2, 1])  # w alone / every leaf alone
 @pytest.mark.parametrize("momentum", [None, 0.9])
-def test_sgd_matches_optax_and_chains(momentum):
-    """Three steps of shared SGD follow optax.sgd on plaintext; optax.chain and apply_updates work."""
+def test_sgd_matches_optax_and_chains(momentum, own_block, monkeypatch):
+    """Three steps of shared SGD follow optax.sgd on plaintext; optax.chain and apply_updates work,
+    whichever leaves share the batched truncation's concatenated block."""
+    monkeypatch.setattr(optim, "OWN_BLOCK", own_block)
     fxp = _fxp()
     k = jax.random.split(jax.random.key(5), 8)
     params0 = {"w": np.array([1.0, -2.0, 0.5]), "b": np.array(0.25)}
