@@ -145,4 +145,5 @@ def plot(args, plain, enc, path):
 
 
 if __name__ == "__main__":
+    jaxmpc.config.compilation_cache()  # a second run loads its compiled code
     main()

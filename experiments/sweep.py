@@ -442,4 +442,5 @@ def plot(args, task, metrics, grid, path):
 
 
 if __name__ == "__main__":
+    jaxmpc.config.compilation_cache()  # a second run loads its compiled code
     main()
