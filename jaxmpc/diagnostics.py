@@ -18,8 +18,9 @@ the public encoded value) and the ring result :math:`Z = \mathrm{open}(z)`:
   bilinear map (relative error below :math:`k\,2^{-52}` for :math:`k` summed terms);
 * **wrap** :math:`\iff |P - Z| > 2^{62}`. The ring computes :math:`Z \equiv P \pmod{2^{64}}`, so
   :math:`P - Z` is a multiple of :math:`2^{64}`: zero exactly when :math:`P \in [-2^{63}, 2^{63})`,
-  else at least :math:`2^{64}` minus float error (exact unless :math:`\sum |X||Y|` nears
-  :math:`2^{100}`). A wrapped product is garbage, however it is truncated;
+  else at least :math:`2^{64}`; the float error is below :math:`k\,2^{-53} \sum |X_i Y_i|`, so the
+  test is exact while :math:`k \sum |X_i Y_i| < 2^{115}`. A wrapped product is garbage, however
+  it is truncated;
 * **out of range** :math:`\iff |P| \ge 2^{62}`: beyond the range where the truncation that follows
   is guaranteed (:func:`jaxmpc.truncate_shares`);
 * magnitude :math:`|P|` (above :math:`2^{63}` when it wrapped).
@@ -76,7 +77,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import itertools
 import math
