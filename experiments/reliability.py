@@ -365,4 +365,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    jaxmpc.config.compilation_cache()  # a second run loads its compiled code
     main()
