@@ -258,7 +258,9 @@ def full_run(key, precision, learning_rate, init_params, orders, x_train, t_trai
 # Stable rates for momentum 0.9 and batch 32 (plaintext, 3 seeds, 10 epochs: digits lr 0.5 gives
 # 97.8-99.4% test accuracy, lr 2 diverges at batch 16; breast_cancer diverges from lr 0.5 up).
 DEFAULT_LR = {"digits": 0.5, "breast_cancer": 0.1}  # MSE
-DEFAULT_LR_CNN = 0.5  # MSE, see the README for the measured accuracy
+# CNN (MSE, batch 32, momentum 0.9; plaintext, 3 seeds, 10 epochs): lr 0.5 gives 96.1-97.2% test
+# accuracy, lr 1 93-97% with dips, lr 2 slower and noisier, lr 4 diverges.
+DEFAULT_LR_CNN = 0.5
 DEFAULT_LR_CE = {"digits": 0.1, "breast_cancer": 0.05}  # softmax cross-entropy: larger gradients
 
 def parse_args(argv=None):

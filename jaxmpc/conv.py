@@ -13,11 +13,12 @@ protocol. Its two adjoints, which the backward needs, are bilinear too:
 
 each one Beaver product (and one truncation) of its own.
 
-On the ring all three maps are computed exactly modulo :math:`2^{64}` and fast, by *im2col*:
-:func:`patches` stacks the :math:`k_h k_w` shifted, strided slices of the zero-padded input into
-``(B, C k_h k_w, H_o W_o)`` (a Python loop over the kernel offsets, not over windows), and the
-convolution is one ring matrix product :math:`W_{mat} P` (:func:`jaxmpc.ring.matmul`: exact limb
-GEMMs where they pay, see :mod:`jaxmpc.gemm`), since XLA's ``uint64`` convolution is a naive loop.
+On the ring all three maps are computed exactly modulo :math:`2^{64}` and fast, by *im2col*: the
+:math:`k_h k_w` shifted, strided slices of the zero-padded input (a Python loop over the kernel
+offsets, not over windows) stack into the matrix :math:`P` ``[B H_o W_o, k_h k_w C]`` with one row
+per window, and the convolution is one ring matrix product :math:`P\, W_{mat}^\top`
+(:func:`jaxmpc.ring.matmul`: exact limb GEMMs where they pay, see :mod:`jaxmpc.gemm`), since
+XLA's ``uint64`` convolution is a naive loop (and has no fast GPU kernel).
 The adjoint of :func:`patches`, :func:`fold_patches` (col2im), is a sum of :math:`k_h k_w` shifted,
 dilated copies (``lax.pad`` with interior padding, no scatter); it is linear, so parties apply it to
 their shares locally. Zero padding is local too (a sharing of 0 is all zeros).
@@ -55,7 +56,6 @@ from . import gemm, ring
 from .beaver import _check_operands, _product, check_mode, div_public, mul
 from .compare import msb, msb_rounds
 from .errors import InputTypeError, ProtocolError, ShareMismatchError
-from .keys import check_key
 from .nn import Layer
 from .shared import Shared, concatenate
 from .truncation import check_method

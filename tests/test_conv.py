@@ -19,7 +19,7 @@ import pytest
 from jax import lax
 
 import jaxmpc
-from jaxmpc import conv, nn
+from jaxmpc import conv
 from jaxmpc.errors import InputTypeError, ProtocolError, ShareMismatchError
 
 FXP_BITS = 16
