@@ -134,7 +134,6 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
 
 
 _U = jnp.uint64
-_LOW32 = _U(0xFFFFFFFF)
 
 
 def _divide_low(v: jax.Array, d: jax.Array) -> jax.Array:
@@ -151,7 +150,7 @@ def _divide_low(v: jax.Array, d: jax.Array) -> jax.Array:
     """
     if jnp.ndim(d) != 0:
         return v // d
-    one = _U(1)
+    one, low32 = _U(1), _U(0xFFFFFFFF)  # made here: at import time x64 may still be off
     l = _U(64) - lax.clz(d - one)  # ceil(log2 d), 0 for d = 1
 
     def step(_, carry):  # long division of 2^(63+l) - 1 (high word 2^(l-1) - 1, low word ~0) by d
@@ -163,9 +162,9 @@ def _divide_low(v: jax.Array, d: jax.Array) -> jax.Array:
     high = jnp.where(l > 0, (one << (l - one)) - one, _U(0))
     _, m = lax.fori_loop(0, 64, step, (high, _U(0)))
     m = m + one
-    v0, v1, m0, m1 = v & _LOW32, v >> _U(32), m & _LOW32, m >> _U(32)
+    v0, v1, m0, m1 = v & low32, v >> _U(32), m & low32, m >> _U(32)
     p00, p01, p10, p11 = v0 * m0, v0 * m1, v1 * m0, v1 * m1
-    mid = (p00 >> _U(32)) + (p01 & _LOW32) + (p10 & _LOW32)
+    mid = (p00 >> _U(32)) + (p01 & low32) + (p10 & low32)
     high_word = p11 + (p01 >> _U(32)) + (p10 >> _U(32)) + (mid >> _U(32))
     return jnp.where(d == one, v, high_word >> (jnp.maximum(l, one) - one))
 
