@@ -202,3 +202,14 @@ def test_errors_are_the_documented_classes():
     assert issubclass(jaxmpc.ProtocolError, ValueError)
     assert issubclass(jaxmpc.InputTypeError, TypeError)
     assert issubclass(jaxmpc.X64Error, RuntimeError) and issubclass(jaxmpc.X64Error, jaxmpc.JaxMPCError)
+
+
+def test_import_creates_no_array_before_x64_is_on():
+    """Importing jaxmpc before enabling x64 must not create arrays (they would be 32-bit, with a
+    warning, and stay so): a fresh interpreter with warnings as errors imports it cleanly."""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", "import jaxmpc"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
