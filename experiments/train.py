@@ -528,4 +528,5 @@ def plot(args, hist, path):
 
 
 if __name__ == "__main__":
+    jaxmpc.config.compilation_cache()  # a second run loads its compiled code
     main()
