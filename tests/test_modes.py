@@ -69,3 +69,32 @@ def test_unknown_mode_is_rejected():
     x = jaxmpc.share(jax.random.key(0), [1.0], jaxmpc.FixedPoint(10, 3))
     with pytest.raises(jaxmpc.ProtocolError, match="mode"):
         jaxmpc.mul(jax.random.key(1), x, x, mode="fast")
+
+
+@pytest.mark.parametrize("n_parties", [2, 3])
+def test_training_step_is_bit_identical_in_protocol_and_faithful_modes(n_parties):
+    """A whole training step (Beaver products, ReLU, truncations, SGD): protocol mode gives the
+    faithful mode's bits. (Once a product is truncated, its individual shares are dead code: the
+    truncation opens their sum, so XLA may drop them; the outputs are the same bits regardless.)"""
+    from jaxmpc import losses, nn, optim, train
+
+    fxp = jaxmpc.FixedPoint(2, 16)
+    rng = np.random.default_rng(n_parties)
+    xb, yb = rng.uniform(-1, 1, (5, 4)), rng.uniform(-1, 1, (5, 3))
+    key_data = jax.random.key_data(jax.random.split(jax.random.key(60 + n_parties), 6))
+
+    def run(mode):
+        k = jax.random.wrap_key_data(key_data)  # the same keys for both modes, on purpose
+        net = nn.serial(nn.Linear(4, 8, mode=mode), nn.ReLU(mode=mode), nn.Linear(8, 3, mode=mode))
+        params = jaxmpc.share(k[0], net.init(k[1]), fxp, n_parties)
+        x, y = jaxmpc.share(k[2], xb, fxp, n_parties), jaxmpc.share(k[3], yb, fxp, n_parties)
+        opt = optim.sgd(0.1, key=k[4], momentum=0.9)
+        return jax.jit(lambda kk, p, s: train.step(kk, net, losses.mse, opt, p, s, x, y))(
+            k[5], params, opt.init(params))
+
+    faithful, fast = run("faithful"), run("protocol")
+    def bits(a):
+        return np.asarray(jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else a)
+
+    for a, b in zip(jax.tree_util.tree_leaves(faithful), jax.tree_util.tree_leaves(fast)):
+        np.testing.assert_array_equal(bits(a), bits(b))
