@@ -527,6 +527,16 @@ def observe_truncation(name: str, x: jax.Array, divisor, y: jax.Array) -> None:
                           max_abs=jnp.abs(xv.astype(_F64))))
 
 
+def observe_precisions(name: str, a, b) -> None:
+    """Hook: two operands of a linear operation whose precisions are traced (so they could not be
+    compared while tracing) must have the same precision; a mismatch counts as a failure (the
+    result would be decoded at the wrong scale). Skipped inside nested transformations, where local
+    operations are allowed to run."""
+    if not _ACTIVE or _core.trace_ctx.trace is not _ACTIVE[-1].trace:
+        return
+    _observe(name, _stats(1, failures=a.precision != b.precision))
+
+
 def observe_encoding(name: str, x, v: jax.Array, fxp) -> None:
     """Hook: the encoding ``v = encode(x)`` of a real array ``x`` by ``fxp`` (a ``FixedPoint``)."""
     if not _ACTIVE or fxp is None:

@@ -229,6 +229,8 @@ def _common_fxp(x: Shared, y: Shared, op: str) -> FixedPoint | None:
             f"x {op} y: operands have different precisions ({pa} and {pb}); share both with the "
             "same FixedPoint."
         )
+    if (pa is None or pb is None) and a is not b:  # traced: only jaxmpc.diagnostics can check
+        diagnostics.observe_precisions("precision match", a, b)
     return a
 
 

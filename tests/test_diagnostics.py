@@ -212,3 +212,18 @@ def test_unregistered_ring_map_is_refused():
         diagnostics.register_float_twin(ring_only, lambda a, b, *, scale=1: a * b * scale)
         diagnostics.observe_product("ring_only", x.shares, y.shares, z, functools.partial(ring_only, scale=1))
     assert int(report()["ring_only"].wraps) == 1
+
+
+def test_precision_mismatch_under_jit_is_counted():
+    """Precisions traced under jit cannot be compared while tracing (x + y then decodes at the wrong
+    scale); the diagnostics count the mismatch as a failure, and a match as none."""
+    k = jax.random.split(jax.random.key(31), 3)
+    x = jaxmpc.share(k[0], [1.0], jaxmpc.FixedPoint(10, 3))
+    y = jaxmpc.share(k[1], [1.0], jaxmpc.FixedPoint(10, 5))
+    z = jaxmpc.share(k[2], [1.0], jaxmpc.FixedPoint(10, 3))
+    run = jax.jit(diagnostics.run(lambda a, b: jaxmpc.reveal(a + b)))
+    _, bad = run(x, y)
+    assert int(bad["precision match"].failures) == 1 and not bool(bad.ok)
+    out, good = run(x, z)
+    assert int(good["precision match"].failures) == 0 and bool(good.ok)
+    np.testing.assert_allclose(np.asarray(out), [2.0])
