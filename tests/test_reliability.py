@@ -1,4 +1,4 @@
-"""experiments/reliability.py with tiny settings (parts a, b, c; part d runs in test_determinism)."""
+"""experiments/reliability.py with tiny settings (parts a, b, c), and its part d, determinism."""
 import importlib.util
 import json
 import os
@@ -41,3 +41,19 @@ def test_reliability_script_tiny(tmp_path):
     assert seed4["max_bits"] < 30 and seed2["max_bits"] < seed4["max_bits"]
     assert "sgd/truncate/dealer" in seed2["windows"][-1]["underflow"]
     assert seed4["diagnostics"]["calls"]["matmul"]["calls"] == 30 * 5  # 2 forward + 3 backward per step
+
+
+def test_jit_and_no_jit_are_bit_identical():
+    """Determinism: the same keys give bit-identical shares (and diagnostics) with and without jit, and
+    from one call to the next (experiments/reliability.py, part d).
+
+    The chain covers Beaver matmul with local truncation, Beaver mul with dealer truncation, the
+    comparison circuit of ReLU (its Kogge-Stone levels run in an accounting.scan) and a public division.
+    Everything in the ring is integer arithmetic, and the float64 GEMM of opened values
+    (gemm.matmul_small) is exact, so nothing may depend on XLA's fusion or evaluation order.
+    """
+    res = _script().determinism(5)
+    assert res["jit_vs_jit"] and res["jit_vs_no_jit"] and res["diagnostics_jit_vs_no_jit"], res
+    assert res["other_key_differs"]  # the comparison can fail: the keys do matter
+    assert res["diagnostics_clean"] and res["bits_compared"] == 4 * 4 * 2 * 64
+    assert res["max_error"] < 1e-3  # and the chain computes relu((x w)^2 - 1) / 3
