@@ -136,8 +136,8 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
 _U = jnp.uint64
 
 
-def _divide_low(v: jax.Array, d: jax.Array) -> jax.Array:
-    r""":math:`\lfloor v/d \rfloor` for ``uint64`` :math:`v < 2^{63}` and :math:`1 \le d < 2^{62}`.
+def _divider(d: jax.Array):
+    r"""``v -> floor(v / d)`` for ``uint64`` :math:`v < 2^{63}` and :math:`1 \le d < 2^{62}`.
 
     A scalar ``d`` (the usual case: one scale) is a division by an invariant integer (Granlund &
     Montgomery, PLDI 1994, Thm. 4.2, with :math:`N = 63`): with :math:`l = \lceil \log_2 d \rceil`
@@ -149,7 +149,7 @@ def _divide_low(v: jax.Array, d: jax.Array) -> jax.Array:
     An array ``d`` (one divisor per element) uses the hardware division.
     """
     if jnp.ndim(d) != 0:
-        return v // d
+        return lambda v: v // d
     one, low32 = _U(1), _U(0xFFFFFFFF)  # made here: at import time x64 may still be off
     l = _U(64) - lax.clz(d - one)  # ceil(log2 d), 0 for d = 1
 
@@ -162,11 +162,17 @@ def _divide_low(v: jax.Array, d: jax.Array) -> jax.Array:
     high = jnp.where(l > 0, (one << (l - one)) - one, _U(0))
     _, m = lax.fori_loop(0, 64, step, (high, _U(0)))
     m = m + one
-    v0, v1, m0, m1 = v & low32, v >> _U(32), m & low32, m >> _U(32)
-    p00, p01, p10, p11 = v0 * m0, v0 * m1, v1 * m0, v1 * m1
-    mid = (p00 >> _U(32)) + (p01 & low32) + (p10 & low32)
-    high_word = p11 + (p01 >> _U(32)) + (p10 >> _U(32)) + (mid >> _U(32))
-    return jnp.where(d == one, v, high_word >> (jnp.maximum(l, one) - one))
+    m0, m1 = m & low32, m >> _U(32)
+    shift = jnp.maximum(l, one) - one
+
+    def divide(v):
+        v0, v1 = v & low32, v >> _U(32)
+        p00, p01, p10, p11 = v0 * m0, v0 * m1, v1 * m0, v1 * m1
+        mid = (p00 >> _U(32)) + (p01 & low32) + (p10 & low32)
+        high_word = p11 + (p01 >> _U(32)) + (p10 >> _U(32)) + (mid >> _U(32))
+        return jnp.where(d == one, v, high_word >> shift)
+
+    return divide
 
 
 def _dealer_truncate(shares: jax.Array, d: jax.Array, masks, transcript) -> jax.Array:
@@ -175,8 +181,9 @@ def _dealer_truncate(shares: jax.Array, d: jax.Array, masks, transcript) -> jax.
     The dealer's material is :func:`jaxmpc.dealer.truncation_material`, except that the shares of
     r are never formed: the opening sum_i (x'_i + r_i) equals sum_i x'_i + r, the same bits."""
     r, _, m_msb, m_q = masks
+    divide = _divider(d)  # floor(. / d) for values below 2^63
     r_msb = ring.shares_from_mask(r >> MSB_SHIFT, m_msb)
-    q = ring.shares_from_mask(_divide_low(r & jnp.uint64(LOW_MASK), d), m_q)
+    q = ring.shares_from_mask(divide(r & jnp.uint64(LOW_MASK)), m_q)
     # one division for the three constants (per element when d is): floor(2^62/d) =
     # floor(floor(2^63/d)/2), and 2^63 mod d = 2^63 - d floor(2^63/d)
     q63 = jnp.uint64(1 << MSB_SHIFT) // d
@@ -190,7 +197,7 @@ def _dealer_truncate(shares: jax.Array, d: jax.Array, masks, transcript) -> jax.
     # adds the public part c_63 floor(2^63/d) + floor(c_<63/d) - k
     one = jnp.uint64(1)
     y = ring.per_party((one - (c_msb << one)) * q63, r_msb) * r_msb - q
-    out = ring.add_to_party0(y, c_msb * q63 + _divide_low(c & jnp.uint64(LOW_MASK), d) - k)
+    out = ring.add_to_party0(y, c_msb * q63 + divide(c & jnp.uint64(LOW_MASK)) - k)
     diagnostics.observe_truncation("truncate/dealer", shares, d, out)  # nothing unless collecting
     return out
 
