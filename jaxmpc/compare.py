@@ -25,6 +25,8 @@ fixed-point values within the ring's headroom (:math:`|v| < 2^{62}`).
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,7 +36,7 @@ from .beaver import check_mode, mul
 from .errors import InputTypeError
 from .fixedpoint import check_numeric
 from .keys import check_key
-from .shared import Shared, check_same_parties
+from .shared import Shared, check_same_parties, concatenate
 
 _U = ring.DTYPE
 # Kogge-Stone levels run in a scan with the shift as loop data. The levels with shifts 1..16 need
@@ -511,3 +513,60 @@ def maximum(key, x, y) -> Shared:
     keys = jax.random.split(key, 1 + MSB_KEYS)
     bit = Shared(_msb_from_keys(keys[1:], diff.shares, None), None)
     return where(keys[0], bit, x, y)
+
+
+def tournament(key, x: Shared, tags, *, mode: str = "protocol") -> tuple[Shared, Shared]:
+    r"""Maximum over the last axis of ``x`` and the public tag row of the entry that holds it.
+
+    Args:
+        key: PRNG key (split once per level).
+        x: :class:`Shared` of shape ``(*batch, T)``, ``T >= 1``.
+        tags: public integer array ``(T, P)``: one row per entry, e.g. ``arange(T)[:, None]`` for
+            the arg-max index, or the identity for a one-hot arg-max.
+        mode: ``"protocol"`` or ``"ideal"`` (for the comparisons and products).
+    Returns:
+        ``(max, tag)``: :class:`Shared` ``(*batch)`` in ``x``'s encoding, and the winner's tag row,
+        :class:`Shared` ``(*batch, P)`` of plain integers. Ties go to the first maximum (as
+        ``jnp.argmax``).
+
+    Protocol (knockout, :math:`L = \lceil \log_2 T \rceil` levels):
+        1. Pair up the surviving candidates :math:`(a, b)` (an odd one out advances unopposed).
+        2. Compare: :math:`c = [b > a]` = :func:`msb` of :math:`a - b` (ties keep :math:`a`).
+        3. Select obliviously :math:`v = a + c (b - a)`, :math:`t = t_a + c (t_b - t_a)`: values and
+           tag rows in one Beaver product with the 0/1 integer :math:`c` (no truncation). On the
+           first level the tags are public, so :math:`t` is local.
+
+    Cost: :math:`L` comparisons (:math:`L(n) + 8` rounds each) and :math:`L` one-round products:
+    :math:`L (L(n) + 9)` rounds.
+    """
+    t = x.shape[-1]
+    tags = np.asarray(tags, np.int64)
+    sel = None  # the tag rows stay public until the first select
+    levels = math.ceil(math.log2(t)) if t > 1 else 0
+    keys = jax.random.split(key, max(levels, 1))
+    vals = x
+    for level in range(levels):
+        count = vals.shape[-1]
+        m = count // 2
+        k_cmp, k_sel = jax.random.split(keys[level])
+        a, b = vals[..., 0:2 * m:2], vals[..., 1:2 * m:2]
+        win = msb(k_cmp, a - b, mode=mode)  # [b > a]: a tie keeps a, the lower index
+        if sel is None:  # public rows: t_a + c (t_b - t_a) is local
+            vals_new = a + mul(k_sel, win, b - a, mode=mode)
+            sel_new = win.reshape(win.shape + (1,)) * (tags[1:2 * m:2] - tags[0:2 * m:2]) + tags[0:2 * m:2]
+        else:  # values and tag rows selected in one Beaver product with the 0/1 integer c
+            sa, sb = sel[..., 0:2 * m:2, :], sel[..., 1:2 * m:2, :]
+            diffs = Shared(jnp.concatenate([(b - a).shares[..., None], (sb - sa).shares], axis=-1), None)
+            prod = mul(k_sel, Shared(win.shares[..., None], None), diffs, mode=mode)
+            vals_new = a + Shared(prod.shares[..., 0], a.fxp)
+            sel_new = sa + Shared(prod.shares[..., 1:], None)
+        if count % 2:  # the odd one out advances unopposed
+            vals_new = concatenate([vals_new, vals[..., 2 * m:]], axis=-1)
+            last = (sel[..., 2 * m:, :] if sel is not None else
+                    Shared(jnp.zeros(sel_new.shares.shape[:-2] + (1, tags.shape[1]), ring.DTYPE), None)
+                    + tags[2 * m:])
+            sel_new = concatenate([sel_new, last], axis=-2)
+        vals, sel = vals_new, sel_new
+    if sel is None:  # a single entry: it wins
+        sel = Shared(jnp.zeros(vals.shares.shape + (tags.shape[1],), ring.DTYPE), None) + tags
+    return vals[..., 0], sel[..., 0, :]

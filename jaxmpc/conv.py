@@ -54,10 +54,10 @@ from jax import lax
 
 from . import gemm, ring
 from .beaver import _check_operands, _product, check_mode, div_public, mul
-from .compare import msb, msb_rounds
+from .compare import msb_rounds, tournament
 from .errors import InputTypeError, ProtocolError, ShareMismatchError
 from .nn import Layer
-from .shared import Shared, concatenate
+from .shared import Shared
 from .truncation import check_method
 
 
@@ -463,43 +463,6 @@ def maxpool_rounds(window: int, n_parties: int) -> int:
     return levels * (msb_rounds(n_parties) + 1)
 
 
-def _tournament(key, vals: Shared, mode: str) -> tuple[Shared, Shared]:
-    """Maximum over the last axis (``T`` entries) and its one-hot arg-max (shared 0/1 integers).
-
-    Candidates carry a one-hot row over the ``T`` positions (public on the first level). Ties keep
-    the lower index, so the selected entry is the first maximum, as ``jnp.argmax``.
-    """
-    t = vals.shape[-1]
-    eye = np.eye(t, dtype=np.int64)
-    sel = None  # public one-hot rows (the identity) until the first level
-    levels = math.ceil(math.log2(t)) if t > 1 else 0
-    keys = jax.random.split(key, max(levels, 1))
-    for level in range(levels):
-        count = vals.shape[-1]
-        m = count // 2
-        k_cmp, k_sel = jax.random.split(keys[level])
-        a, b = vals[..., 0:2 * m:2], vals[..., 1:2 * m:2]
-        win = msb(k_cmp, a - b, mode=mode)  # [b > a]: a tie keeps a, the lower index
-        if sel is None:  # one-hot rows are public: e_a + win (e_b - e_a) is local
-            vals_new = a + mul(k_sel, win, b - a, mode=mode)
-            sel_new = win.reshape(win.shape + (1,)) * (eye[1:2 * m:2] - eye[0:2 * m:2]) + eye[0:2 * m:2]
-        else:  # values and one-hot rows selected in one Beaver product with the 0/1 integer win
-            sa, sb = sel[..., 0:2 * m:2, :], sel[..., 1:2 * m:2, :]
-            diffs = Shared(jnp.concatenate([(b - a).shares[..., None], (sb - sa).shares], axis=-1), None)
-            prod = mul(k_sel, Shared(win.shares[..., None], None), diffs, mode=mode)
-            vals_new = a + Shared(prod.shares[..., 0], a.fxp)
-            sel_new = sa + Shared(prod.shares[..., 1:], None)
-        if count % 2:  # the odd one out advances unopposed
-            vals_new = concatenate([vals_new, vals[..., 2 * m:]], axis=-1)
-            last = (sel[..., 2 * m:, :] if sel is not None else
-                    Shared(jnp.zeros(sel_new.shares.shape[:-2] + (1, t), ring.DTYPE), None) + eye[2 * m:])
-            sel_new = concatenate([sel_new, last], axis=-2)
-        vals, sel = vals_new, sel_new
-    if sel is None:  # a 1-entry window: the entry itself
-        sel = Shared(jnp.zeros(vals.shares.shape + (1,), ring.DTYPE), None) + eye
-    return vals[..., 0], sel[..., 0, :]
-
-
 def MaxPool2d(kernel_size, stride=None, *, mode: str = "protocol") -> Layer:
     r"""Max pooling over :math:`k_h \times k_w` windows (stride defaults to the kernel size).
 
@@ -527,7 +490,7 @@ def MaxPool2d(kernel_size, stride=None, *, mode: str = "protocol") -> Layer:
         _check_input(x, "MaxPool2d")
         _check_window("MaxPool2d", x.shape, kernel, (0, 0))
         cols = jnp.moveaxis(patches(x.shares, kernel, stride), -3, -1)  # [n, B, C, Ho, Wo, T]
-        y, onehot = _tournament(key, Shared(cols, x.fxp), mode)
+        y, onehot = tournament(key, Shared(cols, x.fxp), np.eye(cols.shape[-1], dtype=np.int64), mode=mode)
         return y, (onehot, InputShape(x.shape))
 
     def backward(key, params, residual, dy, need_dx: bool = True):
