@@ -22,15 +22,13 @@ Headroom: every product needs :math:`|xy| s^2 < 2^{62}`; with :math:`s = 2^{16}`
 """
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import accounting
 from .beaver import div_public, mul, mul_public
-from .compare import maximum, msb
+from .compare import msb, tournament
 from .errors import InputTypeError
 from .keys import check_key
 from .shared import Shared, concatenate
@@ -419,25 +417,17 @@ def log_plain(x, iterations: int = 2, order: int = 8, exp_iterations: int = 8):
 
 # ---- softmax ------------------------------------------------------------------------------------
 def tree_max(key, x: Shared, axis: int = -1, keepdims: bool = False) -> Shared:
-    r"""Maximum over ``axis`` by a tournament of :func:`jaxmpc.maximum` (pairs compared at once).
+    r"""Maximum over ``axis`` by a knockout tournament (:func:`jaxmpc.compare.tournament`, pairs
+    compared at once, no tags carried).
 
     Cost: :math:`\lceil \log_2 L \rceil (M + 1)` rounds for an axis of length :math:`L`.
     """
     check_key(key)
     axis = axis % x.ndim
     x = x.transpose([a for a in range(x.ndim) if a != axis] + [axis])  # reduce the last axis
-    length = x.shape[-1]
-    if length == 0:
+    if x.shape[-1] == 0:
         raise InputTypeError("tree_max: cannot take the maximum over an empty axis.")
-    keys = jax.random.split(key, max(1, math.ceil(math.log2(length))))
-    level = 0
-    while x.shape[-1] > 1:
-        m = x.shape[-1]
-        half = m // 2
-        best = maximum(keys[level], x[..., :half], x[..., half:2 * half])
-        x = concatenate([best, x[..., 2 * half:]], axis=-1) if m % 2 else best
-        level += 1
-    out = x[..., 0]
+    out, _ = tournament(key, x, np.zeros((x.shape[-1], 0), np.int64))
     if keepdims:
         out = Shared(jnp.expand_dims(out.shares, axis + 1), out.fxp)
     return out
