@@ -26,6 +26,7 @@ from jax.extend.random import define_prng_impl
 
 import numpy as np
 
+from . import ring
 from .errors import EncodingError, InputTypeError
 
 _U64 = jnp.uint64
@@ -59,8 +60,12 @@ def _seed_impl(seed: jax.Array) -> jax.Array:
 
 
 def _split_impl(key: jax.Array, shape) -> jax.Array:
+    # Stored once (ring.materialize): otherwise XLA fuses the key's derivation, a few scalar
+    # operations per split, into every kernel that draws from a descendant key, and a training
+    # step recompiles its whole key tree inside each of them (the MNIST step: 1850 xors, not 436;
+    # compile 20-25% longer). The values are unchanged.
     s = _mix(_to_seed(key) ^ _U64(_TAG_SPLIT))
-    return _to_data(_stream(s, math.prod(shape))).reshape(tuple(shape) + (2,))
+    return ring.materialize(_to_data(_stream(s, math.prod(shape))).reshape(tuple(shape) + (2,)))
 
 
 def _fold_in_impl(key: jax.Array, data) -> jax.Array:

@@ -151,6 +151,35 @@ def test_ring_matmul_exact_mod_2_64(shape_a, shape_b):
     assert np.asarray(got).astype(object).tolist() == want.tolist()
 
 
+def _mix64(z: int) -> int:
+    """The SplitMix64 finaliser (Steele, Lea & Flood 2014) in Python integers."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % M
+    return z ^ (z >> 31)
+
+
+def test_splitmix64_keys_match_the_reference_stream():
+    """jaxmpc.key's draws and splits are the SplitMix64 stream mix(s + (i+1) gamma) of the key's
+    64-bit seed s, eagerly and under jit (split keys are stored once for XLA: no bit may change)."""
+    gamma, tag_split = 0x9E3779B97F4A7C15, 0x6A09E667F3BCC908
+
+    def seed_of(data):
+        hi, lo = (int(w) for w in np.asarray(data))
+        return (hi << 32) | lo
+
+    def stream(seed, count):
+        return [_mix64((seed + (i + 1) * gamma) % M) for i in range(count)]
+
+    s = seed_of(jax.random.key_data(jaxmpc.key(7)))  # the same key again for each use below
+    for bits in (jax.random.bits(jaxmpc.key(7), (5,), jnp.uint64),
+                 jax.jit(lambda k: jax.random.bits(k, (5,), jnp.uint64))(jaxmpc.key(7))):
+        assert _py(bits) == stream(s, 5)
+    want = stream(_mix64(s ^ tag_split), 3)
+    for children in (jax.random.split(jaxmpc.key(7), 3),
+                     jax.jit(lambda k: jax.random.split(k, 3))(jaxmpc.key(7))):
+        assert [seed_of(d) for d in jax.random.key_data(children)] == want
+
+
 def test_ring_random_dtype_shape():
     r = ring.random(jax.random.key(6), (3, 0, 2))
     assert r.shape == (3, 0, 2) and r.dtype == jnp.uint64
