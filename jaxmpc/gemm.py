@@ -156,24 +156,30 @@ def _operands(v: jax.Array, scheme: _Scheme, side: int) -> jax.Array:
     """The stacked GEMM operands ``[P, *v.shape]`` (in ``scheme.dtype``) of ``uint64`` ``v``:
     for product ``p``, the combination ``scheme.products[p][side]`` of ``v``'s balanced digits.
 
-    The digits come from one whole-array shift-and-mask (not one operation per digit: that keeps
-    the compiled program small); each product's operand is then a digit or a sum of two."""
-    offs, widths = np.array(scheme.offsets), np.array(scheme.widths)
-    col = (-1,) + (1,) * v.ndim
-    half = sum(1 << int(o + w - 1) for o, w in zip(offs, widths)) % _MOD
-    u = v + jnp.asarray(half, _U64)  # digit i of u is a_i + 2^(w_i - 1)
-    u = (u[None] >> jnp.asarray(offs.astype(np.uint64).reshape(col))) & jnp.asarray(
-        ((1 << widths) - 1).astype(np.uint64).reshape(col))
-    digits = (u.astype(_I64) - jnp.asarray((1 << (widths - 1)).astype(np.int64).reshape(col))
-              ).astype(scheme.dtype)  # |digit| <= 2^(w-1): exact in dtype
+    One elementwise expression over ``[P, *v.shape]``: term ``t`` of operand ``p`` is the digit
+    ``((u >> o_{p,t}) & (2^{w_{p,t}} - 1)) - 2^{w_{p,t} - 1}`` of :math:`u = v + H`, with per-row
+    constant shifts and masks (a missing term has mask 0 and offset 0). No per-operand pieces are
+    stacked together: a concatenation fuses every producer's code once per piece, which costs
+    compile time (2.5x here)."""
+    offs, widths = scheme.offsets, scheme.widths
     combos = [p[side] for p in scheme.products]
-    if all(len(c) == 1 and c[0][1] == 1 for c in combos):  # each operand is one digit
-        return digits[np.array([c[0][0] for c in combos])]
-    # small integer combinations, added in the GEMM's dtype (exact: |operand| <= digit_bound)
-    def combination(combo):
-        terms = [digits[i] if c == 1 else c * digits[i] for i, c in combo]
-        return terms[0] if len(terms) == 1 else sum(terms[1:], terms[0])
-    return jnp.stack([combination(c) for c in combos])
+    n_terms = max(len(c) for c in combos)
+    shape = (len(combos),) + (1,) * v.ndim
+    half = sum(1 << (o + w - 1) for o, w in zip(offs, widths)) % _MOD
+    u = (v + jnp.asarray(half, _U64))[None]  # digit i of u is a_i + 2^(w_i - 1)
+    out = None
+    for t in range(n_terms):
+        terms = [c[t] if t < len(c) else None for c in combos]
+        shift = np.array([0 if c is None else offs[c[0]] for c in terms], np.uint64)
+        mask = np.array([0 if c is None else (1 << widths[c[0]]) - 1 for c in terms], np.uint64)
+        bias = np.array([0 if c is None else 1 << (widths[c[0]] - 1) for c in terms], np.int64)
+        coef = np.array([0 if c is None else c[1] for c in terms], np.int64)
+        digit = (((u >> jnp.asarray(shift.reshape(shape))) & jnp.asarray(mask.reshape(shape))
+                  ).astype(_I64) - jnp.asarray(bias.reshape(shape)))
+        if not np.all((coef == 1) | (coef == 0)):
+            digit = digit * jnp.asarray(coef.reshape(shape))
+        out = digit if out is None else out + digit
+    return out.astype(scheme.dtype)  # |operand| <= digit_bound: exact in dtype
 
 
 def _limb_matmul(a: jax.Array, b: jax.Array, scheme: _Scheme, nb: int) -> jax.Array:
@@ -199,6 +205,17 @@ def _limb_matmul(a: jax.Array, b: jax.Array, scheme: _Scheme, nb: int) -> jax.Ar
     out = lax.convert_element_type(out.astype(_I64), _U64)
     w = np.array([p[2] for p in scheme.products], np.uint64).reshape((-1,) + (1,) * (out.ndim - 1))
     return jnp.sum(out * jnp.asarray(w), axis=(0, nb + 1), dtype=_U64)
+
+
+def _automatic(a_shape, b_shape) -> str:
+    """The method ``matmul(method=None)`` uses for operands of these (valid) shapes: a single
+    ``b`` matrix folds ``a``'s batch into its rows; otherwise the product is batched."""
+    a_shape = (1,) + tuple(a_shape) if len(a_shape) == 1 else tuple(a_shape)
+    b_shape = tuple(b_shape) + (1,) if len(b_shape) == 1 else tuple(b_shape)
+    (m, k), n = a_shape[-2:], b_shape[-1]
+    if math.prod(b_shape[:-2]) == 1:
+        return choose_method(math.prod(a_shape[:-2]) * m, k, n)
+    return choose_method(m, k, n, math.prod(np.broadcast_shapes(a_shape[:-2], b_shape[:-2])))
 
 
 def matmul(a, b, *, method: str | None = None) -> jax.Array:
@@ -242,7 +259,7 @@ def matmul(a, b, *, method: str | None = None) -> jax.Array:
     fold = math.prod(b2.shape[:-2]) == 1  # b is one matrix: fold a's batch into its rows
     rows = math.prod(a2.shape[:-2]) * m
     if method is None:
-        method = choose_method(rows, k, n) if fold else choose_method(m, k, n, n_batch)
+        method = _automatic(a.shape, b.shape)
         if method == "xla":
             return jnp.matmul(a, b, preferred_element_type=_U64)
     scheme = SCHEMES[method]
@@ -270,9 +287,14 @@ def matmul_small(a, b) -> jax.Array:
     ideal functionality and the last party's share in Beaver's fast path), which are small
     compared with the ring; dealer masks are uniform over the ring and need :func:`matmul`.
 
-    Under ``vmap`` the run-time choice becomes a select, so both branches are computed.
+    Under ``vmap`` the run-time choice becomes a select, so both branches are computed. Where
+    :func:`matmul` would use XLA's integer loop anyway (small shapes, see :func:`choose_method`),
+    that loop is the whole product: exact, as fast there, and one kernel to compile instead of a
+    bound, a branch and two products.
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
+    if a.dtype == _U64 and b.dtype == _U64 and _automatic(a.shape, b.shape) == "xla":
+        return jnp.matmul(a, b, preferred_element_type=_U64)
     k = a.shape[-1]
     sa, sb = ring.to_signed(a), ring.to_signed(b)
     bound = (jnp.max(jnp.abs(sa.astype(jnp.float64)), initial=0.0)
