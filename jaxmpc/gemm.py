@@ -160,7 +160,7 @@ def _operands(v: jax.Array, scheme: _Scheme, side: int) -> jax.Array:
     ``((u >> o_{p,t}) & (2^{w_{p,t}} - 1)) - 2^{w_{p,t} - 1}`` of :math:`u = v + H`, with per-row
     constant shifts and masks (a missing term has mask 0 and offset 0). No per-operand pieces are
     stacked together: a concatenation fuses every producer's code once per piece, which costs
-    compile time (2.5x here)."""
+    compile time (the 128x784x128 limb product compiled in 0.53 s that way, 0.23 s this way)."""
     offs, widths = scheme.offsets, scheme.widths
     combos = [p[side] for p in scheme.products]
     n_terms = max(len(c) for c in combos)
