@@ -194,16 +194,17 @@ def main(argv=None):
           f"{jax.devices()[0].device_kind}")
     print(f"{'name':>18} {'mode':>8} {'ms':>11} {'plain ms':>11} {'ratio':>9} {'compile s':>9}")
     jax.jit(lambda v: v + 1).lower(jnp.zeros((), jnp.uint64)).compile()  # JAX's one-time start-up
+    meta = {"jax": jax.__version__, "backend": jax.default_backend(), "cpus": os.cpu_count(),
+            "device": jax.devices()[0].device_kind, "machine": platform.machine(),
+            "python": platform.python_version()}
     out = []
     for name in names:
         for mode in MODES.get(name, ("protocol",)):
             out.append(BENCHES[name](mode, args.repeats))
+            if args.json:  # rewritten after every record: a run stopped early keeps what it measured
+                with open(args.json, "w") as f:
+                    json.dump({"machine": meta, "benchmarks": out}, f, indent=1)
     if args.json:
-        meta = {"jax": jax.__version__, "backend": jax.default_backend(), "cpus": os.cpu_count(),
-                "device": jax.devices()[0].device_kind, "machine": platform.machine(),
-                "python": platform.python_version()}
-        with open(args.json, "w") as f:
-            json.dump({"machine": meta, "benchmarks": out}, f, indent=1)
         print(f"wrote {args.json}")
     return out
 
