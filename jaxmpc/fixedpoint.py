@@ -118,8 +118,15 @@ class FixedPoint:
 
     @property
     def scale(self) -> jax.Array:
-        """The scale ``base**precision`` as float64 (exact: it is below 2^31)."""
-        return jnp.power(jnp.float64(self.base), self.precision.astype(jnp.float64))
+        """The scale ``base**precision`` as float64, exact on every backend.
+
+        :math:`b^p = \\prod_{i: p_i = 1} b^{2^i}` over the binary digits :math:`p_i` of the
+        precision: a product of exact float64 constants whose partial products divide
+        :math:`b^p < 2^{62}`, so every rounding is exact. (``jnp.power`` is not exact everywhere:
+        on a GPU ``2.0 ** 11.0`` came out as 2047.9999999999998, which truncates to 2047 in the ring.)
+        """
+        factors = np.array([float(self.base) ** (1 << i) for i in range(_BITS)])
+        return jnp.prod(jnp.where(self._bits, factors, 1.0), axis=-1)
 
     @property
     def ring_scale(self) -> jax.Array:
