@@ -218,7 +218,7 @@ def conv2d_ring(x: jax.Array, w: jax.Array, *, stride=1, padding=0, matmul=None)
         matmul: the ring matrix product (static; default :func:`jaxmpc.ring.matmul`).
     Returns:
         ``uint64[B, O, H_o, W_o]``, equal to ``lax.conv_general_dilated`` on ``uint64`` (which XLA
-        runs as a naive loop).
+        runs as a naive loop on a CPU, and cannot compile for a GPU: cuDNN convolves int8 only).
 
     Example:
         >>> import jax, jax.numpy as jnp; jax.config.update("jax_enable_x64", True)

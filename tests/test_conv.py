@@ -41,7 +41,10 @@ def test_ring_maps_are_exact(b, c, h, w, o, kernel, stride, padding, method):
     x, k = jnp.asarray(x), jnp.asarray(k)
     mm = functools.partial(jaxmpc.ring.matmul, method=method)
     st, pd = conv._pair(stride, "stride", 1), conv._pair(padding, "padding", 0)
-    ref = lax.conv_general_dilated(x, k, st, [(pd[0], pd[0]), (pd[1], pd[1])],
+    # The oracle runs on the CPU: XLA's GPU backend has no uint64 convolution (cuDNN takes int8 only)
+    cpu = jax.devices("cpu")[0]
+    ref = lax.conv_general_dilated(jax.device_put(x, cpu), jax.device_put(k, cpu), st,
+                                   [(pd[0], pd[0]), (pd[1], pd[1])],
                                    dimension_numbers=("NCHW", "OIHW", "NCHW"),
                                    preferred_element_type=jnp.uint64)
     dy = jnp.asarray(rng.integers(0, 2**64, ref.shape, np.uint64, endpoint=False))
