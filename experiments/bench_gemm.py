@@ -1,13 +1,13 @@
 """Every exact ring-matmul method of :mod:`jaxmpc.gemm` on a few shapes, against a float32 GEMM.
 
-For each shape ``(m, k, n)`` and each method in ``gemm.METHODS`` it draws fresh uniform ``uint64``
-operands (every bit random: the hardest case for the limb splits), checks the product bit for bit
-against the reference, then times the jitted product (warm-up, median of ``--repeats`` runs, each
-ended by ``block_until_ready``). The reference is NumPy's ``uint64`` matmul (exact: it wraps mod
-2^64) up to ``--numpy-max-macs`` multiply-adds, and the ``"xla"`` method beyond. The float32 twin
-(``jnp.matmul`` of float32 operands, JAX's default precision for the backend) is timed in the same
-run, and the method :func:`jaxmpc.gemm.choose_method` picks is marked ``*``. Use it to set the
-crossovers of ``choose_method`` on a new backend.
+For each shape ``(m, k, n)`` and each method exact on the backend (``gemm.methods()``) it draws
+fresh uniform ``uint64`` operands (every bit random: the hardest case for the limb splits), checks
+the product bit for bit against the reference, then times the jitted product (warm-up, median of
+``--repeats`` runs, each ended by ``block_until_ready``). The reference is NumPy's ``uint64``
+matmul (exact: it wraps mod 2^64) up to ``--numpy-max-macs`` multiply-adds, and the ``"xla"``
+method beyond. The float32 twin (``jnp.matmul`` of float32 operands, JAX's default precision for
+the backend) is timed in the same run, and the method :func:`jaxmpc.gemm.choose_method` picks is
+marked ``*``. Use it to set the crossovers of ``choose_method`` on a new backend.
 
     python experiments/bench_gemm.py --shapes 128,128,128 512,512,512 --json gemm.json
 """
@@ -50,7 +50,7 @@ def bench_shape(m, k, n, repeats, numpy_max_macs, rng):
     plain = median_seconds(jax.jit(jnp.matmul), (da.astype(jnp.float32), db.astype(jnp.float32)), repeats)
     chosen = gemm.choose_method(m, k, n)
     out = []
-    for method in gemm.METHODS:
+    for method in gemm.methods():
         fn = jax.jit(lambda x, y, method=method: gemm.matmul(x, y, method=method))
         got = np.asarray(fn(da, db))
         if ref is None:

@@ -42,7 +42,11 @@ Methods (``method=``):
 * ``"i8"``: 8 digits of 8 bits as int8 (balanced digits fit int8 exactly), int32 accumulation;
   the 36 products with :math:`i + j \le 7`, terms :math:`\le 2^{14}`, :math:`k_{max} = 131071`
   (in practice never chunked). Cost: 36 int8 :math:`mnk` GEMMs. For hardware with fast int8 GEMMs
-  (GPU tensor cores, TPU MXU); on this CPU an int8 GEMM runs at float32 speed, so it loses to f64.
+  (TPU MXU); on this CPU an int8 GEMM runs at float32 speed, so it loses to f64. **Not on GPUs**
+  (refused there, see :func:`methods`): XLA's GPU int8 GEMM (JAX 0.11.2, NVIDIA H200) returned
+  exactly twice the true product for some shapes, e.g. ``(5, 7) @ (7, 3)`` and
+  ``(64, 64) @ (64, 64)`` (each one batched call of 36 int8 GEMMs), while 128^3 to 2048^3 were
+  exact; with XLA's Triton GEMMs switched off, cuBLASLt had no int8 kernel for the batched call.
 * ``"f32"``: the same 8-bit digits as float32 (HIGHEST precision, so no TF32 on GPUs), exact to
   :math:`2^{24}`: :math:`k_{max} = 1024`. Cost: 36 float32 :math:`mnk` GEMMs. For hardware with
   fast float32 but slow float64 and no int8 GEMMs; the slowest of the three here.
@@ -139,9 +143,11 @@ def choose_method(m: int, k: int, n: int, batch: int = 1, backend: str | None = 
     ``"xla"`` (measured: ``"xla"`` wins, by up to 3x, or ties on most shapes below that, e.g.
     (1024, 1024, 1), (1024, 32, 1024), (128, 128, 10); ``"f64"`` wins 1.3x to 5x on (64, 128, 64),
     (128, 64, 128), (256, 64, 256), 2x to 3x at 128^3 and on (16, 2048, 1024), about 10x at 512^3
-    and 1024^3; it loses up to 1.4x on 80^3 to 112^3 and (1024, 64, 64)). GPU: ``"f64"`` (exact IEEE float64 GEMMs; not measured here, no GPU
-    was available). Other backends: ``"xla"``. A batch that reaches :func:`matmul` through
-    ``jax.vmap`` is not seen here: the choice is made per example.
+    and 1024^3; it loses up to 1.4x on 80^3 to 112^3 and (1024, 64, 64)). GPU: ``"f64"`` (measured
+    on an NVIDIA H200 with ``experiments/bench_gemm.py``, ms: 128^3 0.11 against 0.10 for
+    ``"xla"``, 128x784x128 0.11 / 0.14, 512^3 0.22 / 0.21, 1024^3 0.58 / 0.98, 2048^3 2.8 / 8.6).
+    Other backends: ``"xla"``. A batch that reaches :func:`matmul` through ``jax.vmap`` is not
+    seen here: the choice is made per example.
     """
     backend = backend or jax.default_backend()
     if backend == "cpu":
@@ -150,6 +156,16 @@ def choose_method(m: int, k: int, n: int, batch: int = 1, backend: str | None = 
     if backend in ("gpu", "cuda", "rocm"):
         return "f64"
     return "xla"
+
+
+_GPU_BACKENDS = ("gpu", "cuda", "rocm")
+
+
+def methods(backend: str | None = None) -> tuple:
+    """The methods that are exact on ``backend`` (default: JAX's default backend): all of
+    ``METHODS``, except ``"i8"`` on a GPU (see the module docstring)."""
+    backend = backend or jax.default_backend()
+    return tuple(m for m in METHODS if not (m == "i8" and backend in _GPU_BACKENDS))
 
 
 def _operands(v: jax.Array, scheme: _Scheme, side: int) -> jax.Array:
@@ -214,7 +230,8 @@ def matmul(a, b, *, method: str | None = None) -> jax.Array:
         a: ``uint64[..., m, k]`` or ``uint64[k]``.
         b: ``uint64[..., k, n]`` or ``uint64[k]``; batch dimensions broadcast as in ``jnp.matmul``.
         method: ``None`` (automatic, :func:`choose_method`), or one of ``METHODS``:
-            ``"xla"``, ``"f64"``, ``"i8"``, ``"f32"`` (see the module docstring).
+            ``"xla"``, ``"f64"``, ``"i8"``, ``"f32"`` (see the module docstring); ``"i8"`` is
+            refused on a GPU backend (:func:`methods` lists the exact ones).
     Returns:
         ``uint64`` array of ``jnp.matmul``'s output shape, equal to
         ``jnp.matmul(a, b, preferred_element_type=uint64)``.
@@ -229,6 +246,11 @@ def matmul(a, b, *, method: str | None = None) -> jax.Array:
     """
     if method is not None and method not in METHODS:
         raise ValueError(f"matmul: method must be None or one of {METHODS}, got {method!r}.")
+    if method is not None and method not in methods():
+        raise ValueError(
+            f"matmul(method={method!r}) is not exact on the {jax.default_backend()!r} backend: XLA's "
+            "GPU int8 GEMM returned twice the true product for some shapes (JAX 0.11.2, NVIDIA H200). "
+            f"Use one of {methods()}, or method=None (the automatic choice).")
     a, b = jnp.asarray(a), jnp.asarray(b)
     if method == "xla" or (method is None and (a.dtype != _U64 or b.dtype != _U64)):
         return jnp.matmul(a, b, preferred_element_type=_U64)

@@ -157,7 +157,7 @@ def matmul(a: jax.Array, b: jax.Array, *, method: str | None = None) -> jax.Arra
     """Ring matrix product ``a @ b`` modulo 2^64 with ``jnp.matmul`` semantics (batched shapes).
 
     Bit-exact on fast GEMMs (see :mod:`jaxmpc.gemm`); ``method`` is ``None`` (automatic, per
-    backend and shape), ``"xla"`` (XLA's uint64 loop), ``"f64"``, ``"i8"`` or ``"f32"``.
+    backend and shape), ``"xla"`` (XLA's uint64 loop), ``"f64"``, ``"i8"`` (not on GPUs) or ``"f32"``.
     """
     from . import gemm  # imported here: gemm imports ring
     return gemm.matmul(a, b, method=method)
