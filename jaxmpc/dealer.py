@@ -78,11 +78,19 @@ def truncation_material(key, shape, n_parties: int, divisor):
             ring.shares_from_mask((r & jnp.uint64(LOW_MASK)) // divisor, m_q))
 
 
-def and_triple(key, shape, n_parties: int):
-    r"""A binary AND triple on 64-bit words: XOR shares of :math:`a, b, c = a \wedge b`."""
-    full, mask = (n_parties,) + tuple(shape), (n_parties - 1,) + tuple(shape)
-    a, b, c_mask = ring.draw(key, full, full, mask)
-    c = ring.party_xor(a) & ring.party_xor(b)
+def and_triple(key, shape, n_parties: int, fanout: int | None = None):
+    r"""A binary AND triple on 64-bit words: XOR shares of :math:`a, b, c = a \wedge b`.
+
+    With ``fanout=f``: :math:`f` triples that share their :math:`a`, for :math:`f` ANDs with the
+    same left operand (its masked value is opened once): ``a: uint64[n, *shape]``,
+    ``b, c: uint64[n, f, *shape]`` with :math:`c_j = a \wedge b_j`; :math:`1 + 2f` words per
+    element instead of :math:`3f`.
+    """
+    shape = tuple(shape)
+    fan = () if fanout is None else (int(fanout),)
+    a, b, c_mask = ring.draw(key, (n_parties,) + shape, (n_parties,) + fan + shape,
+                             (n_parties - 1,) + fan + shape)
+    c = (ring.party_xor(a) if fanout is None else ring.party_xor(a)[None]) & ring.party_xor(b)
     return a, b, ring.xor_shares_from_mask(c, c_mask)
 
 

@@ -289,34 +289,59 @@ def _abstract(n, shape, fxp=FXP):
 def test_cost_formulas(n):
     m = 16  # a multiple of 8, so 1-bit openings are whole bytes under any accounting convention
     x = _abstract(n, (4, 4))
-    w = 2 * (n - 2) + 12
     layers = {2: 0, 3: 1, 4: 2, 5: 3, 7: 4}[n]
-    assert compare.csa_layers(n) == layers and compare.msb_and_words(n) == w
+    csa = 2 * (n - 2) * m  # compressor ANDs: 2 words opened, 3 dealt each
+    # adder: the generate word (2 opened, 3 dealt per element), then the tree on 16 elements:
+    # 8, 4, 2, 1, 1 packed words with two ANDs sharing an operand (3 opened, 5 dealt), 1 with one
+    opened, dealt = 2 * csa + 2 * m + 3 * 16 + 2, 3 * csa + 3 * m + 5 * 16 + 3
+    assert compare.tree_words(m) == (8, 4, 2, 1, 1, 1)
+    assert compare.csa_layers(n) == layers and compare.msb_words(n, m) == (opened, dealt)
     rounds, sent, dealer_b = _cost(jaxmpc.msb, _key(0), x)
     assert rounds == compare.msb_rounds(n) == layers + 8
-    assert sent == 8 * (n - 1) * 2 * w * m + (n - 1) * m // 8
-    assert dealer_b == 24 * w * m + 65 * m // 8
+    assert sent == 8 * (n - 1) * opened + (n - 1) * m // 8
+    assert dealer_b == 8 * dealt + 65 * m // 8
     rounds, sent, dealer_b = _cost(jaxmpc.relu, _key(0), x)
     assert rounds == layers + 9
-    assert sent == 8 * (n - 1) * (2 * w + 2) * m + (n - 1) * m // 8
-    assert dealer_b == (24 * w + 24) * m + 65 * m // 8
-    if n == 2:
-        assert sent == 208 * m + m // 8  # the docstring's 208.125 bytes per element
-    rounds_s, sent_s, _ = _cost(jaxmpc.sign, _key(0), x)  # two comparisons in the same rounds
+    assert sent == 8 * (n - 1) * (opened + 2 * m) + (n - 1) * m // 8
+    assert dealer_b == 8 * (dealt + 3 * m) + 65 * m // 8
+    rounds_s, sent_s, _ = _cost(jaxmpc.sign, _key(0), x)  # one msb of 2m elements
     assert rounds_s == layers + 8
-    assert sent_s == 2 * (8 * (n - 1) * 2 * w * m + (n - 1) * m // 8)
+    assert sent_s == 8 * (n - 1) * compare.msb_words(n, 2 * m)[0] + (n - 1) * 2 * m // 8
 
 
-def test_adder_is_a_loop_not_unrolled():
-    """The Kogge-Stone levels run in one scan of 5 steps: the traced program does not grow with
-    the word size (a regression to an unrolled adder fails here)."""
-    x = _abstract(2, (3,))
-    jaxpr = jax.make_jaxpr(lambda k, s: compare.msb_shares(k, s))(_key(0), x.shares)
-    scans = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "scan"]
-    assert len(scans) == 1 and scans[0].params["length"] == 5
-    body_ands = sum(1 for e in scans[0].params["jaxpr"].jaxpr.eqns if e.primitive.name == "and")
-    assert body_ands <= 8
-    assert len(jaxpr.jaxpr.eqns) < 200
+def test_cost_per_element_for_large_inputs():
+    """The docstrings' per-element figures for 2 parties (m a multiple of 64)."""
+    m = 64 * 40
+    x = _abstract(2, (m,))
+    _, sent, dealer_b = _cost(jaxmpc.msb, _key(0), x)
+    assert (sent / m, dealer_b / m) == (39.625, 71.25)  # a full Kogge-Stone adder sent 192.125
+    _, sent, _ = _cost(jaxmpc.relu, _key(0), x)
+    assert sent / m == 55.625
+
+
+@pytest.mark.parametrize("n, m", [(2, 3), (2, 65), (2, 130), (3, 33)])
+def test_carry_tree_pads_and_packs_any_size(n, m):
+    """Sizes whose word counts are odd at some level (a zero word is paired in) or reach a lone
+    word early: the sign bit is exact for random and edge values."""
+    rng = np.random.default_rng(m)
+    v = rng.integers(-(2**63), 2**63, m, dtype=np.int64, endpoint=False)
+    edges = [0, -1, 1, -(2**63), 2**63 - 1, -(2**62), 2**62]
+    v[:min(m, len(edges))] = edges[:m]
+    k_share, k_msb = jax.random.split(_key(m))
+    shares = ring.share_value(k_share, ring.const(jnp.asarray(v)), n)
+    bit = jax.jit(compare.msb_shares)(k_msb, shares)
+    np.testing.assert_array_equal(np.asarray(ring.party_sum(bit)), (v < 0).astype(np.uint64))
+
+
+def test_adder_program_does_not_grow_with_the_size():
+    """The tree's six levels are unrolled, so the traced program is bounded whatever the size:
+    3000 elements pack words at every level, 3 elements at the first only (a per-word loop or an
+    unrolled per-element adder would grow with the size)."""
+    def eqns(m):
+        jaxpr = jax.make_jaxpr(compare.msb_shares)(_key(0), _abstract(2, (m,)).shares)
+        return len(jaxpr.jaxpr.eqns)
+    small, large = eqns(3), eqns(3000)
+    assert small <= large < 450 and eqns(30000) < 450
 
 
 # ---- privacy: everything opened is uniform, whatever the secret ---------------------------------
@@ -325,7 +350,7 @@ N_SAMPLES = 1024
 
 @functools.cache
 def _transcript_fn(n: int):
-    """jit(vmap over keys): the opened arrays of one msb of a fixed secret, as uint64[S, k, m]."""
+    """jit(vmap over keys): every word one msb of a fixed secret opens, as uint64[S, k, 1]."""
 
     @jax.jit
     def run(keys, v):
@@ -334,8 +359,7 @@ def _transcript_fn(n: int):
             shares = ring.share_value(k_share, v, n)
             tr: list = []
             compare.msb_shares(k_msb, shares, tr)
-            m = v.size
-            return jnp.concatenate([t.reshape((-1, m)) for t in tr], axis=0)
+            return jnp.concatenate([t.reshape((-1, 1)) for t in tr], axis=0)
 
         return jax.vmap(one)(keys)
 
@@ -371,11 +395,11 @@ def _two_sample_pvalue(wa: np.ndarray, wb: np.ndarray, mask: np.ndarray) -> floa
     return float(stats.chi2.sf(chi2, ca.size))
 
 
-def _opened_mask(words: np.ndarray) -> np.ndarray:
+def _opened_mask(words: np.ndarray, m: int) -> np.ndarray:
     """(word, bit) positions that carry opened data: all 64 bits of the AND openings, bit 0 of the
-    last row (the 1-bit B2A opening)."""
+    last ``m`` rows (the 1-bit B2A openings of the ``m`` elements)."""
     mask = np.ones((words.shape[1], 64), dtype=bool)
-    mask[-1, 1:] = False
+    mask[-m:, 1:] = False
     return mask
 
 
@@ -389,15 +413,16 @@ SECRETS = {
 def test_openings_are_uniform_and_independent_of_the_secret(n):
     wa = _transcript(n, SECRETS["zero"], 21)
     wb = _transcript(n, SECRETS["far_negative"], 22)
-    # every AND opens e and f; plus the B2A bit
-    assert wa.shape == (N_SAMPLES, 2 * compare.msb_and_words(n) + 1, 8)
-    mask = _opened_mask(wa)
-    assert ((wa[:, -1] >> np.uint64(1)) == 0).all()  # the B2A opening is a single bit
+    m = 8
+    # the AND gates' openings (their count from the cost formula), then one B2A bit per element
+    assert wa.shape == (N_SAMPLES, compare.msb_words(n, m)[0] + m, 1)
+    mask = _opened_mask(wa, m)
+    assert ((wa[:, -m:] >> np.uint64(1)) == 0).all()  # the B2A openings are single bits
     assert _uniform_pvalue(wa, mask) > ALPHA
     assert _uniform_pvalue(wb, mask) > ALPHA
     assert _two_sample_pvalue(wa, wb, mask) > ALPHA
-    # no mask reuse inside one run: XORs of successive openings are uniform too
-    xa = wa[:, :-2] ^ wa[:, 1:-1]
+    # no mask reuse inside one run: XORs of successive AND openings are uniform too
+    xa = wa[:, :-m - 1] ^ wa[:, 1:-m]
     assert _uniform_pvalue(xa, np.ones((xa.shape[1], 64), bool)) > ALPHA
 
 

@@ -138,16 +138,19 @@ def test_reveal(n_p):
 @pytest.mark.parametrize("n_p", (2, 3, 5))
 @pytest.mark.parametrize("shape", [(3,), (2, 2)])
 def test_relu_matches_its_docstring(n_p, shape):
-    relu = getattr(jaxmpc, "relu", None)
-    if relu is None:
-        pytest.skip("jaxmpc.relu is not exported yet (jaxmpc/compare.py is being written)")
     m = int(np.prod(shape))
     L = {2: 0, 3: 1, 5: 3}[n_p]  # csa_layers(n), as listed in msb's docstring
-    W = 2 * (n_p - 2) + 12  # AND-ed 64-bit words per element
-    r = jaxmpc.cost(relu, jax.random.key(0), sds(n_p, *shape))
+    # AND words (msb's docstring): compressors 2 (n - 2) m words, 2 opened / 3 dealt each; the
+    # generate word m (2 / 3); the carry tree's packed words ceil(m/2), ceil(m/4), ... (3 / 5),
+    # and at its last level ceil(m/64) (2 / 3). For m <= 4: 2 or 1 packed words, then lone words.
+    tree = [-(-m // 2)] + [1] * 5
+    opened = 4 * (n_p - 2) * m + 2 * m + 3 * sum(tree[:5]) + 2 * tree[5]
+    dealt = 6 * (n_p - 2) * m + 3 * m + 5 * sum(tree[:5]) + 3 * tree[5]
+    assert jaxmpc.compare.msb_words(n_p, m) == (opened, dealt)
+    r = jaxmpc.cost(jaxmpc.relu, jax.random.key(0), sds(n_p, *shape))
     assert r.rounds == L + 9
-    assert r.bytes_per_party == 8 * (n_p - 1) * (2 * W + 2) * m + (n_p - 1) * m / 8
-    assert r.dealer_bytes_per_party == (24 * W + 24) * m + 65 * m / 8
+    assert r.bytes_per_party == 8 * (n_p - 1) * (opened + 2 * m) + (n_p - 1) * m / 8
+    assert r.dealer_bytes_per_party == 8 * (dealt + 3 * m) + 65 * m / 8
 
 
 def test_bit_openings_are_counted_exactly():

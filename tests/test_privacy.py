@@ -37,7 +37,8 @@ a real run of Beaver's protocol with a dealer patched to hand out zero masks.
 
 Measured (this file's seeds; Bonferroni-adjusted p-value of the smallest over all coalitions):
 share 0.099 / 0.16 (n = 2 / 3), mul 1 / 0.46, matmul 0.61 / 0.14, div_public 0.85 / 0.078,
-relu 1 / 0.25 (6746 and 8920 p-values per coalition).
+relu 0.25 / 0.091 (2826 and 3876 p-values per coalition: the packed carry tree opens fewer words,
+and its features, of another length, are compared among themselves).
 
 Limits: relations among three or more features (e.g. ``e - x_C + a_C`` for a coalition C) are not
 tested directly, nor nonlinear ones other than the XOR / add mixtures above.
@@ -137,12 +138,15 @@ def ks_pvalues(za: np.ndarray, zb: np.ndarray) -> np.ndarray:
 # ---- views --------------------------------------------------------------------------------------
 # A run is {"shares": {name: uint64[S, n, W, M]}, "opened": {name: uint64[S, W, M]}, "binary": names
 # of XOR sharings and XOR-masked openings}: W words of M elements (words are separate features).
-def _features(run: dict, coalition: tuple[int, ...]):
-    """The coalition's view as features, rows of ``uint64[F, S*M]``: ``singles`` (each member's share
-    of each sharing, then the summary rows), ``summary`` (the combined shares and the openings) and
+def _features(run: dict, coalition: tuple[int, ...]) -> list:
+    """The coalition's view as features, one group per row length ``S*M`` (the msb carry tree's
+    packed words have their own M, and are compared among themselves), each group
+    ``(singles, summary, binary)``: rows of ``uint64[F, S*M]``, ``singles`` (each member's share of
+    each sharing, then the summary rows), ``summary`` (the combined shares and the openings) and
     ``binary`` (which summary rows are XOR sharings or XOR-masked)."""
-    parts, combined, binary = [], [], []
+    groups: dict = {}
     for name, arr in run["shares"].items():
+        parts, combined, binary = groups.setdefault(arr.shape[-1], ([], [], []))
         held = arr[:, list(coalition)]  # [S, |C|, W, M]
         op = np.bitwise_xor if name in run["binary"] else np.add
         for w in range(arr.shape[2]):
@@ -151,11 +155,16 @@ def _features(run: dict, coalition: tuple[int, ...]):
             combined.append(op.reduce(held[:, :, w], axis=1).ravel())
             binary.append(name in run["binary"])
     for name, arr in run["opened"].items():
+        parts, combined, binary = groups.setdefault(arr.shape[-1], ([], [], []))
         combined.extend(arr[:, w].ravel() for w in range(arr.shape[1]))
         binary.extend([name in run["binary"]] * arr.shape[1])
-    summary = np.stack(combined)
-    singles = np.concatenate([np.stack(parts), summary]) if parts else summary
-    return singles, summary, np.array(binary)
+    out = []
+    for m in sorted(groups):
+        parts, combined, binary = groups[m]
+        summary = np.stack(combined)
+        out.append((np.concatenate([np.stack(parts), summary]) if parts else summary, summary,
+                    np.array(binary)))
+    return out
 
 
 def pair_counts(summary: np.ndarray, binary: np.ndarray) -> np.ndarray:
@@ -173,10 +182,12 @@ def pair_counts(summary: np.ndarray, binary: np.ndarray) -> np.ndarray:
 
 def view_pvalues(run_a: dict, run_b: dict, coalition: tuple[int, ...]) -> np.ndarray:
     """Every p-value of the two-sample tests on the coalition's views for two secrets."""
-    (sa, ua, kind), (sb, ub, _) = _features(run_a, coalition), _features(run_b, coalition)
-    return np.concatenate([nibble_pvalues(nibble_counts(sa), nibble_counts(sb)), bit_pvalues(sa, sb),
-                           ks_pvalues(sa, sb),
-                           nibble_pvalues(pair_counts(ua, kind), pair_counts(ub, kind))])
+    out = []
+    for (sa, ua, kind), (sb, ub, _) in zip(_features(run_a, coalition), _features(run_b, coalition),
+                                           strict=True):
+        out += [nibble_pvalues(nibble_counts(sa), nibble_counts(sb)), bit_pvalues(sa, sb),
+                ks_pvalues(sa, sb), nibble_pvalues(pair_counts(ua, kind), pair_counts(ub, kind))]
+    return np.concatenate(out)
 
 
 def bonferroni(p: np.ndarray) -> float:
@@ -241,9 +252,11 @@ def _mul_fn(n: int, kind: str):
     return jax.jit(jax.vmap(one, (0, None, None)))
 
 
-def _plain_and_inputs(s: np.ndarray) -> list:
-    """Plaintext (x, y) of every AND of msb on the ring values whose n shares are ``s[S, n, M]``,
-    in transcript order: compressors (n = 3), the first adder AND, the 5 scanned levels, the last."""
+def _plain_and_inputs(s: np.ndarray) -> tuple:
+    """Plaintext inputs of every AND of msb on the ring values whose n shares are ``s[S, n, M]``,
+    in transcript order: ``(x, y)`` of the compressors (n = 3) and of the generate word, then
+    ``(x, (y_g, y_p))`` of each level of the carry tree (``(x, (y_g,))`` at the last), recomputed
+    here in NumPy from the packing rule of ``compare._carry_tree``."""
     words = [s[:, i] for i in range(s.shape[1])]
     ands = []
     if len(words) == 3:  # one layer of 3:2 compressors
@@ -252,16 +265,23 @@ def _plain_and_inputs(s: np.ndarray) -> list:
         words = [a ^ b ^ c, ((a & b) ^ (c & (a ^ b))) << _U(1)]
     w0, w1 = words
     ands.append((w0, w1))
-    g, p = w0 & w1, w0 ^ w1
-    levels_x, levels_y = [], []
-    for shift in (1, 2, 4, 8, 16):
-        sh = _U(shift)
-        levels_x.append(np.stack([p, p], 1))
-        levels_y.append(np.stack([g << sh, p << sh], 1))
-        g, p = g ^ (p & (g << sh)), p & (p << sh)
-    ands.append((np.stack(levels_x, 1), np.stack(levels_y, 1)))
-    ands.append((p, g << _U(32)))
-    return ands
+    g, p = (w0 & w1) << _U(1), (w0 ^ w1) << _U(1)
+    tree = []
+    for j in range(6):
+        sh, m = _U(1 << j), _U(sum(1 << i for i in range(64) if not (i >> j) & 1))
+        if g.shape[1] > 1:  # pair the words (a zero word after an odd count)
+            if g.shape[1] % 2:
+                g, p = (np.pad(v, ((0, 0), (0, 1))) for v in (g, p))
+
+            def pack(v):
+                return (v[:, 0::2] & m) ^ ((v[:, 1::2] & m) << sh)
+
+            hi_g, hi_p, lo_g, lo_p = pack(g >> sh), pack(p >> sh), pack(g), pack(p)
+        else:
+            hi_g, hi_p, lo_g, lo_p = g >> sh, p >> sh, g, p
+        tree.append((hi_p, (lo_g, lo_p) if j < 5 else (lo_g,)))
+        g, p = hi_g ^ (hi_p & lo_g), hi_p & lo_p
+    return ands, tree
 
 
 @functools.cache
@@ -275,24 +295,25 @@ def _relu_fn(n: int):
         x = jaxmpc.share(k_x, xv, FXP, n_parties=n)
         y_ref, d_ref = jaxmpc.relu(jax.random.clone(k_op), x)
         keys = jax.random.split(k_op, 1 + compare.MSB_KEYS)  # as relu splits its key
-        k_mul, k_pre, k_b2a, k_loop = jax.random.clone(keys)
+        k_mul, k_pre, k_b2a, k_tree = jax.random.clone(keys)
         tr: list = []
         bit = compare._msb_from_keys(keys[1:], (-x).shares, tr)
         y = jaxmpc.beaver(keys[0], bit, x.shares, jnp.multiply, transcript=tr)
         shape = x.shape
-        pre = dealer.and_triple(k_pre, (n_csa + 2,) + shape, n)
-        loop = []
-        for _ in range(5):  # the adder's scan splits its carried key once per level
-            k_loop, k_and = jax.random.split(k_loop)
-            loop.append(dealer.and_triple(k_and, (2,) + shape, n))
-        loop = [jnp.stack(t, axis=1) for t in zip(*loop)]  # [n, 5, 2, M]
+        pre = dealer.and_triple(k_pre, (n_csa + 1,) + shape, n)
+        tree = dealer.and_triple(k_tree, (sum(compare.tree_words(x.size)),), n, fanout=2)
+        levels, used = {}, 0  # the tree's triple, drawn once, is sliced level by level
+        for j, k in enumerate(compare.tree_words(x.size)):
+            levels.update({f"t{j}_{v}": m[..., used:used + k] for v, m in zip("abc", tree)})
+            used += k
         r_bin, r_arith = dealer.random_bits(k_b2a, shape, n)
         a, b, c = dealer.beaver_triple(k_mul, jnp.multiply, shape, shape, n)
         shares = {"x": x.shares, "pre_a": pre[0], "pre_b": pre[1], "pre_c": pre[2],
-                  "loop_a": loop[0], "loop_b": loop[1], "loop_c": loop[2],
+                  **levels,
                   "r_bin": r_bin, "r_arith": r_arith, "a": a, "b": b, "c": c}
-        names = ([f"csa_{v}" for v in "ef"] if n > 2 else []) + [
-            "g_e", "g_f", "levels_e", "levels_f", "last_e", "last_f", "b2a_c", "mul_e", "mul_f"]
+        opened = [[f"t{j}_e", f"t{j}g_f"] + ([f"t{j}p_f"] if j < 5 else []) for j in range(6)]
+        names = (["csa_e", "csa_f"] if n > 2 else []) + ["g_e", "g_f"] + sum(opened, []) + [
+            "b2a_c", "mul_e", "mul_f"]
         return (y, bit), (y_ref.shares, d_ref.shares), shares, dict(zip(names, tr, strict=True))
 
     return jax.jit(jax.vmap(one, (0, None)))
@@ -355,19 +376,22 @@ def _check_relu(n, out):
     np.testing.assert_array_equal(y, y_ref, err_msg="relu: the composition is not jaxmpc.relu")
     np.testing.assert_array_equal(bit, d_ref)
     neg_x = (-shares["x"].astype(_U)).astype(_U)
-    ands = _plain_and_inputs(neg_x)
+    ands, tree = _plain_and_inputs(neg_x)
     triples = ([(shares["pre_a"][:, :, :2 * (n - 2)], shares["pre_b"][:, :, :2 * (n - 2)])] if n > 2 else [])
-    triples += [(shares["pre_a"][:, :, -2], shares["pre_b"][:, :, -2]),
-                (shares["loop_a"], shares["loop_b"]),
-                (shares["pre_a"][:, :, -1], shares["pre_b"][:, :, -1])]
-    names = (["csa"] if n > 2 else []) + ["g", "levels", "last"]
+    triples += [(shares["pre_a"][:, :, -1], shares["pre_b"][:, :, -1])]
+    names = (["csa"] if n > 2 else []) + ["g"]
     for name, (px, py), (a, b) in zip(names, ands, triples, strict=True):
         np.testing.assert_array_equal(opened[f"{name}_e"], px ^ _pxor(a), err_msg=name)
         np.testing.assert_array_equal(opened[f"{name}_f"], py ^ _pxor(b), err_msg=name)
+    for j, (px, pys) in enumerate(tree):
+        a, b = shares[f"t{j}_a"], shares[f"t{j}_b"]
+        np.testing.assert_array_equal(opened[f"t{j}_e"], px ^ _pxor(a), err_msg=f"level {j}")
+        for i, (name, py) in enumerate(zip("gp", pys)):
+            np.testing.assert_array_equal(opened[f"t{j}{name}_f"], py ^ _pxor(b[:, :, i]), err_msg=f"level {j}")
     msb = _psum(neg_x) >> _U(63)
     np.testing.assert_array_equal(opened["b2a_c"], msb ^ (_pxor(shares["r_bin"]) & _U(1)))
     np.testing.assert_array_equal(opened["mul_e"], _psum(bit - shares["a"]))
-    binary = {"pre_a", "pre_b", "pre_c", "loop_a", "loop_b", "loop_c", "r_bin", "b2a_c"} | {
+    binary = {"pre_a", "pre_b", "pre_c", "r_bin", "b2a_c"} | {k for k in shares if k.startswith("t")} | {
         k for k in opened if k.endswith(("_e", "_f")) and not k.startswith("mul")}
     return _pack(shares, opened, binary)
 
@@ -403,8 +427,8 @@ def _unmask(run: dict) -> dict:
     words w0, w1 with w0 + w1 = -x: each alone is uniform, only their sum leaks (a pair feature)."""
     shares, opened = run["shares"], dict(run["opened"])
     if "g_e" in opened:
-        opened["g_e"] = opened["g_e"] ^ _pxor(shares["pre_a"][:, :, -2])[:, None]
-        opened["g_f"] = opened["g_f"] ^ _pxor(shares["pre_b"][:, :, -2])[:, None]
+        opened["g_e"] = opened["g_e"] ^ _pxor(shares["pre_a"][:, :, -1])[:, None]
+        opened["g_f"] = opened["g_f"] ^ _pxor(shares["pre_b"][:, :, -1])[:, None]
     elif "e" in opened:
         opened["e"] = opened["e"] + _psum(shares["a"])
     else:
