@@ -4,7 +4,8 @@ Everything rests on :func:`msb`, the sign bit of a shared ring value, computed b
 arithmetic-to-binary conversion with a carry-lookahead adder on bit-packed words (the A2B
 conversion of ABY, Demmler, Schneider & Zohner, NDSS 2015, and ABY3, Mohassel & Rindal, CCS 2018;
 the carry-lookahead operator is Kogge & Stone's, IEEE Trans. Computers 1973, applied as a
-reduction tree whose half-empty words are packed together, as in SPU's carry-out circuit):
+reduction tree like SPU's ``carry_out``, which halves its shares' bit width at every level; here two
+half-used 64-bit words are packed into one instead):
 
 1. Party :math:`i`'s additive share :math:`x_i` is a word that party :math:`i` holds alone, i.e.
    an XOR-sharing of :math:`x_i` in which every other party holds 0. No communication.
