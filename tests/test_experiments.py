@@ -188,3 +188,21 @@ def test_sweep_script_small(tmp_path):
     base = res["pointwise"]
     assert base["points_timed"] == 2 and base["extrapolated"]
     assert res["speedup"] == base["speedup_run"] and np.isfinite(res["speedup"]) and res["speedup"] > 0
+
+
+# ---- experiments/bench_gemm.py ---------------------------------------------------------------------
+def test_bench_gemm_script_checks_every_method(tmp_path):
+    """Two tiny shapes, one checked against NumPy and one (over --numpy-max-macs) against "xla": every
+    method this backend offers is timed and exact, and the automatic choice is marked."""
+    bench_gemm = _script("bench_gemm")
+    out = tmp_path / "gemm.json"
+    bench_gemm.main(["--shapes", "5,7,3", "16,70,9", "--repeats", "1", "--numpy-max-macs", "200",
+                     "--json", str(out)])
+    with open(out) as f:
+        res = json.load(f)
+    recs = res["records"]
+    assert [r["method"] for r in recs] == list(jaxmpc.gemm.methods()) * 2
+    assert all(r["exact"] and r["seconds"] > 0 and r["float32_seconds"] > 0 for r in recs)
+    assert sum(r["chosen"] for r in recs) == 2  # one per shape
+    with pytest.raises(SystemExit):
+        bench_gemm.main(["--shapes", "5,7"])
