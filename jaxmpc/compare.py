@@ -292,8 +292,8 @@ def _msb_from_keys(keys, shares: jax.Array, transcript) -> jax.Array:
     """:func:`msb_shares` with its ``MSB_KEYS`` keys already split (callers that need one more key
     split once: every PRNG call site costs compile time)."""
     n, shape = shares.shape[0], tuple(shares.shape[1:])
-    # keys: [compressor and generate triples, B2A bit, carry-tree triples]. Every PRNG call site
-    # costs compile time, so each group of ANDs draws one stacked triple, sliced per step.
+    # keys: [compressor and generate triples, B2A bit, carry-tree triples]; each group of ANDs
+    # draws one stacked triple, sliced per step (one PRNG call site per group).
     n_csa = 2 * (n - 2)
     size = math.prod(shape)
     pre = dealer.and_triple(keys[0], (n_csa + 1,) + shape, n)
@@ -302,13 +302,14 @@ def _msb_from_keys(keys, shares: jax.Array, transcript) -> jax.Array:
         words = _carry_save(_slice_triple(pre, 0, n_csa), words, transcript)
     w0, w1 = words[:, 0], words[:, 1]
     g = _and_with_triple(tuple(t[:, n_csa] for t in pre), w0, w1, "msb/adder", transcript)
+    p = w0 ^ w1
     # The carry into bit 63 is the generate of bits 0..62: shifted up by one, with a bottom bit
     # that neither generates nor passes on a carry, it is the generate of all 64 bits.
     flat = (n, size)
     tree = dealer.and_triple(keys[2], (sum(tree_words(size)),), n, fanout=2)
-    c = _carry_tree(tree, (g << _U(1)).reshape(flat), ((w0 ^ w1) << _U(1)).reshape(flat), transcript)
+    c = _carry_tree(tree, (g << _U(1)).reshape(flat), (p << _U(1)).reshape(flat), transcript)
     c = ((c[:, :, None] >> jnp.arange(64, dtype=_U)[None, None]) & _U(1)).reshape(n, -1)[:, :size]
-    bit = ((w0 ^ w1) >> _U(ring.RING_BITS - 1)) ^ c.reshape(w0.shape)  # p_63 xor carry_63
+    bit = (p >> _U(ring.RING_BITS - 1)) ^ c.reshape(p.shape)  # p_63 xor carry_63
     return b2a_bit(keys[1], bit, transcript)
 
 
