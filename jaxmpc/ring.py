@@ -79,8 +79,20 @@ def party_xor(shares: jax.Array) -> jax.Array:
     return out
 
 
+SMALL_DRAW = 4096  # words: draws up to this size are stored once (see draw)
+
+
 def draw(key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.Array]:
     """Uniform ring elements for several arrays from ONE random call (one kernel to compile and run).
+
+    A draw of at most :data:`SMALL_DRAW` words is stored once (:func:`materialize`); a larger one
+    is left to XLA to fuse into its consumers. Fused, a random word is recomputed (a SplitMix64
+    hash: three 64-bit multiplies, emulated on AVX2) at every read, and dealer material is read
+    several times (a Beaver triple's ``a`` feeds the masked opening, ``c`` and every party's
+    combination). Small draws fit in cache even when ``vmap`` stacks hundreds of configurations,
+    so storing them costs one small kernel and saves the re-hashing: the vmapped 256-run seed
+    sweep got about 25% faster, a single run no slower. Large draws would go through memory: stored,
+    a 10^6-element Beaver product took 40 ms instead of 10 ms. The values are the same either way.
 
     Example:
         >>> import jax; jax.config.update("jax_enable_x64", True)
@@ -90,6 +102,8 @@ def draw(key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.Array]:
     """
     sizes = [math.prod(s) for s in shapes]
     flat = random(key, (sum(sizes),))
+    if sum(sizes) <= SMALL_DRAW:
+        flat = materialize(flat)
     out, start = [], 0
     for shape, size in zip(shapes, sizes):
         out.append(flat[start:start + size].reshape(shape))
