@@ -19,7 +19,7 @@ from . import accounting, dealer, diagnostics, gemm, ring
 from .errors import InputTypeError, ProtocolError, ShareMismatchError
 from .keys import check_key
 from .shared import Shared, _common_fxp, check_same_parties
-from .truncation import check_method, truncate_shares
+from .truncation import check_method, truncate_drawn, truncate_shares
 
 
 MODES = ("protocol", "faithful", "ideal")
@@ -32,7 +32,7 @@ def check_mode(mode: str) -> None:
 
 def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
            mode: str = "protocol", op_opened: Callable | None = None,
-           transcript: list | None = None) -> jax.Array:
+           transcript: list | None = None, masks=None) -> jax.Array:
     r"""Shares of :math:`x \circ y` (no truncation) from shares ``x``, ``y`` (``uint64[n, ...]``).
 
     Args:
@@ -56,6 +56,9 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
             opened (small, fixed-point) values, e.g. :func:`jaxmpc.gemm.matmul_small`.
         transcript: if a list, the opened values ``(e, f)`` are appended to it (privacy tests; the
             ideal mode opens nothing and appends nothing).
+        masks: the dealer's draws ``(a, b, c_mask)`` (:func:`jaxmpc.dealer.beaver_masks`) when the
+            caller drew them with other material (:func:`jaxmpc.dealer.with_truncation`); ``key``
+            is then unused.
     Returns:
         ``uint64[n_parties, *op_shape]`` shares of the ring product.
 
@@ -70,7 +73,7 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
     """
     check_mode(mode)
     n = x.shape[0]
-    a, b, c_mask = dealer.beaver_masks(key, op, x.shape[1:], y.shape[1:], n)
+    a, b, c_mask = masks if masks is not None else dealer.beaver_masks(key, op, x.shape[1:], y.shape[1:], n)
     accounting.record(name, n_parties=n, rounds=1, elements_opened=int(x[0].size + y[0].size),
                       dealer_elements=int(a[0].size + b[0].size + c_mask[0].size))
     opened = op if op_opened is None else op_opened
@@ -111,11 +114,17 @@ def _product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: st
     check_mode(mode)
     if x.fxp is not None and y.fxp is not None:
         fxp = _common_fxp(x, y, name)
-        k_triple, k_trunc = jax.random.split(key)
-        z = beaver(k_triple, x.shares, y.shares, op, name, mode, op_opened)
+        if truncation == "dealer":  # the triple and the truncation's material in one draw
+            shapes = dealer.beaver_shapes(op, x.shape, y.shape, x.n_parties)
+            triple, trunc = dealer.with_truncation(key, shapes, shapes[2][1:], x.n_parties)
+        else:
+            triple = None
+        z = beaver(key, x.shares, y.shares, op, name, mode, op_opened, masks=triple)
         diagnostics.observe_product(name, x.shares, y.shares, z, op)  # nothing unless collecting
         with diagnostics.label(name):
-            return Shared(truncate_shares(k_trunc, z, fxp.ring_scale, truncation), fxp)
+            if truncation == "dealer":
+                return Shared(truncate_drawn(trunc, z, fxp.ring_scale), fxp)
+            return Shared(truncate_shares(key, z, fxp.ring_scale, truncation), fxp)  # local: no draw
     fxp = x.fxp if x.fxp is not None else y.fxp  # a plain integer (e.g. a 0/1 bit) scales nothing
     z = beaver(key, x.shares, y.shares, op, name, mode, op_opened)
     diagnostics.observe_product(name, x.shares, y.shares, z, op)
@@ -244,9 +253,12 @@ def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") 
         raise InputTypeError("square_sum needs a fixed-point jaxmpc.Shared.")
     check_method(truncation, x.n_parties)
     n = x.n_parties
-    k_pair, k_trunc = jax.random.split(key)
     flat = x.shares.reshape(n, -1)
-    a, a2 = dealer.square_sum_pair(k_pair, flat.shape[1:], n)
+    if truncation == "dealer":  # the pair and the truncation's (scalar) material in one draw
+        drawn, trunc = dealer.with_truncation(key, dealer.square_sum_shapes(flat.shape[1:], n), (), n)
+        a, a2 = dealer.complete_square_sum(*drawn)
+    else:
+        a, a2 = dealer.square_sum_pair(key, flat.shape[1:], n)
     accounting.record("square_sum", n_parties=n, rounds=1, elements_opened=int(flat.shape[1]),
                       dealer_elements=int(flat.shape[1]) + 1)
     e = ring.party_sum(flat - a)
@@ -255,4 +267,6 @@ def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") 
     diagnostics.observe_product("square_sum", flat, flat, z, lambda a, b: jnp.sum(a * b))
     divisor_ring = x.fxp.ring_scale * jnp.uint64(divisor)
     with diagnostics.label("square_sum"):
-        return Shared(truncate_shares(k_trunc, z, divisor_ring, truncation), x.fxp)
+        if truncation == "dealer":
+            return Shared(truncate_drawn(trunc, z, divisor_ring), x.fxp)
+        return Shared(truncate_shares(key, z, divisor_ring, truncation), x.fxp)  # local: no draw

@@ -23,6 +23,14 @@ MSB_SHIFT = ring.RING_BITS - 1
 LOW_MASK = (1 << MSB_SHIFT) - 1  # the 63 low bits
 
 
+def beaver_shapes(op: Callable, a_shape, b_shape, n_parties: int) -> list[tuple[int, ...]]:
+    """Shapes of :func:`beaver_masks`' draws: ``a``, ``b`` (n shares each) and ``c_mask`` (n-1)."""
+    c_shape = jax.eval_shape(op, jax.ShapeDtypeStruct(tuple(a_shape), ring.DTYPE),
+                             jax.ShapeDtypeStruct(tuple(b_shape), ring.DTYPE)).shape
+    return [(n_parties,) + tuple(a_shape), (n_parties,) + tuple(b_shape),
+            (n_parties - 1,) + tuple(c_shape)]
+
+
 def beaver_masks(key, op: Callable, a_shape, b_shape, n_parties: int):
     r"""The random part of a Beaver triple: shares of uniform :math:`a, b` and the first n-1 shares
     of :math:`c` (uniform masks). :func:`beaver_triple` completes the last share of :math:`c`.
@@ -30,10 +38,7 @@ def beaver_masks(key, op: Callable, a_shape, b_shape, n_parties: int):
     Returns:
         ``(a, b, c_mask)``: ``uint64[n, *a_shape]``, ``uint64[n, *b_shape]``, ``uint64[n-1, *c_shape]``.
     """
-    c_shape = jax.eval_shape(op, jax.ShapeDtypeStruct(tuple(a_shape), ring.DTYPE),
-                             jax.ShapeDtypeStruct(tuple(b_shape), ring.DTYPE)).shape
-    return tuple(ring.draw(key, (n_parties,) + tuple(a_shape), (n_parties,) + tuple(b_shape),
-                           (n_parties - 1,) + tuple(c_shape)))
+    return tuple(ring.draw(key, *beaver_shapes(op, a_shape, b_shape, n_parties)))
 
 
 def beaver_triple(key, op: Callable, a_shape, b_shape, n_parties: int):
@@ -47,9 +52,19 @@ def beaver_triple(key, op: Callable, a_shape, b_shape, n_parties: int):
     Returns:
         ``(a, b, c)``, each ``uint64[n_parties, *shape]``; ``c`` has the shape of ``op(a, b)``.
     """
-    a, b, c_mask = beaver_masks(key, op, a_shape, b_shape, n_parties)
-    c = op(ring.party_sum(a), ring.party_sum(b))
-    return a, b, ring.shares_from_mask(c, c_mask)
+    return complete_triple(op, beaver_masks(key, op, a_shape, b_shape, n_parties))
+
+
+def complete_triple(op: Callable, masks):
+    r""":func:`beaver_triple` from its draws ``(a, b, c_mask)``: the last share of :math:`c`."""
+    a, b, c_mask = masks
+    return a, b, ring.shares_from_mask(op(ring.party_sum(a), ring.party_sum(b)), c_mask)
+
+
+def truncation_shapes(shape, n_parties: int) -> list[tuple[int, ...]]:
+    """Shapes of :func:`truncation_masks`' draws: ``r`` and three sets of n-1 masks."""
+    mask_shape = (n_parties - 1,) + tuple(shape)
+    return [tuple(shape), mask_shape, mask_shape, mask_shape]
 
 
 def truncation_masks(key, shape, n_parties: int):
@@ -59,8 +74,22 @@ def truncation_masks(key, shape, n_parties: int):
     Returns:
         ``(r, m_r, m_msb, m_q)``: ``uint64[*shape]`` and three ``uint64[n_parties - 1, *shape]``.
     """
-    mask_shape = (n_parties - 1,) + tuple(shape)
-    return tuple(ring.draw(key, tuple(shape), mask_shape, mask_shape, mask_shape))
+    return tuple(ring.draw(key, *truncation_shapes(shape, n_parties)))
+
+
+def with_truncation(key, shapes, trunc_shape, n_parties: int):
+    r"""Material of several ``shapes`` and the truncation masks of ``trunc_shape``, in ONE draw.
+
+    For a product followed by a truncation (Beaver, then dealer truncation of the result): one
+    key and one random kernel instead of a key split and two draws (the seed task's training step:
+    72 XLA kernels instead of 79). The words are uniform and independent either way; only which
+    word goes where differs from drawing with split keys.
+
+    Returns:
+        ``(material, masks)``: the arrays of ``shapes`` and :func:`truncation_masks`' four arrays.
+    """
+    drawn = ring.draw(key, *shapes, *truncation_shapes(trunc_shape, n_parties))
+    return tuple(drawn[:len(shapes)]), tuple(drawn[len(shapes):])
 
 
 def truncation_material(key, shape, n_parties: int, divisor):
@@ -73,7 +102,12 @@ def truncation_material(key, shape, n_parties: int, divisor):
     Returns:
         ``(r, r_msb, r_low_div)``, each ``uint64[n_parties, *shape]``.
     """
-    r, m_r, m_msb, m_q = truncation_masks(key, shape, n_parties)
+    return complete_truncation(truncation_masks(key, shape, n_parties), divisor)
+
+
+def complete_truncation(masks, divisor):
+    """:func:`truncation_material` from its draws ``(r, m_r, m_msb, m_q)``."""
+    r, m_r, m_msb, m_q = masks
     return (ring.shares_from_mask(r, m_r), ring.shares_from_mask(r >> MSB_SHIFT, m_msb),
             ring.shares_from_mask((r & jnp.uint64(LOW_MASK)) // divisor, m_q))
 
@@ -103,12 +137,21 @@ def random_bits(key, shape, n_parties: int):
     return ring.xor_shares_from_mask(r, m_bin), ring.shares_from_mask(r, m_arith)
 
 
+def square_sum_shapes(shape, n_parties: int) -> list[tuple[int, ...]]:
+    """Shapes of :func:`square_sum_pair`'s draws: ``a`` (n shares) and the n-1 masks of the sum."""
+    return [(n_parties,) + tuple(shape), (n_parties - 1,)]
+
+
 def square_sum_pair(key, shape, n_parties: int):
     r"""Material for a Beaver sum of squares: shares of a uniform :math:`a` and of :math:`\sum a^2`.
 
     Returns:
         ``(a, a2)``: ``uint64[n_parties, *shape]`` and ``uint64[n_parties]``.
     """
-    a, c_mask = ring.draw(key, (n_parties,) + tuple(shape), (n_parties - 1,))
+    return complete_square_sum(*ring.draw(key, *square_sum_shapes(shape, n_parties)))
+
+
+def complete_square_sum(a, c_mask):
+    r""":func:`square_sum_pair` from its draws (``a``, and the n-1 masks of :math:`\sum a^2`)."""
     a_open = ring.party_sum(a)
     return a, ring.shares_from_mask(jnp.sum(a_open * a_open, dtype=ring.DTYPE), c_mask)

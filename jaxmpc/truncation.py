@@ -111,6 +111,18 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
     ring elements per element to each party. ``"local"``: nothing.
     """
     check_key(key)
+    return _truncate(shares, divisor, method, transcript,
+                     lambda n: dealer.truncation_masks(key, shares.shape[1:], n))
+
+
+def truncate_drawn(masks, shares: jax.Array, divisor, transcript: list | None = None) -> jax.Array:
+    """Dealer truncation (:func:`truncate_shares`, ``method="dealer"``) with its material already
+    drawn: ``masks`` as :func:`jaxmpc.dealer.truncation_masks` returns them, e.g. from
+    :func:`jaxmpc.dealer.with_truncation` in one draw with the product before it."""
+    return _truncate(shares, divisor, "dealer", transcript, lambda n: masks)
+
+
+def _truncate(shares, divisor, method, transcript, get_masks) -> jax.Array:
     _check_shares(shares, "truncate_shares")
     n = shares.shape[0]
     check_method(method, n)
@@ -129,8 +141,7 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
 
     accounting.record("truncate/dealer", n_parties=n, rounds=1, elements_opened=size,
                 dealer_elements=3 * size)
-    masks = dealer.truncation_masks(key, shares.shape[1:], n)
-    return _dealer_truncate(shares, d, masks, transcript)
+    return _dealer_truncate(shares, d, get_masks(n), transcript)
 
 
 _U = jnp.uint64

@@ -54,7 +54,7 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import FixedPoint, compare, dealer, ring
+from jaxmpc import FixedPoint, compare, dealer, ring, truncation
 
 FXP = FixedPoint(10, 3)
 S = 2048  # independent runs (keys) per secret
@@ -239,12 +239,17 @@ def _mul_fn(n: int, kind: str):
             op = ring.matmul if kind == "matmul" else jnp.multiply
             ref = (jaxmpc.matmul if kind == "matmul" else jaxmpc.mul)(jax.random.clone(k_op), x, y)
             d = FXP.ring_scale
-            k_triple, k_trunc = jax.random.split(k_op)  # as jaxmpc.mul / matmul split it
-            a, b, c = dealer.beaver_triple(jax.random.clone(k_triple), op, x.shape, y.shape, n)
-            z = jaxmpc.beaver(k_triple, x.shares, y.shares, op, transcript=tr)
+            shapes = dealer.beaver_shapes(op, x.shape, y.shape, n)  # as jaxmpc.mul / matmul draw
+            triple, trunc = dealer.with_truncation(k_op, shapes, shapes[2][1:], n)
+            a, b, c = dealer.complete_triple(op, triple)
+            z = jaxmpc.beaver(None, x.shares, y.shares, op, transcript=tr, masks=triple)
             shares.update(y=y.shares, a=a, b=b, c=c)
-        r, r_msb, q = dealer.truncation_material(jax.random.clone(k_trunc), z.shape[1:], n, d)
-        out = jaxmpc.truncate_shares(k_trunc, z, d, transcript=tr)
+        if kind == "div":
+            r, r_msb, q = dealer.truncation_material(jax.random.clone(k_trunc), z.shape[1:], n, d)
+            out = jaxmpc.truncate_shares(k_trunc, z, d, transcript=tr)
+        else:
+            r, r_msb, q = dealer.complete_truncation(trunc, d)
+            out = truncation.truncate_drawn(trunc, z, d, transcript=tr)
         shares.update(r=r, r_msb=r_msb, q=q)
         opened = dict(zip(("e", "f", "c") if kind != "div" else ("c",), tr))
         return out, ref.shares, z, shares, opened

@@ -38,7 +38,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxmpc
-from jaxmpc import FixedPoint, ring
+from jaxmpc import FixedPoint, ring, truncation
 
 E = 0.5  # encoding error per operand, rounding "nearest", in units
 
@@ -722,8 +722,9 @@ def test_beaver_recomputed_triple_is_the_one_used(n_parties):
 def test_beaver_opened_values_are_uniform(n_parties, impl):
     """The values opened in mul / matmul, e = x - a and f = y - b, are uniform whatever the secrets
     (constant 0 and constant 1e6 raw: as far from uniform as secrets get). The triple is recomputed
-    from the same key via jaxmpc.dealer.beaver_triple (mul and matmul split their key into
-    (triple, truncation)); the test first checks that this reproduces mul's output shares exactly."""
+    from the same key via jaxmpc.dealer.with_truncation (mul and matmul draw the triple and the
+    truncation's masks in one draw); the test first checks that this reproduces mul's output shares
+    exactly."""
     fxp = FixedPoint(2, 16)
     make_key = KEY_IMPLS[impl]
     x = jaxmpc.share(make_key(61), np.zeros(4096), fxp, n_parties=n_parties)
@@ -732,12 +733,13 @@ def test_beaver_opened_values_are_uniform(n_parties, impl):
     ym = jaxmpc.share(make_key(64), np.full((64, 64), -7.25), fxp, n_parties=n_parties)
     for fn, op, u, w, seed in ((jaxmpc.mul, jnp.multiply, x, y, 71), (jaxmpc.matmul, ring.matmul, xm, ym, 72)):
         z = fn(make_key(seed), u, w)
-        k_triple, k_trunc = jax.random.split(make_key(seed))
+        shapes = jaxmpc.dealer.beaver_shapes(op, u.shape, w.shape, n_parties)
+        triple, trunc = jaxmpc.dealer.with_truncation(make_key(seed), shapes, shapes[2][1:], n_parties)
         assert np.array_equal(  # the recomputation below is what fn did
             np.asarray(z.shares),
-            np.asarray(jaxmpc.truncate_shares(k_trunc, jaxmpc.beaver(jax.random.clone(k_triple), u.shares,
-                                                                      w.shares, op), fxp.ring_scale))), fn
-        a, b, c = jaxmpc.dealer.beaver_triple(k_triple, op, u.shape, w.shape, n_parties)
+            np.asarray(truncation.truncate_drawn(
+                trunc, jaxmpc.beaver(None, u.shares, w.shares, op, masks=triple), fxp.ring_scale))), fn
+        a, b, c = jaxmpc.dealer.complete_triple(op, triple)
         np.testing.assert_array_equal(ring.party_sum(c), op(ring.party_sum(a), ring.party_sum(b)))
         assert_uniform_ring(ring.party_sum(u.shares - a), f"{fn.__name__}: e = x - a")
         assert_uniform_ring(ring.party_sum(w.shares - b), f"{fn.__name__}: f = y - b")
