@@ -122,6 +122,17 @@ def test_draw_shapes_and_independence():
     assert len(set(_py(a.ravel()) + _py(c))) == 11  # 11 distinct 64-bit draws
 
 
+@pytest.mark.parametrize("total", [ring.SMALL_DRAW, ring.SMALL_DRAW + 1])
+def test_draw_is_one_random_call_sliced_stored_or_not(total):
+    """Both sides of the size threshold (stored once / left to fusion, under jit): the draws are
+    the consecutive slices of one ring.random call of the total size."""
+    key = jaxmpc.key(12)
+    flat = np.asarray(ring.random(jax.random.clone(key), (total,)))
+    a, b = jax.jit(lambda k: ring.draw(k, (3, 5), (total - 15,)))(key)
+    np.testing.assert_array_equal(np.asarray(a).ravel(), flat[:15])
+    np.testing.assert_array_equal(np.asarray(b), flat[15:])
+
+
 def test_add_to_party0_only_changes_party_0():
     shares = ring.share_value(jax.random.key(5), _u64([1, 2, 3]), 3)
     out = ring.add_to_party0(shares, _u64([10, 20, 30]))
