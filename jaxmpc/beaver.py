@@ -139,7 +139,7 @@ def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "p
     product is exact and no truncation is needed.
 
     Args:
-        key: PRNG key (split into the triple's and the truncation's).
+        key: PRNG key (one draw: the triple, and the dealer truncation's masks).
         x, y: :class:`Shared` values with broadcastable shapes, same parties and encoding.
         truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
         mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`beaver`.

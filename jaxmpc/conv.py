@@ -296,7 +296,7 @@ def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, truncation: str = 
     r"""Convolution of shared values (NCHW, no bias): :math:`y \approx x \star w`.
 
     Args:
-        key: PRNG key (split into the triple's and the truncation's).
+        key: PRNG key (one draw: the triple, and the dealer truncation's masks).
         x: :class:`Shared` ``(B, C, H, W)``.
         w: :class:`Shared` ``(O, C, kh, kw)``, same parties and encoding.
         stride, padding: ints or (height, width) pairs; zero padding on both sides.
