@@ -118,13 +118,11 @@ def _product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: st
             shapes = dealer.beaver_shapes(op, x.shape, y.shape, x.n_parties)
             triple, trunc = dealer.with_truncation(key, shapes, shapes[2][1:], x.n_parties)
         else:
-            triple = None
+            triple = trunc = None
         z = beaver(key, x.shares, y.shares, op, name, mode, op_opened, masks=triple)
         diagnostics.observe_product(name, x.shares, y.shares, z, op)  # nothing unless collecting
         with diagnostics.label(name):
-            if truncation == "dealer":
-                return Shared(truncate_drawn(trunc, z, fxp.ring_scale), fxp)
-            return Shared(truncate_shares(key, z, fxp.ring_scale, truncation), fxp)  # local: no draw
+            return Shared(_truncate_product(key, trunc, z, fxp.ring_scale, truncation), fxp)
     fxp = x.fxp if x.fxp is not None else y.fxp  # a plain integer (e.g. a 0/1 bit) scales nothing
     z = beaver(key, x.shares, y.shares, op, name, mode, op_opened)
     diagnostics.observe_product(name, x.shares, y.shares, z, op)
@@ -260,6 +258,7 @@ def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") 
         a, a2 = dealer.complete_square_sum(*drawn)
     else:
         a, a2 = dealer.square_sum_pair(key, flat.shape[1:], n)
+        trunc = None
     accounting.record("square_sum", n_parties=n, rounds=1, elements_opened=int(flat.shape[1]),
                       dealer_elements=int(flat.shape[1]) + 1)
     e = ring.party_sum(flat - a)
@@ -268,6 +267,13 @@ def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") 
     diagnostics.observe_product("square_sum", flat, flat, z, lambda a, b: jnp.sum(a * b))
     divisor_ring = x.fxp.ring_scale * jnp.uint64(divisor)
     with diagnostics.label("square_sum"):
-        if truncation == "dealer":
-            return Shared(truncate_drawn(trunc, z, divisor_ring), x.fxp)
-        return Shared(truncate_shares(key, z, divisor_ring, truncation), x.fxp)  # local: no draw
+        return Shared(_truncate_product(key, trunc, z, divisor_ring, truncation), x.fxp)
+
+
+def _truncate_product(key, trunc, z: jax.Array, divisor, truncation: str) -> jax.Array:
+    """Truncation of a product's shares ``z``: dealer truncation with the masks ``trunc`` drawn
+    beside the product's material (:func:`jaxmpc.dealer.with_truncation`), or local truncation
+    (``trunc`` is None), which draws nothing from ``key``."""
+    if trunc is not None:
+        return truncate_drawn(trunc, z, divisor)
+    return truncate_shares(key, z, divisor, truncation)
