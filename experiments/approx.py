@@ -61,7 +61,7 @@ def run_one(name: str, iters: int, precisions, n_parties: int, key):
     fn = getattr(approx, name)
     twin = np.asarray(getattr(approx, name + "_plain")(jnp.asarray(xs), **{arg: iters}))
 
-    @jax.jit
+    @jaxmpc.config.jit
     @jax.vmap
     def sweep(p, k):
         k_share, k_fn = jax.random.split(k)

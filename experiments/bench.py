@@ -2,7 +2,10 @@
 
 Every record times a jit-compiled function after a warm-up (median of --repeats runs, each ended by
 block_until_ready), times its compilation separately, and divides by the plaintext time measured
-in the same process. Modes: ``protocol`` (the real protocol, bit-identical fast paths) and ``ideal``
+in the same process. jaxmpc's functions are compiled with jaxmpc's XLA options
+(``jaxmpc.config.compiler_options``; ``--xla-options default`` for JAX's defaults), plaintext
+functions with JAX's defaults (the options do not help float32 code: the plaintext digits step ran
+1.5x slower with them). Modes: ``protocol`` (the real protocol, bit-identical fast paths) and ``ideal``
 (the ideal functionality for bilinear maps: exact product re-shared, same truncation protocol).
 
     python experiments/bench.py --json bench.json            # everything (a few minutes on 2 cores)
@@ -31,12 +34,16 @@ import jaxmpc  # noqa: E402
 from jaxmpc import losses, nn, optim, seed  # noqa: E402
 
 
-def timed(fn, args, repeats):
-    """(median seconds, compile seconds) of the jitted ``fn`` on ``args``. The compile seconds are
-    tracing, lowering and XLA compilation, cold (no compilation cache), after :func:`main` has
-    paid JAX's one-time start-up on a trivial function (else the first benchmark would)."""
+OPTIONS = {}  # XLA options for jaxmpc's functions (set by main from --xla-options)
+
+
+def timed(fn, args, repeats, options=None):
+    """(median seconds, compile seconds) of ``fn`` on ``args``, jitted with the XLA ``options``.
+    The compile seconds are tracing, lowering and XLA compilation, cold (no compilation cache),
+    after :func:`main` has paid JAX's one-time start-up on a trivial function (else the first
+    benchmark would)."""
     t0 = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
+    compiled = jax.jit(fn, compiler_options=options or None).lower(*args).compile()
     t_compile = time.perf_counter() - t0
     jax.block_until_ready(compiled(*args))  # warm-up
     times = []
@@ -48,7 +55,7 @@ def timed(fn, args, repeats):
 
 
 def record(name, mode, secure, plain, repeats, extra=None):
-    (s, c), (p, _) = timed(*secure, repeats), timed(*plain, repeats)
+    (s, c), (p, _) = timed(*secure, repeats, OPTIONS), timed(*plain, repeats)
     rec = {"name": name, "mode": mode, "seconds": s, "plaintext_seconds": p, "ratio": s / p,
            "compile_seconds": c, **(extra or {})}
     print(f"{name:>18} {mode:>8} {s * 1e3:>11.3f} {p * 1e3:>11.3f} {s / p:>8.1f}x {c:>9.2f}", flush=True)
@@ -159,7 +166,7 @@ def bench_seed_sweep(configs, repeats):
     secure = (jax.vmap(seed.run), (keys, precisions))
     plain = (jax.vmap(plain_seed_run), (lrs,))
     rec = record(f"seed_sweep_{configs}", "protocol", secure, plain, repeats)
-    one = jax.jit(seed.run).lower(keys[0], precisions[0]).compile()
+    one = jax.jit(seed.run, compiler_options=OPTIONS or None).lower(keys[0], precisions[0]).compile()
     args = [(keys[i], precisions[i]) for i in range(configs)]
     jax.block_until_ready(one(*args[0]))
     passes = []
@@ -196,15 +203,20 @@ def main(argv=None):
     p.add_argument("--only", nargs="+", choices=sorted(BENCHES), help="run only these benchmarks")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--json", metavar="PATH")
+    p.add_argument("--xla-options", choices=("jaxmpc", "default"), default="jaxmpc",
+                   help="XLA options for jaxmpc's functions: jaxmpc.config.compiler_options() "
+                        "(default) or JAX's defaults")
     args = p.parse_args(argv)
+    global OPTIONS
+    OPTIONS = jaxmpc.config.compiler_options() if args.xla_options == "jaxmpc" else {}
     names = args.only or list(BENCHES)
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs, "
-          f"{jax.devices()[0].device_kind}")
+          f"{jax.devices()[0].device_kind}; jaxmpc's XLA options {OPTIONS}")
     print(f"{'name':>18} {'mode':>8} {'ms':>11} {'plain ms':>11} {'ratio':>9} {'compile s':>9}")
     jax.jit(lambda v: v + 1).lower(jnp.zeros((), jnp.uint64)).compile()  # JAX's one-time start-up
     meta = {"jax": jax.__version__, "backend": jax.default_backend(), "cpus": os.cpu_count(),
             "device": jax.devices()[0].device_kind, "machine": platform.machine(),
-            "python": platform.python_version()}
+            "python": platform.python_version(), "compiler_options": OPTIONS}
     out = []
     for name in names:
         for mode in MODES.get(name, ("protocol",)):

@@ -6,7 +6,9 @@ the simulated openings and the truncation. The plaintext twin is the same maths 
 (``x * y``, ``x @ y``, ``jax.nn.relu``, ``lax.conv_general_dilated``), also jitted. Protocol:
 
 1. compile explicitly (``jit(f).lower(*args).compile()``) and record the compile seconds
-   (JAX's persistent compilation cache is not enabled, so the number is a real compilation);
+   (JAX's persistent compilation cache is not enabled, so the number is a real compilation); the
+   protocol with jaxmpc's XLA options (``jaxmpc.config.compiler_options``), the plaintext twin with
+   JAX's defaults (the options do not help float32 code);
 2. one warm-up call;
 3. ``--repeats`` timed calls (fresh key each call), each ended by ``block_until_ready``; report the
    median. Cases whose first call takes over ``--slow`` seconds use ``--slow-repeats`` calls
@@ -37,11 +39,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import jaxmpc  # noqa: E402
 
 
-def measure(fn, args, keys=None, repeats=10, slow=5.0, slow_repeats=3):
-    """Compile ``fn``, warm up, and time it. ``keys`` (if given) supplies a fresh first argument per
-    call. Returns (median seconds, compile seconds, runs)."""
+def measure(fn, args, keys=None, repeats=10, slow=5.0, slow_repeats=3, options=None):
+    """Compile ``fn`` (with the XLA ``options``), warm up, and time it. ``keys`` (if given) supplies
+    a fresh first argument per call. Returns (median seconds, compile seconds, runs)."""
     t0 = time.perf_counter()
-    compiled = jax.jit(fn).lower(*((keys[0],) if keys is not None else ()), *args).compile()
+    compiled = jax.jit(fn, compiler_options=options or None).lower(*((keys[0],) if keys is not None else ()), *args).compile()
     compile_s = time.perf_counter() - t0
 
     def call(i):
@@ -141,7 +143,7 @@ def main(argv=None):
     print("-" * len(header))
     for name, pfn, pargs, tfn, targs, details in cases:
         sec, comp, runs = measure(pfn, pargs, keys=run_keys(), repeats=args.repeats, slow=args.slow,
-                                  slow_repeats=args.slow_repeats)
+                                  slow_repeats=args.slow_repeats, options=jaxmpc.config.compiler_options())
         psec, pcomp, pruns = measure(tfn, targs, repeats=args.repeats, slow=args.slow,
                                      slow_repeats=args.slow_repeats)
         rec = {"name": name, "mode": "protocol", "seconds": sec, "plaintext_seconds": psec,
@@ -159,7 +161,8 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"benchmarks": records, "machine": machine,
                        "settings": {"repeats": args.repeats, "slow": args.slow,
-                                    "slow_repeats": args.slow_repeats, "prng": args.prng}}, f, indent=2)
+                                    "slow_repeats": args.slow_repeats, "prng": args.prng,
+                                    "compiler_options": jaxmpc.config.compiler_options()}}, f, indent=2)
         print(f"wrote {args.json}")
     return records
 

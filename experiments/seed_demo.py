@@ -59,7 +59,7 @@ def main(argv=None):
                         iterations=args.iterations, truncation=args.truncation, rounding=args.rounding)
 
     # seeds (outer) x precisions (inner), one compiled function; every run gets its own key
-    runs = jax.jit(jax.vmap(jax.vmap(one, (0, 0)), (0, None)))
+    runs = jaxmpc.config.jit(jax.vmap(jax.vmap(one, (0, 0)), (0, None)))
     keys = jax.random.split(jaxmpc.key(args.seed), (args.seeds, len(args.precisions)))
     precisions = jnp.asarray(args.precisions, jnp.int32)
 

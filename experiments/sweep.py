@@ -260,7 +260,7 @@ def run_pointwise(task, keys, precisions, lrs, seed_idx, quiet: bool):
     """The same runs one at a time with the un-vmapped function (compiled once)."""
     impl = jax.random.key_impl(keys)
     keys = jax.random.key_data(keys)  # see _with_key_data
-    fn = jax.jit(_with_key_data(task.run, impl))
+    fn = jaxmpc.config.jit(_with_key_data(task.run, impl))
 
     def args_of(i):
         return (keys[i], jnp.int32(precisions[i]), jnp.float64(lrs[i]), _take(task.per_seed, int(seed_idx[i])))

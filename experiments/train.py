@@ -363,9 +363,9 @@ def main(argv=None):
     n_batches = int(orders.shape[1])
     eval_keys = jax.random.split(k_eval, args.epochs)
 
-    setup = jax.jit(lambda k, prec: enc_setup(k, prec, init_params, x_train, t_train, x_test, cfg=cfg))
-    epoch = jax.jit(lambda s, o: enc_epoch(s, o, lr, cfg=cfg))
-    predict = jax.jit(lambda k, p, x: enc_predict(k, p, x, cfg=cfg))
+    setup = jaxmpc.config.jit(lambda k, prec: enc_setup(k, prec, init_params, x_train, t_train, x_test, cfg=cfg))
+    epoch = jaxmpc.config.jit(lambda s, o: enc_epoch(s, o, lr, cfg=cfg))
+    predict = jaxmpc.config.jit(lambda k, p, x: enc_predict(k, p, x, cfg=cfg))
     deviation = jax.jit(max_deviation)
     p_epoch = jax.jit(lambda p, s, o: plain_epoch(p, s, o, lr, x_train, jnp.asarray(t_train), cfg=cfg))
     p_predict = jax.jit(lambda p, x: plain_predict(p, x, cfg=cfg))

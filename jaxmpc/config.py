@@ -1,14 +1,17 @@
-"""Run configuration: checks of the static protocol options, and JAX's compilation cache.
+"""Run configuration: checks of the static protocol options, XLA's options, JAX's compilation cache.
 
 Research scripts call :func:`check` on their options so that a bad combination fails at once with
-the same message the protocols would raise later, and :func:`compilation_cache` so that a second
-run of the same program loads its compiled code instead of compiling it again.
+the same message the protocols would raise later, compile with :func:`jit` (``jax.jit`` with the
+XLA options of :func:`compiler_options`), and call :func:`compilation_cache` so that a second run
+of the same program loads its compiled code instead of compiling it again.
 """
 from __future__ import annotations
 
 import os
+import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .errors import InputTypeError
@@ -55,3 +58,73 @@ def compilation_cache(directory: str | None = None, *, min_compile_seconds: floa
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
     return directory
 
+
+
+# XLA options per backend (see compiler_options); checked once per backend, then cached.
+RECOMMENDED_OPTIONS = {"cpu": {"xla_cpu_use_fusion_emitters": False}}
+_accepted: dict = {}
+
+
+def compiler_options(backend: str | None = None) -> dict:
+    r"""The XLA compiler options jaxmpc compiles its programs with on ``backend`` (default: JAX's).
+
+    A jaxmpc program is a long chain of small integer kernels: uint64 shares of a few elements per
+    party in a training step, stacked by ``vmap`` over hundreds of configurations in a sweep. On
+    the CPU, XLA's older loop emitters (``xla_cpu_use_fusion_emitters=False``) compile such kernels
+    much faster than its MLIR fusion emitters and run them as fast or faster; the results are
+    bit-identical (integer arithmetic; ``tests/test_config.py`` checks it). Measured in
+    alternation on a 2-core AMD EPYC (JAX 0.10.2, one core):
+
+    - seed task, 20 iterations: compile 1.9 - 2.4 s instead of 3.5 - 3.7 s, a run 150 us either way;
+    - the vmapped 256-run seed sweep: 6.5 - 6.8 ms instead of 8.0 - 8.3 ms, compile 2.4 - 2.7 s
+      instead of 4.5 - 4.7 s;
+    - MNIST-size training step (both cores): compile 4.0 - 5.7 s instead of 5.1 - 7.2 s, step time
+      within the noise.
+
+    Plaintext float32 JAX does not gain (the digits MLP step ran 1.5x slower), which is why these
+    are per-compilation options (``jax.jit(..., compiler_options=...)``) and not a process-wide
+    ``XLA_FLAGS``. Other backends get ``{}``.
+
+    An XLA that does not know an option refuses to compile, so the options are tried once per
+    backend on a trivial program; if they are refused (another JAX version), this returns ``{}``
+    and warns once.
+
+    Example:
+        >>> import jax; jax.config.update("jax_enable_x64", True)
+        >>> compiler_options("gpu")
+        {}
+    """
+    backend = jax.default_backend() if backend is None else backend
+    if not isinstance(backend, str):
+        raise InputTypeError(f"compiler_options: backend must be a platform name such as 'cpu' or "
+                             f"'gpu', or None for JAX's default, got {backend!r}.")
+    options = RECOMMENDED_OPTIONS.get(backend, {})
+    if not options:
+        return {}
+    key = (backend, tuple(sorted(options.items())))
+    if key not in _accepted:
+        try:  # a trivial program on the backend's first device
+            probe = jax.device_put(jnp.zeros((), jnp.int32), jax.local_devices(backend=backend)[0])
+            jax.jit(lambda v: v + 1, compiler_options=options).lower(probe).compile()
+            _accepted[key] = True
+        except Exception as e:  # an option this XLA does not have: JAX's defaults instead
+            _accepted[key] = False
+            warnings.warn(f"jaxmpc.config: a trivial program on {backend!r} did not compile with "
+                          f"{options} ({str(e).splitlines()[0]}); compiling with JAX's defaults.",
+                          RuntimeWarning, stacklevel=2)
+    return dict(options) if _accepted[key] else {}
+
+
+def jit(fn, **jit_kwargs):
+    """``jax.jit(fn, **jit_kwargs)`` with jaxmpc's :func:`compiler_options` for the default backend
+    (options given in ``jit_kwargs["compiler_options"]`` take precedence).
+
+    Example:
+        >>> import jax; jax.config.update("jax_enable_x64", True)
+        >>> import jaxmpc
+        >>> f = jit(lambda key, v: jaxmpc.reveal(jaxmpc.share(key, v, jaxmpc.FixedPoint(10, 3))))
+        >>> f(jaxmpc.key(0), 1.5).tolist()
+        1.5
+    """
+    options = {**compiler_options(), **(jit_kwargs.pop("compiler_options", None) or {})}
+    return jax.jit(fn, compiler_options=options or None, **jit_kwargs)

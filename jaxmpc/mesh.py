@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from . import config
 from .errors import DeviceMeshError
 from .shared import Shared
 
@@ -145,8 +146,8 @@ class ShardedSweep:
                 leaves = [leaf if impl is None else jax.random.wrap_key_data(leaf, impl=impl)
                           for leaf, impl in zip(leaves, key_impls)]
                 return jax.vmap(self.fn, axes)(*jax.tree_util.tree_unflatten(treedef, leaves))
-            self._compiled_for[sig] = jax.jit(run_all, in_shardings=self.shardings(axes),
-                                              out_shardings=self._runs)
+            self._compiled_for[sig] = config.jit(run_all, in_shardings=self.shardings(axes),
+                                                 out_shardings=self._runs)
         return self._compiled_for[sig]
 
     def prepare(self, *args, pad_key=None):
@@ -201,7 +202,8 @@ class ShardedSweep:
 
 
 def shard_sweep(fn: Callable, mesh: Mesh | None = None, *, in_axes=0) -> ShardedSweep:
-    r"""``jax.vmap(fn, in_axes)``, jit-compiled with the run axis split over the devices of ``mesh``.
+    r"""``jax.vmap(fn, in_axes)``, jit-compiled (with :func:`jaxmpc.config.compiler_options`) with
+    the run axis split over the devices of ``mesh``.
 
     Args:
         fn: one run, a pure function of its arguments (e.g. ``jaxmpc.seed.run``).
