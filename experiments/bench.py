@@ -4,9 +4,10 @@ Every record times a jit-compiled function after a warm-up (median of --repeats 
 block_until_ready), times its compilation separately, and divides by the plaintext time measured
 in the same process. jaxmpc's functions are compiled with jaxmpc's XLA options
 (``jaxmpc.config.compiler_options``; ``--xla-options default`` for JAX's defaults), plaintext
-functions with JAX's defaults (the options do not help float32 code: the plaintext digits step ran
-1.5x slower with them). Modes: ``protocol`` (the real protocol, bit-identical fast paths) and ``ideal``
-(the ideal functionality for bilinear maps: exact product re-shared, same truncation protocol).
+functions with JAX's defaults (the options do not help float32 code: the plaintext MNIST-size
+step ran about 5% slower with them). Modes: ``protocol`` (the real protocol, bit-identical fast
+paths) and ``ideal`` (the ideal functionality for bilinear maps: exact product re-shared, same
+truncation protocol).
 
     python experiments/bench.py --json bench.json            # everything (a few minutes on 2 cores)
     python experiments/bench.py --only seed_20 matmul_512
