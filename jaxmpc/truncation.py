@@ -190,7 +190,13 @@ def _dealer_truncate(shares: jax.Array, d: jax.Array, masks, transcript) -> jax.
     """Steps 2-3 of the dealer protocol with the dealer's draws ``masks`` (see truncate_shares).
 
     The dealer's material is :func:`jaxmpc.dealer.truncation_material`, except that the shares of
-    r are never formed: the opening sum_i (x'_i + r_i) equals sum_i x'_i + r, the same bits."""
+    r are never formed: the opening sum_i (x'_i + r_i) equals sum_i x'_i + r, the same bits.
+
+    An output of at most ``ring.SMALL_DRAW`` words is stored once (``ring.materialize``): its
+    consumers (the next product's masked opening, its combination, the opened product of the fast
+    path) read it several times, and XLA would otherwise recompute the whole truncation inside each
+    of them. The vmapped 256-run seed sweep took 6.0 - 6.2 ms instead of 6.5 - 6.6 ms (best of 15,
+    one core, in alternation), a single run 146 - 152 us instead of 150 - 156 us."""
     r, _, m_msb, m_q = masks
     divide = _divider(d)  # floor(. / d) for values below 2^63
     r_msb = ring.shares_from_mask(r >> MSB_SHIFT, m_msb)
@@ -209,6 +215,8 @@ def _dealer_truncate(shares: jax.Array, d: jax.Array, masks, transcript) -> jax.
     one = jnp.uint64(1)
     y = ring.per_party((one - (c_msb << one)) * q63, r_msb) * r_msb - q
     out = ring.add_to_party0(y, c_msb * q63 + divide(c & jnp.uint64(LOW_MASK)) - k)
+    if out.size <= ring.SMALL_DRAW:
+        out = ring.materialize(out)
     diagnostics.observe_truncation("truncate/dealer", shares, d, out)  # nothing unless collecting
     return out
 
