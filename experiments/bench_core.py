@@ -43,7 +43,8 @@ def measure(fn, args, keys=None, repeats=10, slow=5.0, slow_repeats=3, options=N
     """Compile ``fn`` (with the XLA ``options``), warm up, and time it. ``keys`` (if given) supplies
     a fresh first argument per call. Returns (median seconds, compile seconds, runs)."""
     t0 = time.perf_counter()
-    compiled = jax.jit(fn, compiler_options=options or None).lower(*((keys[0],) if keys is not None else ()), *args).compile()
+    key_arg = (keys[0],) if keys is not None else ()
+    compiled = jax.jit(fn, compiler_options=options or None).lower(*key_arg, *args).compile()
     compile_s = time.perf_counter() - t0
 
     def call(i):

@@ -363,7 +363,8 @@ def main(argv=None):
     n_batches = int(orders.shape[1])
     eval_keys = jax.random.split(k_eval, args.epochs)
 
-    setup = jaxmpc.config.jit(lambda k, prec: enc_setup(k, prec, init_params, x_train, t_train, x_test, cfg=cfg))
+    setup = jaxmpc.config.jit(
+        lambda k, prec: enc_setup(k, prec, init_params, x_train, t_train, x_test, cfg=cfg))
     epoch = jaxmpc.config.jit(lambda s, o: enc_epoch(s, o, lr, cfg=cfg))
     predict = jaxmpc.config.jit(lambda k, p, x: enc_predict(k, p, x, cfg=cfg))
     deviation = jax.jit(max_deviation)

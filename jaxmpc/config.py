@@ -59,7 +59,6 @@ def compilation_cache(directory: str | None = None, *, min_compile_seconds: floa
     return directory
 
 
-
 # XLA options per backend (see compiler_options); checked once per backend, then cached.
 RECOMMENDED_OPTIONS = {"cpu": {"xla_cpu_use_fusion_emitters": False}}
 _accepted: dict = {}
