@@ -103,8 +103,9 @@ def compiler_options(backend: str | None = None) -> dict:
         return {}
     key = (backend, tuple(sorted(options.items())))
     if key not in _accepted:
-        try:  # a trivial program on the backend's first device
-            probe = jax.device_put(jnp.zeros((), jnp.int32), jax.local_devices(backend=backend)[0])
+        try:  # a trivial program for the backend's first device (abstract input: works while tracing)
+            device = jax.sharding.SingleDeviceSharding(jax.local_devices(backend=backend)[0])
+            probe = jax.ShapeDtypeStruct((), jnp.int32, sharding=device)
             jax.jit(lambda v: v + 1, compiler_options=options).lower(probe).compile()
             _accepted[key] = True
         except Exception as e:  # an option this XLA does not have: JAX's defaults instead

@@ -27,6 +27,13 @@ def test_cpu_options_are_accepted_or_refused_with_a_warning(fresh_cache):
         assert refused and "JAX's defaults" in str(refused[0].message)
 
 
+def test_options_checked_while_tracing(fresh_cache):
+    """The first check may happen inside a traced function (config.jit built in a jitted one)."""
+    seen = []
+    jax.jit(lambda v: seen.append(config.compiler_options("cpu")) or v)(jnp.zeros(2))
+    assert seen == [config.compiler_options("cpu")] and seen[0] == config.RECOMMENDED_OPTIONS["cpu"]
+
+
 def test_refused_option_falls_back_to_defaults(fresh_cache, monkeypatch):
     monkeypatch.setattr(config, "RECOMMENDED_OPTIONS", {"cpu": {"xla_cpu_no_such_option": True}})
     with pytest.warns(RuntimeWarning, match="xla_cpu_no_such_option"):
