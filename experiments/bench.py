@@ -155,8 +155,9 @@ def bench_seed(mode, repeats):
                   (lambda: plain_seed_run(), ()), repeats)
 
 
-def bench_seed_sweep(configs, repeats):
+def bench_seed_sweep(configs, repeats, lanes=False):
     """256 seed-task runs (precisions x seeds) as one vmapped call, and the same grid one by one.
+    ``lanes``: vmapped with ``jaxmpc.lanes.vmap`` (the run axis innermost) instead of ``jax.vmap``.
 
     One by one: the compiled single run called once per configuration, its arguments sliced
     beforehand (slicing a key array in the loop costs a dispatch per run, about as long as the run
@@ -164,9 +165,10 @@ def bench_seed_sweep(configs, repeats):
     precisions = jnp.asarray(np.resize([2, 3, 4, 5], configs), jnp.int32)
     keys = jax.random.split(jaxmpc.key(5), configs)
     lrs = jnp.full((configs,), seed.LEARNING_RATE, jnp.float32)
-    secure = (jax.vmap(seed.run), (keys, precisions))
+    secure = ((jaxmpc.lanes.vmap if lanes else jax.vmap)(seed.run), (keys, precisions))
     plain = (jax.vmap(plain_seed_run), (lrs,))
-    rec = record(f"seed_sweep_{configs}", "protocol", secure, plain, repeats)
+    rec = record(f"seed_sweep_{configs}" + ("_lanes" if lanes else ""), "protocol", secure, plain, repeats,
+                 {"vmap": "jaxmpc.lanes.vmap" if lanes else "jax.vmap"})
     one = jax.jit(seed.run, compiler_options=OPTIONS or None).lower(keys[0], precisions[0]).compile()
     args = [(keys[i], precisions[i]) for i in range(configs)]
     jax.block_until_ready(one(*args[0]))
@@ -187,6 +189,7 @@ def bench_seed_sweep(configs, repeats):
 BENCHES = {
     "seed_20": lambda m, r: bench_seed(m, r),
     "seed_sweep_256": lambda m, r: bench_seed_sweep(256, r),
+    "seed_sweep_256_lanes": lambda m, r: bench_seed_sweep(256, r, lanes=True),
     "digits_mlp_step": lambda m, r: bench_mlp_step("digits_mlp_step", (64, 128, 10), 64, m, r),
     "mnist_mlp_step": lambda m, r: bench_mlp_step("mnist_mlp_step", (784, 128, 128, 10), 128, m, r),
     "mul_1m": lambda m, r: bench_mul(10**6, m, r),

@@ -28,8 +28,8 @@ from .approx import exp, log, reciprocal, rsqrt, sigmoid, softmax, tanh
 __all__ += ["approx", "exp", "log", "reciprocal", "rsqrt", "sigmoid", "softmax", "tanh"]
 from .approx import divide
 __all__ += ["divide"]
-from . import diagnostics, mesh
+from . import diagnostics, lanes, mesh
 from .errors import DeviceMeshError
-__all__ += ["diagnostics", "mesh", "DeviceMeshError"]
+__all__ += ["diagnostics", "lanes", "mesh", "DeviceMeshError"]
 from . import conv
 __all__ += ["conv"]

@@ -63,6 +63,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import config
+from . import lanes as _lanes
 from .errors import DeviceMeshError
 from .shared import Shared
 
@@ -117,11 +118,11 @@ class ShardedSweep:
         n_devices: the number of devices the runs are split over.
     """
 
-    def __init__(self, fn: Callable, mesh: Mesh, in_axes):
+    def __init__(self, fn: Callable, mesh: Mesh, in_axes, lanes: bool = False):
         if tuple(mesh.axis_names) != (RUNS,):
             raise DeviceMeshError(f"shard_sweep needs a 1-D mesh with axis {RUNS!r} (see sweep_mesh), "
                                   f"got axes {mesh.axis_names}.")
-        self.fn, self.mesh, self.in_axes = fn, mesh, in_axes
+        self.fn, self.mesh, self.in_axes, self.lanes = fn, mesh, in_axes, bool(lanes)
         self.n_devices = mesh.size
         self._runs = NamedSharding(mesh, PartitionSpec(RUNS))
         self._replicated = NamedSharding(mesh, PartitionSpec())
@@ -145,7 +146,8 @@ class ShardedSweep:
                 leaves, treedef = jax.tree_util.tree_flatten(args)
                 leaves = [leaf if impl is None else jax.random.wrap_key_data(leaf, impl=impl)
                           for leaf, impl in zip(leaves, key_impls)]
-                return jax.vmap(self.fn, axes)(*jax.tree_util.tree_unflatten(treedef, leaves))
+                vmap = _lanes.vmap if self.lanes else jax.vmap
+                return vmap(self.fn, axes)(*jax.tree_util.tree_unflatten(treedef, leaves))
             self._compiled_for[sig] = config.jit(run_all, in_shardings=self.shardings(axes),
                                                  out_shardings=self._runs)
         return self._compiled_for[sig]
@@ -201,7 +203,7 @@ class ShardedSweep:
         return jax.tree_util.tree_map(lambda a: a[:n_runs], gather(fn(*placed)))
 
 
-def shard_sweep(fn: Callable, mesh: Mesh | None = None, *, in_axes=0) -> ShardedSweep:
+def shard_sweep(fn: Callable, mesh: Mesh | None = None, *, in_axes=0, lanes: bool = False) -> ShardedSweep:
     r"""``jax.vmap(fn, in_axes)``, jit-compiled (with :func:`jaxmpc.config.compiler_options`) with
     the run axis split over the devices of ``mesh``.
 
@@ -210,6 +212,8 @@ def shard_sweep(fn: Callable, mesh: Mesh | None = None, *, in_axes=0) -> Sharded
         mesh: a 1-D ``"runs"`` mesh (default :func:`sweep_mesh`: every visible device).
         in_axes: ``0`` (every argument has a leading run axis) or one of ``0`` / ``None`` per
             positional argument (``None``: shared by every run, replicated).
+        lanes: vmap with :func:`jaxmpc.lanes.vmap` (the run axis innermost inside the program:
+            faster on CPUs, the same results) instead of ``jax.vmap``.
     Returns:
         A :class:`ShardedSweep`; call it as ``sweep(*args, pad_key=key)``. ``pad_key`` (a fresh key)
         is needed only when typed keys must be padded (run count not a multiple of the device count).
@@ -222,7 +226,7 @@ def shard_sweep(fn: Callable, mesh: Mesh | None = None, *, in_axes=0) -> Sharded
         >>> sweep(jnp.arange(5.0), 2.0).tolist()
         [0.0, 2.0, 4.0, 6.0, 8.0]
     """
-    return ShardedSweep(fn, sweep_mesh() if mesh is None else mesh, in_axes)
+    return ShardedSweep(fn, sweep_mesh() if mesh is None else mesh, in_axes, lanes)
 
 
 def gather(tree: Any) -> Any:
