@@ -84,20 +84,22 @@ def vmap(fn: Callable, in_axes=0) -> Callable:
         in_axes: ``0`` (every argument has a leading run axis) or one of ``0`` / ``None`` per
             positional argument (``None``: shared by every run).
     Returns:
-        A function of the batched arguments; its outputs are the same as ``jax.vmap(fn,
-        in_axes)``'s, bit for bit, with the run axis first.
+        A function of the batched arguments; its outputs are ``jax.vmap(fn, in_axes)``'s, with the
+        run axis first (bit for bit for integer outputs; see the module notes for floats).
     """
     if not callable(fn):
         raise InputTypeError(f"lanes.vmap: fn must be callable, got {type(fn).__name__}.")
 
     def batched(*args):
-        axes = (0,) * len(args) if in_axes == 0 else tuple(in_axes)
+        axes = (0,) * len(args) if in_axes == 0 else (
+            tuple(in_axes) if isinstance(in_axes, (tuple, list)) else ())
         if len(axes) != len(args) or any(a not in (0, None) for a in axes):
             raise InputTypeError(f"lanes.vmap: in_axes must be 0 or one of 0 / None per positional "
                                  f"argument ({len(args)} here), got {in_axes!r}.")
         leaves, flags = [], []
         for arg, ax in zip(args, axes):
-            arg_leaves = jax.tree_util.tree_leaves(arg)
+            arg_leaves = [x if hasattr(x, "dtype") else jnp.asarray(x)  # Python scalars
+                          for x in jax.tree_util.tree_leaves(arg)]
             leaves += arg_leaves
             flags += [ax == 0] * len(arg_leaves)
         sizes = {np.shape(x)[0] for x, f in zip(leaves, flags) if f and np.ndim(x) > 0}
@@ -120,8 +122,7 @@ def vmap(fn: Callable, in_axes=0) -> Callable:
 
 
 def _is_key(x) -> bool:
-    return jax.dtypes.issubdtype(jnp.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype,
-                                 jax.dtypes.prng_key)
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _move(x, source: int, destination: int):

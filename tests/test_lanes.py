@@ -125,11 +125,19 @@ def test_key_reuse_is_still_caught():
         lanes.vmap(reuse)(jax.random.split(jaxmpc.key(2), 3))
 
 
+def test_python_scalar_shared_argument():
+    f = lambda a, c: a * c
+    np.testing.assert_array_equal(lanes.vmap(f, in_axes=(0, None))(jnp.arange(4.0), 2.5),
+                                  jax.vmap(f, in_axes=(0, None))(jnp.arange(4.0), 2.5))
+
+
 def test_bad_input():
     with pytest.raises(jaxmpc.InputTypeError, match="callable"):
         lanes.vmap(3)
     f = lanes.vmap(lambda a, b: a + b, in_axes=(0, 1))
     with pytest.raises(jaxmpc.InputTypeError, match="in_axes"):
         f(jnp.zeros(3), jnp.zeros(3))
+    with pytest.raises(jaxmpc.InputTypeError, match="in_axes"):
+        lanes.vmap(lambda a: a, in_axes=None)(jnp.zeros(3))
     with pytest.raises(jaxmpc.InputTypeError, match="same leading run axis"):
         lanes.vmap(lambda a, b: a + b)(jnp.zeros(3), jnp.zeros(4))
