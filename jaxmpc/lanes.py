@@ -288,15 +288,13 @@ def _smx_seeds(v: _Val):
     if not (v.batched and jax.dtypes.issubdtype(v.a.dtype, jax.dtypes.prng_key)
             and jax.random.key_impl(v.a) == _keys.SPLITMIX64):
         return None
-    d = jax.random.key_data(v.a)  # [*shape, n, 2]
-    return (d[..., 0].astype(jnp.uint64) << jnp.uint64(32)) | d[..., 1].astype(jnp.uint64)
+    return _keys._to_seed(jnp.moveaxis(jax.random.key_data(v.a), -1, 0))  # data: [*shape, n, 2]
 
 
 def _smx_stream(seeds, count: int):
     """:func:`jaxmpc.keys._stream` of every seed (``[*shape, n]``), the run axis kept last:
     ``[*shape, count, n]``."""
-    offsets = jnp.arange(1, count + 1, dtype=jnp.uint64) * jnp.uint64(_keys._GAMMA)
-    return _keys._mix(seeds[..., None, :] + offsets[:, None])
+    return _keys._mix(seeds[..., None, :] + _keys._offsets(count)[:, None])
 
 
 def _random_bits(prim, vals, params, n):
@@ -314,10 +312,9 @@ def _random_split(prim, vals, params, n):
     if seeds is None:
         return None
     shape = tuple(params["shape"])
-    s = _keys._mix(seeds ^ jnp.uint64(_keys._TAG_SPLIT))
-    child = ring.materialize(_smx_stream(s, int(np.prod(shape, dtype=np.int64))))  # as keys._split_impl
-    child = child.reshape(seeds.shape[:-1] + shape + (n,))
-    data = jnp.stack([(child >> jnp.uint64(32)).astype(jnp.uint32), child.astype(jnp.uint32)], axis=-1)
+    child = _smx_stream(_keys._split_seed(seeds), int(np.prod(shape, dtype=np.int64)))
+    data = ring.materialize(_keys._to_data(child))  # stored once, as keys._split_impl stores it
+    data = data.reshape(seeds.shape[:-1] + shape + (n, 2))
     return _Val(jax.random.wrap_key_data(data, impl=_keys.SPLITMIX64), True)
 
 
