@@ -285,8 +285,7 @@ def _dot_general(prim, vals, params, n):
 
 def _smx_seeds(v: _Val):
     """uint64 seeds of batched SplitMix64 keys, or None for other keys or unbatched ones."""
-    if not (v.batched and jax.dtypes.issubdtype(v.a.dtype, jax.dtypes.prng_key)
-            and jax.random.key_impl(v.a) == _keys.SPLITMIX64):
+    if not (v.batched and _is_key(v.a) and jax.random.key_impl(v.a) == _keys.SPLITMIX64):
         return None
     return _keys._to_seed(jnp.moveaxis(jax.random.key_data(v.a), -1, 0))  # data: [*shape, n, 2]
 

@@ -87,7 +87,7 @@ def draw(key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.Array]:
 
     A draw of at most :data:`SMALL_DRAW` words is stored once (:func:`materialize`); a larger one
     is left to XLA to fuse into its consumers. Fused, a random word is recomputed (a SplitMix64
-    hash: three 64-bit multiplies, emulated on AVX2) at every read, and dealer material is read
+    hash: two 64-bit multiplies, emulated on AVX2) at every read, and dealer material is read
     several times (a Beaver triple's ``a`` feeds the masked opening, ``c`` and every party's
     combination). Small draws fit in cache even when ``vmap`` stacks hundreds of configurations,
     so storing them costs one small kernel and saves the re-hashing: the vmapped 256-run seed
