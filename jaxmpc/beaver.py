@@ -115,8 +115,8 @@ def _product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: st
     if x.fxp is not None and y.fxp is not None:
         fxp = _common_fxp(x, y, name)
         if truncation == "dealer":  # the triple and the truncation's material in one draw
-            shapes = dealer.beaver_shapes(op, x.shape, y.shape, x.n_parties)
-            triple, trunc = dealer.with_truncation(key, shapes, shapes[2][1:], x.n_parties)
+            specs = dealer.beaver_specs(op, x.shape, y.shape, x.n_parties)
+            triple, trunc = dealer.with_truncation(key, specs, specs[2][1], x.n_parties)
         else:
             triple = trunc = None
         z = beaver(key, x.shares, y.shares, op, name, mode, op_opened, masks=triple)
@@ -254,7 +254,7 @@ def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") 
     n = x.n_parties
     flat = x.shares.reshape(n, -1)
     if truncation == "dealer":  # the pair and the truncation's (scalar) material in one draw
-        drawn, trunc = dealer.with_truncation(key, dealer.square_sum_shapes(flat.shape[1:], n), (), n)
+        drawn, trunc = dealer.with_truncation(key, dealer.square_sum_specs(flat.shape[1:], n), (), n)
         a, a2 = dealer.complete_square_sum(*drawn)
     else:
         a, a2 = dealer.square_sum_pair(key, flat.shape[1:], n)

@@ -324,7 +324,8 @@ def _msb_shares_in_mode(keys, shares: jax.Array, mode: str) -> jax.Array:
     if accounting.collecting_now():
         jax.eval_shape(lambda k, s: _msb_from_keys(k, s, None), keys, shares)
     bit = ring.party_sum(shares) >> _U(ring.RING_BITS - 1)
-    mask = ring.random(keys[0], (shares.shape[0] - 1,) + tuple(shares.shape[1:]))
+    n = shares.shape[0]
+    (mask,) = ring.draw(keys[0], n, (n - 1, tuple(shares.shape[1:])))
     return ring.shares_from_mask(bit, mask)
 
 

@@ -513,7 +513,7 @@ def AvgPool2d(kernel_size, stride=None, *, truncation: str = "dealer") -> Layer:
     r"""Average pooling over :math:`k_h \times k_w` windows (stride defaults to the kernel size).
 
     Forward: the window sum (local) divided by :math:`T = k_h k_w` with one truncation
-    (:func:`jaxmpc.div_public`, within 1.5 units of the exact mean of the shared values).
+    (:func:`jaxmpc.div_public`, within 1 unit of the exact mean of the shared values).
     Backward: :math:`dx = \mathrm{fold}(dy / T)` broadcast over each window: one public division
     of :math:`dy` (a truncation) and a local :func:`fold_patches`.
 

@@ -4,8 +4,13 @@ The dealer never sees data. Each function draws its secrets from ``key`` and ret
 additively shared (``uint64[n_parties, ...]``, summing to the secret mod 2^64) or XOR-shared
 (binary words, XOR-ing to the secret). Same key, same material; never reuse a key.
 
-Each function draws all its randomness in one call (:func:`jaxmpc.ring.draw`): one random kernel per
-piece of material keeps compile times and kernel launches down.
+Who draws what (:func:`jaxmpc.ring.draw`): party :math:`i`'s uniform shares come from party
+:math:`i`'s own stream, a seed the dealer shares with that party alone (CrypTen's trusted party
+works the same way); the correction share (the secret minus the others) goes to the last party;
+values that are the dealer's alone (truncation's :math:`r`, a random bit) come from the dealer's own
+stream. No party's material determines another's. Each function draws all its randomness in one
+call: one random kernel per piece of material keeps compile times and kernel launches down. A
+*spec* ``(holders, shape)`` names one array of a draw (see :func:`jaxmpc.ring.draw`).
 
 Cost (per party, counted by the protocols that consume the material): one ring element (8 bytes)
 per element of each returned sharing.
@@ -23,12 +28,12 @@ MSB_SHIFT = ring.RING_BITS - 1
 LOW_MASK = (1 << MSB_SHIFT) - 1  # the 63 low bits
 
 
-def beaver_shapes(op: Callable, a_shape, b_shape, n_parties: int) -> list[tuple[int, ...]]:
-    """Shapes of :func:`beaver_masks`' draws: ``a``, ``b`` (n shares each) and ``c_mask`` (n-1)."""
+def beaver_specs(op: Callable, a_shape, b_shape, n_parties: int) -> list[tuple]:
+    """Specs of :func:`beaver_masks`' draws: ``a``, ``b`` (a share for each party) and ``c_mask``
+    (the first n-1 parties' shares of ``c``)."""
     c_shape = jax.eval_shape(op, jax.ShapeDtypeStruct(tuple(a_shape), ring.DTYPE),
                              jax.ShapeDtypeStruct(tuple(b_shape), ring.DTYPE)).shape
-    return [(n_parties,) + tuple(a_shape), (n_parties,) + tuple(b_shape),
-            (n_parties - 1,) + tuple(c_shape)]
+    return [(n_parties, tuple(a_shape)), (n_parties, tuple(b_shape)), (n_parties - 1, tuple(c_shape))]
 
 
 def beaver_masks(key, op: Callable, a_shape, b_shape, n_parties: int):
@@ -38,7 +43,7 @@ def beaver_masks(key, op: Callable, a_shape, b_shape, n_parties: int):
     Returns:
         ``(a, b, c_mask)``: ``uint64[n, *a_shape]``, ``uint64[n, *b_shape]``, ``uint64[n-1, *c_shape]``.
     """
-    return tuple(ring.draw(key, *beaver_shapes(op, a_shape, b_shape, n_parties)))
+    return tuple(ring.draw(key, n_parties, *beaver_specs(op, a_shape, b_shape, n_parties)))
 
 
 def beaver_triple(key, op: Callable, a_shape, b_shape, n_parties: int):
@@ -61,35 +66,34 @@ def complete_triple(op: Callable, masks):
     return a, b, ring.shares_from_mask(op(ring.party_sum(a), ring.party_sum(b)), c_mask)
 
 
-def truncation_shapes(shape, n_parties: int) -> list[tuple[int, ...]]:
-    """Shapes of :func:`truncation_masks`' draws: ``r`` and three sets of n-1 masks."""
-    mask_shape = (n_parties - 1,) + tuple(shape)
-    return [tuple(shape), mask_shape, mask_shape, mask_shape]
+def truncation_specs(shape, n_parties: int) -> list[tuple]:
+    """Specs of :func:`truncation_masks`' draws: the dealer's ``r`` and two sets of n-1 masks."""
+    shape = tuple(shape)
+    return [(ring.DEALER, shape), (n_parties - 1, shape), (n_parties - 1, shape)]
 
 
 def truncation_masks(key, shape, n_parties: int):
-    r"""The dealer's random draws for truncation: a uniform :math:`r` and the first n-1 shares
-    (uniform masks) of :math:`r`, of :math:`r_{63}` and of :math:`\lfloor r_{<63}/d \rfloor`.
+    r"""The dealer's random draws for truncation: a uniform :math:`r` (the dealer's own) and the
+    first n-1 shares (the parties' uniform masks) of :math:`r_{63}` and of
+    :math:`\lfloor r_{<63}/d \rfloor`.
 
     Returns:
-        ``(r, m_r, m_msb, m_q)``: ``uint64[*shape]`` and three ``uint64[n_parties - 1, *shape]``.
+        ``(r, m_msb, m_q)``: ``uint64[*shape]`` and two ``uint64[n_parties - 1, *shape]``.
     """
-    return tuple(ring.draw(key, *truncation_shapes(shape, n_parties)))
+    return tuple(ring.draw(key, n_parties, *truncation_specs(shape, n_parties)))
 
 
-def with_truncation(key, shapes, trunc_shape, n_parties: int):
-    r"""Material of several ``shapes`` and the truncation masks of ``trunc_shape``, in ONE draw.
+def with_truncation(key, specs, trunc_shape, n_parties: int):
+    r"""Material of several ``specs`` and the truncation masks of ``trunc_shape``, in ONE draw.
 
     For a product followed by a truncation (Beaver, then dealer truncation of the result): one
-    key and one random kernel instead of a key split and two draws (the seed task's training step:
-    72 XLA kernels instead of 79). The words are uniform and independent either way; only which
-    word goes where differs from drawing with split keys.
+    key and one random kernel instead of a key split and two draws.
 
     Returns:
-        ``(material, masks)``: the arrays of ``shapes`` and :func:`truncation_masks`' four arrays.
+        ``(material, masks)``: the arrays of ``specs`` and :func:`truncation_masks`' three arrays.
     """
-    drawn = ring.draw(key, *shapes, *truncation_shapes(trunc_shape, n_parties))
-    return tuple(drawn[:len(shapes)]), tuple(drawn[len(shapes):])
+    drawn = ring.draw(key, n_parties, *specs, *truncation_specs(trunc_shape, n_parties))
+    return tuple(drawn[:len(specs)]), tuple(drawn[len(specs):])
 
 
 def truncation_material(key, shape, n_parties: int, divisor):
@@ -97,18 +101,22 @@ def truncation_material(key, shape, n_parties: int, divisor):
 
     The dealer draws a uniform :math:`r \in \mathbb{Z}_{2^{64}}` and shares
     :math:`r`, its most significant bit :math:`r_{63}` and :math:`\lfloor r_{<63} / d \rfloor`,
-    where :math:`r_{<63} = r \bmod 2^{63}` (masks from :func:`truncation_masks`).
+    where :math:`r_{<63} = r \bmod 2^{63}`. The shares of :math:`r_{63}` and of the quotient are
+    those that :func:`jaxmpc.truncation.truncate_shares` uses with the same key; the protocol
+    never forms the shares of :math:`r` itself (their masks are drawn after the rest).
 
     Returns:
         ``(r, r_msb, r_low_div)``, each ``uint64[n_parties, *shape]``.
     """
-    return complete_truncation(truncation_masks(key, shape, n_parties), divisor)
+    shape = tuple(shape)
+    *masks, m_r = ring.draw(key, n_parties, *truncation_specs(shape, n_parties), (n_parties - 1, shape))
+    return (ring.shares_from_mask(masks[0], m_r),) + complete_truncation(masks, divisor)
 
 
 def complete_truncation(masks, divisor):
-    """:func:`truncation_material` from its draws ``(r, m_r, m_msb, m_q)``."""
-    r, m_r, m_msb, m_q = masks
-    return (ring.shares_from_mask(r, m_r), ring.shares_from_mask(r >> MSB_SHIFT, m_msb),
+    r"""Shares of :math:`r_{63}` and :math:`\lfloor r_{<63}/d \rfloor` from the draws ``(r, m_msb, m_q)``."""
+    r, m_msb, m_q = masks
+    return (ring.shares_from_mask(r >> MSB_SHIFT, m_msb),
             ring.shares_from_mask((r & jnp.uint64(LOW_MASK)) // divisor, m_q))
 
 
@@ -122,8 +130,8 @@ def and_triple(key, shape, n_parties: int, fanout: int | None = None):
     """
     shape = tuple(shape)
     fan = () if fanout is None else (int(fanout),)
-    a, b, c_mask = ring.draw(key, (n_parties,) + shape, (n_parties,) + fan + shape,
-                             (n_parties - 1,) + fan + shape)
+    a, b, c_mask = ring.draw(key, n_parties, (n_parties, shape), (n_parties, fan + shape),
+                             (n_parties - 1, fan + shape))
     c = (ring.party_xor(a) if fanout is None else ring.party_xor(a)[None]) & ring.party_xor(b)
     return a, b, ring.xor_shares_from_mask(c, c_mask)
 
@@ -131,15 +139,16 @@ def and_triple(key, shape, n_parties: int, fanout: int | None = None):
 def random_bits(key, shape, n_parties: int):
     r"""Random bits shared in both forms: XOR shares of :math:`r \in \{0,1\}` (in bit 0 of a word)
     and additive shares of the same :math:`r`."""
-    mask = (n_parties - 1,) + tuple(shape)
-    r, m_bin, m_arith = ring.draw(key, tuple(shape), mask, mask)
+    mask = (n_parties - 1, tuple(shape))
+    r, m_bin, m_arith = ring.draw(key, n_parties, (ring.DEALER, tuple(shape)), mask, mask)
     r = r & jnp.uint64(1)
     return ring.xor_shares_from_mask(r, m_bin), ring.shares_from_mask(r, m_arith)
 
 
-def square_sum_shapes(shape, n_parties: int) -> list[tuple[int, ...]]:
-    """Shapes of :func:`square_sum_pair`'s draws: ``a`` (n shares) and the n-1 masks of the sum."""
-    return [(n_parties,) + tuple(shape), (n_parties - 1,)]
+def square_sum_specs(shape, n_parties: int) -> list[tuple]:
+    """Specs of :func:`square_sum_pair`'s draws: ``a`` (a share for each party) and the n-1 masks
+    of the sum."""
+    return [(n_parties, tuple(shape)), (n_parties - 1, ())]
 
 
 def square_sum_pair(key, shape, n_parties: int):
@@ -148,7 +157,7 @@ def square_sum_pair(key, shape, n_parties: int):
     Returns:
         ``(a, a2)``: ``uint64[n_parties, *shape]`` and ``uint64[n_parties]``.
     """
-    return complete_square_sum(*ring.draw(key, *square_sum_shapes(shape, n_parties)))
+    return complete_square_sum(*ring.draw(key, n_parties, *square_sum_specs(shape, n_parties)))
 
 
 def complete_square_sum(a, c_mask):

@@ -28,9 +28,9 @@ the public encoded value) and the ring result :math:`Z = \mathrm{open}(z)`:
 Truncation by a public :math:`d` (any method), from :math:`X = \mathrm{open}(x)` and the result
 :math:`Y = \mathrm{open}(y)`, with :math:`q = \lfloor X/d \rfloor`:
 
-* **failure** :math:`\iff Y - q \notin \{-1, 0, 1, 2\}`. The protocols guarantee local
-  :math:`Y - q \in \{0, 1\}` and dealer :math:`|Y - X/d| < 1.5`, i.e. :math:`Y - q \in \{-1, \dots,
-  2\}`; a failure is an error their bounds exclude. Local (SecureML) truncation fails when the two
+* **failure** :math:`\iff Y - q \notin \{-1, 0, 1, 2\}`. The protocols guarantee
+  :math:`Y - q \in \{0, 1\}` (local, and dealer: stochastic rounding); a failure is an error
+  beyond that, with one unit of slack on each side. Local (SecureML) truncation fails when the two
   signed shares overflow, with probability :math:`(|X| + 1)/2^{64}` per element, and is then off by
   :math:`\approx 2^{64}/d` (``experiments/reliability.py`` measures it);
 * **out of range** :math:`\iff |X| \ge 2^{62} - d` (outside the dealer protocol's guarantee);

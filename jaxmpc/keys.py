@@ -6,14 +6,30 @@ is a first-order cost. :func:`key` makes keys of :data:`SPLITMIX64`, a PRNG impl
 with JAX (``jax.extend.random.define_prng_impl``): ``jax.random.split`` / ``bits`` / ``fold_in`` and
 JAX's key-reuse checker work on it unchanged.
 
-SplitMix64 (Steele, Lea & Flood, OOPSLA 2014): a key is a 64-bit seed :math:`s` (two uint32 words),
-and its stream is :math:`w_i = \mathrm{mix}(s + (i+1)\gamma)` with :math:`\gamma = \lfloor 2^{64}/\varphi
-\rfloor` and the finaliser :math:`\mathrm{mix}(z) = h_3 h_2 h_1 (z)`,
+A key is 64 bits, two uint32 words :math:`(k_0, k_1)`, read as the seed :math:`s = 2^{32} k_0 + k_1`.
+
+Bulk words (``jax.random.bits``): SplitMix64 (Steele, Lea & Flood, OOPSLA 2014),
+:math:`w_i = \mathrm{mix}(s + (i+1)\gamma)` with :math:`\gamma = \lfloor 2^{64}/\varphi \rfloor`
+and the finaliser :math:`\mathrm{mix}(z) = h_3 h_2 h_1 (z)`,
 :math:`h_1(z) = (z \oplus z \gg 30) c_1`, :math:`h_2(z) = (z \oplus z \gg 27) c_2`,
-:math:`h_3(z) = z \oplus z \gg 31`. Splitting and folding hash the seed with a domain tag. It is a
-handful of 64-bit integer operations per word (threefry is a 20-round cipher): faster to run and
-much faster to compile. It passes BigCrush but is not a cryptographic generator: this is a
-simulator, and the dealer's randomness only has to be statistically uniform.
+:math:`h_3(z) = z \oplus z \gg 31`: two 64-bit multiplies per word. ``mix`` is a bijection, so
+one word gives away :math:`s`, and with it the whole stream: a key's words belong to whoever may
+know the key. :func:`jaxmpc.ring.draw` gives every party its own key for that reason.
+
+Derived keys (``jax.random.split`` / ``fold_in``): Threefry-2x32 with 20 rounds (Salmon et al.,
+"Parallel random numbers: as easy as 1, 2, 3", SC 2011; the block function of JAX's default PRNG),
+keyed by :math:`(k_0, k_1)`: child :math:`i` of a split is
+:math:`\mathrm{threefry}_{k}(i, \tau_{\text{split}})` and ``fold_in(key, d)`` is
+:math:`\mathrm{threefry}_{k}(d, \tau_{\text{fold}})`. Threefry is a keyed permutation built from
+the Threefish block cipher's rounds; as a PRF, outputs do not determine the key, so a child key
+(and every word drawn from it) tells nothing about its parent or its siblings. SplitMix64 alone
+would not do here: its children were consecutive words of one invertible stream, so one child key
+gave away the parent and every sibling. A derivation costs about 100 32-bit operations per key,
+made once per split and stored (keys are few; words are many).
+
+Neither function is certified cryptographic: this is a simulator, and what matters is that a
+party's view does not *determine* another party's randomness, which ``tests/test_privacy.py``
+checks by attacking it.
 """
 from __future__ import annotations
 
@@ -32,7 +48,10 @@ from .errors import EncodingError, InputTypeError
 _U64 = jnp.uint64
 _GAMMA = 0x9E3779B97F4A7C15
 _C1, _C2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
-_TAG_SPLIT, _TAG_FOLD, _TAG_SEED = 0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B
+_TAG_SEED = 0x3C6EF372FE94F82B
+_TAG_SPLIT, _TAG_FOLD = 0xA54FF53A, 0x510E527F  # Threefry's second input word, per derivation
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_PARITY = 0x1BD11BDA
 
 
 def _mix(z: jax.Array) -> jax.Array:
@@ -60,9 +79,32 @@ def _stream(seed: jax.Array, count: int) -> jax.Array:
     return _mix(seed + _offsets(count))
 
 
-def _split_seed(seed: jax.Array) -> jax.Array:
-    """The seed whose stream gives a key's children."""
-    return _mix(seed ^ _U64(_TAG_SPLIT))
+def threefry(k0: jax.Array, k1: jax.Array, x0: jax.Array, x1: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Threefry-2x32, 20 rounds, elementwise on broadcastable ``uint32`` arrays: the block
+    :math:`(x_0, x_1)` encrypted under the key :math:`(k_0, k_1)`.
+
+    The same function as JAX's ``threefry2x32`` primitive (``tests/test_keys.py`` compares them),
+    written as plain elementwise operations so that XLA fuses it into one loop (the primitive
+    lowers to a rolled loop on CPU) and :mod:`jaxmpc.lanes` evaluates it in its layout.
+    """
+    u32 = jnp.uint32
+    k0, k1, x0, x1 = (jnp.asarray(v, u32) for v in (k0, k1, x0, x1))
+    ks = (k0, k1, k0 ^ k1 ^ u32(_PARITY))
+    x0, x1 = x0 + ks[0], x1 + ks[1]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x0 = x0 + x1
+            x1 = ((x1 << u32(r)) | (x1 >> u32(32 - r))) ^ x0
+        x0 = x0 + ks[(i + 1) % 3]
+        x1 = x1 + ks[(i + 2) % 3] + u32(i + 1)
+    return x0, x1
+
+
+def derive(data: jax.Array, counters: jax.Array, tag: int) -> jax.Array:
+    """Threefry of ``(counters, tag)`` under the key ``data`` (``uint32[..., 2]``, broadcast
+    against ``counters``): ``uint32[..., 2]`` key data of the derived keys."""
+    y0, y1 = threefry(data[..., 0], data[..., 1], counters, jnp.uint32(tag))
+    return jnp.stack([y0, y1], axis=-1)
 
 
 def _seed_impl(seed: jax.Array) -> jax.Array:
@@ -70,17 +112,16 @@ def _seed_impl(seed: jax.Array) -> jax.Array:
 
 
 def _split_impl(key: jax.Array, shape) -> jax.Array:
-    # Stored once (ring.materialize): otherwise XLA fuses the key's derivation, a few scalar
-    # operations per split, into every kernel that draws from a descendant key, and a training
-    # step recompiles its whole key tree inside each of them (the MNIST step: 1850 xors, not 436;
-    # compile 20-25% longer). The values are unchanged.
-    s = _split_seed(_to_seed(key))
-    return ring.materialize(_to_data(_stream(s, math.prod(shape))).reshape(tuple(shape) + (2,)))
+    # Stored once (ring.materialize): otherwise XLA fuses the key's derivation into every kernel
+    # that draws from a descendant key, and a training step recomputes its whole key tree inside
+    # each of them. The values are unchanged.
+    count = math.prod(shape)
+    children = derive(key[None], jnp.arange(count, dtype=jnp.uint32), _TAG_SPLIT)
+    return ring.materialize(children.reshape(tuple(shape) + (2,)))
 
 
 def _fold_in_impl(key: jax.Array, data) -> jax.Array:
-    s = _mix(_to_seed(key) ^ _U64(_TAG_FOLD)) + lax.convert_element_type(data, jnp.uint32).astype(_U64)
-    return _to_data(_mix(s * _U64(_GAMMA)))
+    return derive(key, lax.convert_element_type(data, jnp.uint32), _TAG_FOLD)
 
 
 def _bits_impl(key: jax.Array, bit_width: int, shape) -> jax.Array:

@@ -38,6 +38,7 @@ Example:
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import jax
@@ -283,38 +284,36 @@ def _dot_general(prim, vals, params, n):
     return _Val(jnp.sum(prod, axis=tuple(range(first, first + len(c_shape))), dtype=dtype), True)
 
 
-def _smx_seeds(v: _Val):
-    """uint64 seeds of batched SplitMix64 keys, or None for other keys or unbatched ones."""
+def _smx_data(v: _Val):
+    """``uint32[2, *shape, n]`` key data of batched SplitMix64 keys (the run axis last), or None
+    for other keys or unbatched ones."""
     if not (v.batched and _is_key(v.a) and jax.random.key_impl(v.a) == _keys.SPLITMIX64):
         return None
-    return _keys._to_seed(jnp.moveaxis(jax.random.key_data(v.a), -1, 0))  # data: [*shape, n, 2]
-
-
-def _smx_stream(seeds, count: int):
-    """:func:`jaxmpc.keys._stream` of every seed (``[*shape, n]``), the run axis kept last:
-    ``[*shape, count, n]``."""
-    return _keys._mix(seeds[..., None, :] + _keys._offsets(count)[:, None])
+    return jnp.moveaxis(jax.random.key_data(v.a), -1, 0)  # key data: [*shape, n, 2]
 
 
 def _random_bits(prim, vals, params, n):
-    seeds = _smx_seeds(vals[0])
-    if seeds is None:
+    data = _smx_data(vals[0])
+    if data is None:
         return None
     shape, width = tuple(params["shape"]), params["bit_width"]
-    words = _smx_stream(seeds, int(np.prod(shape, dtype=np.int64)))
+    seeds = _keys._to_seed(data)
+    # keys._stream of every seed ([*shape, n]), the run axis kept last: [*shape, count, n]
+    words = _keys._mix(seeds[..., None, :] + _keys._offsets(math.prod(shape))[:, None])
     words = words.reshape(seeds.shape[:-1] + shape + (n,))
     return _Val(words if width == 64 else words.astype(jnp.dtype(f"uint{width}")), True)
 
 
 def _random_split(prim, vals, params, n):
-    seeds = _smx_seeds(vals[0])
-    if seeds is None:
+    data = _smx_data(vals[0])
+    if data is None:
         return None
     shape = tuple(params["shape"])
-    child = _smx_stream(_keys._split_seed(seeds), int(np.prod(shape, dtype=np.int64)))
-    data = ring.materialize(_keys._to_data(child))  # stored once, as keys._split_impl stores it
-    data = data.reshape(seeds.shape[:-1] + shape + (n, 2))
-    return _Val(jax.random.wrap_key_data(data, impl=_keys.SPLITMIX64), True)
+    counters = jnp.arange(math.prod(shape), dtype=jnp.uint32)[:, None]
+    # keys._split_impl's children, the run axis kept last: [*shape, count, n, 2], stored once
+    child = _keys.derive(jnp.moveaxis(data, 0, -1)[..., None, :, :], counters, _keys._TAG_SPLIT)
+    child = ring.materialize(child).reshape(data.shape[1:-1] + shape + (n, 2))
+    return _Val(jax.random.wrap_key_data(child, impl=_keys.SPLITMIX64), True)
 
 
 def _scan(prim, vals, params, n):

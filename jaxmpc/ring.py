@@ -10,6 +10,7 @@ import math
 import jax
 import jax.numpy as jnp
 from jax import lax
+import numpy as np
 
 from .errors import X64Error
 
@@ -80,36 +81,57 @@ def party_xor(shares: jax.Array) -> jax.Array:
 
 
 SMALL_DRAW = 4096  # words: draws up to this size are stored once (see draw)
+DEALER = None  # the holder of material that no party draws (see draw)
 
 
-def draw(key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.Array]:
-    """Uniform ring elements for several arrays from ONE random call (one kernel to compile and run).
+def draw(key: jax.Array, n_parties: int, *specs) -> list[jax.Array]:
+    r"""Uniform ring elements for several arrays, each party's from its own stream.
 
-    A draw of at most :data:`SMALL_DRAW` words is stored once (:func:`materialize`); a larger one
-    is left to XLA to fuse into its consumers. Fused, a random word is recomputed (a SplitMix64
-    hash: two 64-bit multiplies, emulated on AVX2) at every read, and dealer material is read
-    several times (a Beaver triple's ``a`` feeds the masked opening, ``c`` and every party's
-    combination). Small draws fit in cache even when ``vmap`` stacks hundreds of configurations,
-    so storing them costs one small kernel and saves the re-hashing: the vmapped 256-run seed
-    sweep got about 30% faster (9.0-9.8 ms, was 12.7-14.8 ms), while a single run, which is bound
-    by its kernel count, got about 10% slower (0.29-0.30 ms, was 0.25-0.29 ms). Large draws would
-    go through memory: stored, a 10^6-element Beaver product took 40 ms instead of 10 ms. The values
-    are the same either way.
+    Each spec is ``(holders, shape)``: ``holders = h`` (an int, :math:`1 \le h \le n`) gives
+    ``uint64[h, *shape]``, row :math:`i` drawn by party :math:`i` (``h = n``: a share for every
+    party; ``h = n - 1``: the uniform shares of the first n-1 parties, the last party's being the
+    correction); ``holders = DEALER`` gives ``uint64[*shape]``, the dealer's own secret (a mask
+    such as truncation's :math:`r`, never any party's share).
+
+    The security model (CrypTen's trusted party works the same way): ``key`` is split once into
+    :math:`n + 1` keys, party :math:`i`'s and the dealer's, by a one-way derivation
+    (:mod:`jaxmpc.keys`), and each stream is the words of its own key. Party :math:`i` may learn
+    its whole stream from what it holds; that tells it nothing about ``key``, the other parties'
+    streams or the dealer's.
+
+    A draw of at most :data:`SMALL_DRAW` words is stored once (:func:`materialize`): one small
+    kernel, instead of re-hashing a word at every read of the material that holds it. A larger
+    draw is left for XLA to fuse into its consumers, which read it from memory otherwise.
 
     Example:
         >>> import jax; jax.config.update("jax_enable_x64", True)
-        >>> a, b = draw(jax.random.key(0), (2, 3), (4,))
-        >>> a.shape, b.shape
-        ((2, 3), (4,))
+        >>> a, r = draw(jax.random.key(0), 3, (3, (2, 4)), (DEALER, (5,)))
+        >>> a.shape, r.shape
+        ((3, 2, 4), (5,))
     """
-    sizes = [math.prod(s) for s in shapes]
-    flat = random(key, (sum(sizes),))
-    if sum(sizes) <= SMALL_DRAW:
-        flat = materialize(flat)
-    out, start = [], 0
-    for shape, size in zip(shapes, sizes):
-        out.append(flat[start:start + size].reshape(shape))
-        start += size
+    counts = [0] * (n_parties + 1)  # words per stream: the parties', then the dealer's
+    starts = []
+    for holders, shape in specs:
+        rows = [n_parties] if holders is DEALER else range(holders)
+        starts.append([(row, counts[row]) for row in rows])
+        for row in rows:
+            counts[row] += math.prod(shape)
+    used = [row for row, count in enumerate(counts) if count]
+    streams = {}
+    if used:
+        keys = jax.random.split(key, n_parties + 1)
+        words = [random(keys[row], (counts[row],)) for row in used]
+        if sum(counts) <= SMALL_DRAW:  # all streams in one stored kernel
+            flat = materialize(jnp.concatenate(words))
+            ends = np.cumsum([counts[row] for row in used])
+            words = [flat[end - counts[row]:end] for row, end in zip(used, ends)]
+        streams = dict(zip(used, words))
+    out = []
+    for (holders, shape), where in zip(specs, starts):
+        size = math.prod(shape)
+        rows = [streams[row][start:start + size].reshape(shape) if size else
+                jnp.zeros(shape, DTYPE) for row, start in where]
+        out.append(rows[0] if holders is DEALER else jnp.stack(rows))
     return out
 
 
@@ -138,15 +160,15 @@ def xor_shares_from_mask(v: jax.Array, mask: jax.Array) -> jax.Array:
 def share_value(key: jax.Array, v: jax.Array, n_parties: int) -> jax.Array:
     """Additive shares of the ring value ``v``: ``uint64[n_parties, *v.shape]`` summing to ``v``.
 
-    Parties 0..n-2 get uniform ring elements and the last gets ``v`` minus their sum, so any n-1
-    shares are uniform and independent of ``v``.
+    Parties 0..n-2 get uniform ring elements, each from its own stream (:func:`draw`), and the
+    last gets ``v`` minus their sum, so any n-1 shares are uniform and independent of ``v``.
     """
-    return shares_from_mask(v, random(key, (n_parties - 1,) + tuple(v.shape)))
+    return shares_from_mask(v, draw(key, n_parties, (n_parties - 1, tuple(v.shape)))[0])
 
 
 def xor_share_value(key: jax.Array, v: jax.Array, n_parties: int) -> jax.Array:
     """Binary (XOR) shares of the word ``v``: ``uint64[n_parties, *v.shape]`` XOR-ing to ``v``."""
-    return xor_shares_from_mask(v, random(key, (n_parties - 1,) + tuple(v.shape)))
+    return xor_shares_from_mask(v, draw(key, n_parties, (n_parties - 1, tuple(v.shape)))[0])
 
 
 def per_party(v: jax.Array, shares: jax.Array) -> jax.Array:

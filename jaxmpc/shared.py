@@ -302,7 +302,8 @@ def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2):
     values = [ring.const(jnp.asarray(leaf)) if fxp is None else fxp.encode(leaf) for leaf in leaves]
     for leaf, v in zip(leaves, values):
         diagnostics.observe_encoding("share", leaf, v, fxp)  # nothing unless collecting
-    masks = ring.draw(key, *[(int(n_parties) - 1,) + tuple(v.shape) for v in values])  # one draw
+    n_parties = int(n_parties)
+    masks = ring.draw(key, n_parties, *[(n_parties - 1, tuple(v.shape)) for v in values])  # one draw
     out = [Shared(ring.shares_from_mask(v, m), fxp) for v, m in zip(values, masks)]
     return jax.tree_util.tree_unflatten(treedef, out)
 

@@ -4,8 +4,8 @@ Two protocols behind one static option, ``method``:
 
 ``"dealer"`` (default; any number of parties, any divisor, base 10 included)
     Valid when :math:`|x| < 2^{62} - d`. Never catastrophically wrong inside that range; the result
-    is an unbiased rounding of :math:`x/d` within 1.5 units (within 1 when :math:`d` is a power of
-    two, where it is exactly stochastic rounding).
+    is exactly stochastic rounding of :math:`x/d` (:math:`\lceil x/d \rceil` with probability
+    :math:`\{x/d\}`, else :math:`\lfloor x/d \rfloor`), for every divisor: unbiased, within 1 unit.
 
 ``"local"`` (SecureML, Mohassel & Zhang 2017, Sec. 3.1; 2 parties only)
     Party 0 computes :math:`\lfloor x_0 / d \rfloor`, party 1 computes :math:`-\lfloor -x_1/d \rfloor`
@@ -94,18 +94,21 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
         ``uint64[n_parties, *shape]`` shares of the quotient.
 
     Protocol (``"dealer"``), with :math:`k = \lfloor 2^{62}/d \rfloor`,
-    :math:`\rho = 2^{63} \bmod d` and :math:`x' = x + kd + \lfloor \rho/2 \rfloor \in [0, 2^{63})`:
-        1. The dealer shares :math:`r` uniform, its top bit :math:`r_{63}` and
+    :math:`\rho = 2^{63} \bmod d` and :math:`x' = x + kd \in [0, 2^{63})`:
+        1. The dealer draws :math:`r` uniform (its own) and shares its top bit :math:`r_{63}` and
            :math:`q = \lfloor r_{<63}/d \rfloor` (:func:`jaxmpc.dealer.truncation_material`).
-        2. Party 0 adds :math:`kd + \lfloor \rho/2 \rfloor`; every party opens :math:`c = x' + r`
-           (uniform: it reveals nothing).
+        2. Party 0 adds :math:`kd`; every party opens :math:`c = x' + r` (its share plus its share
+           of :math:`r`; uniform, so it reveals nothing).
         3. With :math:`t = c_{63} \oplus r_{63} = c_{63} + (1 - 2 c_{63}) r_{63}` (linear in the
-           shares), :math:`x' = c_{<63} + 2^{63} t - r_{<63}` holds over the integers, so the parties
-           output shares of :math:`y = \lfloor c_{<63}/d \rfloor + \lfloor 2^{63}/d \rfloor t - q - k`.
-        Error: :math:`y - x/d = (\{r_{<63}/d\} - \{c_{<63}/d\}) + (\lfloor \rho/2 \rfloor - t\rho)/d`.
-        The first term is stochastic rounding (unbiased, in (-1, 1)); the second is 0 for a power of
-        two and otherwise in (-1/2, 1/2] with mean about 0, since :math:`P(t=1) \approx 1/2`. So
-        :math:`|y - x/d| < 1.5` units, unbiased (< 1 unit for base 2).
+           shares), :math:`u = c_{<63} + 2^{63} t = x' + r_{<63}` over the integers. The parties
+           output shares of :math:`y = \lfloor u/d \rfloor - q - k`, where
+           :math:`\lfloor u/d \rfloor = D_0 + t\,\delta` with the public
+           :math:`D_0 = \lfloor c_{<63}/d \rfloor` and
+           :math:`\delta = \lfloor 2^{63}/d \rfloor + [\,(c_{<63} \bmod d) + \rho \ge d\,]`.
+        Error: :math:`y - x/d = ((r_{<63} \bmod d) - ((x' + r_{<63}) \bmod d))/d`. With
+        :math:`r_{<63} \bmod d` uniform (up to :math:`d/2^{63}`), this is :math:`-\{x/d\}` with
+        probability :math:`1 - \{x/d\}` and :math:`1 - \{x/d\}` otherwise: stochastic rounding,
+        unbiased, :math:`|y - x/d| < 1` unit, for every :math:`d`.
 
     Cost: ``"dealer"``: 1 round, each party sends :math:`8 (n-1)` bytes per element; dealer sends 3
     ring elements per element to each party. ``"local"``: nothing.
@@ -195,26 +198,27 @@ def _dealer_truncate(shares: jax.Array, d: jax.Array, masks, transcript) -> jax.
     An output of at most ``ring.SMALL_DRAW`` words is stored once (``ring.materialize``): its
     consumers (the next product's masked opening, its combination, the opened product of the fast
     path) read it several times, and XLA would otherwise recompute the whole truncation inside each
-    of them. The vmapped 256-run seed sweep took 6.0 - 6.2 ms instead of 6.5 - 6.6 ms (best of 15,
-    one core, in alternation), a single run 146 - 152 us instead of 150 - 156 us."""
-    r, _, m_msb, m_q = masks
+    of them."""
+    r, m_msb, m_q = masks
     divide = _divider(d)  # floor(. / d) for values below 2^63
     r_msb = ring.shares_from_mask(r >> MSB_SHIFT, m_msb)
     q = ring.shares_from_mask(divide(r & jnp.uint64(LOW_MASK)), m_q)
-    # one division for the three constants (per element when d is): floor(2^62/d) =
-    # floor(floor(2^63/d)/2), and 2^63 mod d = 2^63 - d floor(2^63/d)
+    # one division for the constants (per element when d is): floor(2^62/d) = floor(q63/2), and
+    # rho = 2^63 mod d = 2^63 - d q63
     q63 = jnp.uint64(1 << MSB_SHIFT) // d
     k = q63 >> jnp.uint64(1)
     rho = jnp.uint64(1 << MSB_SHIFT) - q63 * d
-    c = ring.party_sum(shares) + (k * d + rho // jnp.uint64(2)) + r  # the only opening
+    c = ring.party_sum(shares) + k * d + r  # the only opening
     if transcript is not None:
         transcript.append(c)
-    c_msb = c >> MSB_SHIFT
-    # shares of t = c_63 XOR r_63 = c_63 + (1 - 2 c_63) r_63, times floor(2^63/d), minus q; party 0
-    # adds the public part c_63 floor(2^63/d) + floor(c_<63/d) - k
+    c_msb, c_low = c >> MSB_SHIFT, c & jnp.uint64(LOW_MASK)
+    d0 = divide(c_low)
+    delta = q63 + ((c_low - d0 * d) + rho >= d).astype(ring.DTYPE)  # floor((c_low + 2^63)/d) - d0
+    # shares of t = c_63 XOR r_63 = c_63 + (1 - 2 c_63) r_63, times delta, minus q; party 0 adds
+    # the public part c_63 delta + d0 - k
     one = jnp.uint64(1)
-    y = ring.per_party((one - (c_msb << one)) * q63, r_msb) * r_msb - q
-    out = ring.add_to_party0(y, c_msb * q63 + divide(c & jnp.uint64(LOW_MASK)) - k)
+    y = ring.per_party((one - (c_msb << one)) * delta, r_msb) * r_msb - q
+    out = ring.add_to_party0(y, c_msb * delta + d0 - k)
     if out.size <= ring.SMALL_DRAW:
         out = ring.materialize(out)
     diagnostics.observe_truncation("truncate/dealer", shares, d, out)  # nothing unless collecting
@@ -255,12 +259,12 @@ def truncate_many(key, shares: list, divisors: list, method: str = "dealer") -> 
     total = sum(sizes)
     accounting.record("truncate/dealer", n_parties=n, rounds=1, elements_opened=total,
                       dealer_elements=3 * total)
-    r, m_r, m_msb, m_q = dealer.truncation_masks(key, (total,), n)
+    r, m_msb, m_q = dealer.truncation_masks(key, (total,), n)
     out, start = [], 0
     for s, d, size in zip(shares, divisors, sizes):
         part = slice(start, start + size)
         mask_shape = (n - 1,) + tuple(s.shape[1:])
-        masks = (r[part].reshape(s.shape[1:]), None, m_msb[:, part].reshape(mask_shape),
+        masks = (r[part].reshape(s.shape[1:]), m_msb[:, part].reshape(mask_shape),
                  m_q[:, part].reshape(mask_shape))
         out.append(_dealer_truncate(s, jnp.asarray(d, ring.DTYPE), masks, None))
         start += size

@@ -54,7 +54,7 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import FixedPoint, compare, dealer, ring, truncation
+from jaxmpc import FixedPoint, compare, dealer, ring, shared, truncation
 
 FXP = FixedPoint(10, 3)
 S = 2048  # independent runs (keys) per secret
@@ -136,35 +136,27 @@ def ks_pvalues(za: np.ndarray, zb: np.ndarray) -> np.ndarray:
 
 
 # ---- views --------------------------------------------------------------------------------------
-# A run is {"shares": {name: uint64[S, n, W, M]}, "opened": {name: uint64[S, W, M]}, "binary": names
-# of XOR sharings and XOR-masked openings}: W words of M elements (words are separate features).
-def _features(run: dict, coalition: tuple[int, ...]) -> list:
-    """The coalition's view as features, one group per row length ``S*M`` (the msb carry tree's
-    packed words have their own M, and are compared among themselves), each group
-    ``(singles, summary, binary)``: rows of ``uint64[F, S*M]``, ``singles`` (each member's share of
-    each sharing, then the summary rows), ``summary`` (the combined shares and the openings) and
-    ``binary`` (which summary rows are XOR sharings or XOR-masked)."""
-    groups: dict = {}
+# A run is {"shares": {name: uint64[S, n, E]}, "opened": {name: uint64[S, E]}, "binary": names of
+# XOR sharings and XOR-masked openings}: E elements, each its own feature, so that relations between
+# the elements of one array (a mask reused for two elements, or offset by a constant) are features.
+def _features(run: dict, coalition: tuple[int, ...]) -> tuple:
+    """The coalition's view as features ``(singles, summary, binary)``: rows of ``uint64[F, S]``,
+    ``singles`` (each member's share of each element of each sharing, then the summary rows),
+    ``summary`` (the combined shares and the openings, element by element) and ``binary`` (which
+    summary rows are XOR sharings or XOR-masked)."""
+    parts, combined, binary = [], [], []
     for name, arr in run["shares"].items():
-        parts, combined, binary = groups.setdefault(arr.shape[-1], ([], [], []))
-        held = arr[:, list(coalition)]  # [S, |C|, W, M]
+        held = arr[:, list(coalition)]  # [S, |C|, E]
         op = np.bitwise_xor if name in run["binary"] else np.add
-        for w in range(arr.shape[2]):
-            if len(coalition) > 1:
-                parts.extend(held[:, i, w].ravel() for i in range(len(coalition)))
-            combined.append(op.reduce(held[:, :, w], axis=1).ravel())
-            binary.append(name in run["binary"])
+        if len(coalition) > 1:
+            parts.extend(held[:, i].T for i in range(len(coalition)))
+        combined.append(op.reduce(held, axis=1).T)
+        binary += [name in run["binary"]] * arr.shape[-1]
     for name, arr in run["opened"].items():
-        parts, combined, binary = groups.setdefault(arr.shape[-1], ([], [], []))
-        combined.extend(arr[:, w].ravel() for w in range(arr.shape[1]))
-        binary.extend([name in run["binary"]] * arr.shape[1])
-    out = []
-    for m in sorted(groups):
-        parts, combined, binary = groups[m]
-        summary = np.stack(combined)
-        out.append((np.concatenate([np.stack(parts), summary]) if parts else summary, summary,
-                    np.array(binary)))
-    return out
+        combined.append(arr.T)
+        binary += [name in run["binary"]] * arr.shape[-1]
+    summary = np.concatenate(combined)
+    return (np.concatenate(parts + [summary]), summary, np.array(binary))
 
 
 def pair_counts(summary: np.ndarray, binary: np.ndarray) -> np.ndarray:
@@ -182,12 +174,10 @@ def pair_counts(summary: np.ndarray, binary: np.ndarray) -> np.ndarray:
 
 def view_pvalues(run_a: dict, run_b: dict, coalition: tuple[int, ...]) -> np.ndarray:
     """Every p-value of the two-sample tests on the coalition's views for two secrets."""
-    out = []
-    for (sa, ua, kind), (sb, ub, _) in zip(_features(run_a, coalition), _features(run_b, coalition),
-                                           strict=True):
-        out += [nibble_pvalues(nibble_counts(sa), nibble_counts(sb)), bit_pvalues(sa, sb),
-                ks_pvalues(sa, sb), nibble_pvalues(pair_counts(ua, kind), pair_counts(ub, kind))]
-    return np.concatenate(out)
+    (sa, ua, kind), (sb, ub, _) = _features(run_a, coalition), _features(run_b, coalition)
+    return np.concatenate([nibble_pvalues(nibble_counts(sa), nibble_counts(sb)), bit_pvalues(sa, sb),
+                           ks_pvalues(sa, sb),
+                           nibble_pvalues(pair_counts(ua, kind), pair_counts(ub, kind))])
 
 
 def bonferroni(p: np.ndarray) -> float:
@@ -205,20 +195,33 @@ def _np(tree):
     return jax.tree_util.tree_map(np.asarray, tree)
 
 
-def _words(a, parties: bool):
-    """Reshape to [S, n, W, M] (parties) or [S, W, M] (opened), M the last axis."""
-    m = a.shape[-1]
-    return a.reshape(a.shape[:2] + (-1, m)) if parties else a.reshape((a.shape[0], -1, m))
-
-
 def _pack(shares: dict, opened: dict, binary=()):
-    return {"shares": {k: _words(v, True) for k, v in shares.items()},
-            "opened": {k: _words(v, False) for k, v in opened.items()}, "binary": set(binary)}
+    """A run from arrays ``[S, n, ...]`` (shares) and ``[S, ...]`` (openings)."""
+    return {"shares": {k: v.reshape(v.shape[:2] + (-1,)) for k, v in shares.items()},
+            "opened": {k: v.reshape(v.shape[0], -1) for k, v in opened.items()},
+            "binary": set(binary)}
+
+
+def _merge(first: dict, second: dict) -> dict:
+    """The run of two protocol calls: the second call's names get a prime."""
+    return {part: {**first[part], **{k + "'": v for k, v in second[part].items()}}
+            for part in ("shares", "opened")} | {
+        "binary": first["binary"] | {k + "'" for k in second["binary"]}}
+
+
+def _twice(one):
+    """``one(key, *secret)`` and ``one(key', *secret flipped)``: every run makes two calls of its
+    protocol, the second on the secret's elements in reverse order, so that a mask shared by two
+    calls shows as a relation between them (``e - e'`` would be ``x - flip(x)``)."""
+    def both(key, *secret):
+        k1, k2 = jax.random.split(key)
+        return one(k1, *secret), one(k2, *(jnp.flip(v) for v in secret))
+    return both
 
 
 @functools.cache
 def _share_fn(n):
-    return jax.jit(jax.vmap(lambda k, v: jaxmpc.share(k, v, FXP, n_parties=n).shares, (0, None)))
+    return jax.jit(jax.vmap(_twice(lambda k, v: jaxmpc.share(k, v, FXP, n_parties=n).shares), (0, None)))
 
 
 @functools.cache
@@ -226,7 +229,7 @@ def _mul_fn(n: int, kind: str):
     """One mul / matmul / div_public run per key: the public function's output, and the same run
     composed of beaver + truncate_shares with transcripts and the recomputed dealer material."""
     def one(key, xv, yv):
-        k_x, k_y, k_op = jax.random.split(key, 3)
+        k_x, k_y, k_op, k_r = jax.random.split(key, 4)
         x = jaxmpc.share(k_x, xv, FXP, n_parties=n)
         shares = {"x": x.shares}
         tr: list = []
@@ -239,8 +242,8 @@ def _mul_fn(n: int, kind: str):
             op = ring.matmul if kind == "matmul" else jnp.multiply
             ref = (jaxmpc.matmul if kind == "matmul" else jaxmpc.mul)(jax.random.clone(k_op), x, y)
             d = FXP.ring_scale
-            shapes = dealer.beaver_shapes(op, x.shape, y.shape, n)  # as jaxmpc.mul / matmul draw
-            triple, trunc = dealer.with_truncation(k_op, shapes, shapes[2][1:], n)
+            specs = dealer.beaver_specs(op, x.shape, y.shape, n)  # as jaxmpc.mul / matmul draw
+            triple, trunc = dealer.with_truncation(k_op, specs, specs[2][1], n)
             a, b, c = dealer.complete_triple(op, triple)
             z = jaxmpc.beaver(None, x.shares, y.shares, op, transcript=tr, masks=triple)
             shares.update(y=y.shares, a=a, b=b, c=c)
@@ -248,13 +251,16 @@ def _mul_fn(n: int, kind: str):
             r, r_msb, q = dealer.truncation_material(jax.random.clone(k_trunc), z.shape[1:], n, d)
             out = jaxmpc.truncate_shares(k_trunc, z, d, transcript=tr)
         else:
-            r, r_msb, q = dealer.complete_truncation(trunc, d)
+            # the protocol never forms the shares of the dealer's r (the opening is their sum):
+            # uniform masks of their own, as truncation_material draws them
+            r = ring.share_value(k_r, trunc[0], n)
+            r_msb, q = dealer.complete_truncation(trunc, d)
             out = truncation.truncate_drawn(trunc, z, d, transcript=tr)
         shares.update(r=r, r_msb=r_msb, q=q)
         opened = dict(zip(("e", "f", "c") if kind != "div" else ("c",), tr))
         return out, ref.shares, z, shares, opened
 
-    return jax.jit(jax.vmap(one, (0, None, None)))
+    return jax.jit(jax.vmap(_twice(one), (0, None, None)))
 
 
 def _plain_and_inputs(s: np.ndarray) -> tuple:
@@ -321,39 +327,47 @@ def _relu_fn(n: int):
             "b2a_c", "mul_e", "mul_f"]
         return (y, bit), (y_ref.shares, d_ref.shares), shares, dict(zip(names, tr, strict=True))
 
-    return jax.jit(jax.vmap(one, (0, None)))
+    return jax.jit(jax.vmap(_twice(one), (0, None)))
 
 
-def _keys(seed: int):
-    return jax.random.split(jaxmpc.key(seed), S)
+def _keys(seed: int, count: int = S):
+    return jax.random.split(jaxmpc.key(seed), count)
 
 
-SECRETS = {  # two very different secrets per protocol, M = 2 elements (valid: they fit the encoding)
+# Two very different secrets per protocol, 2 elements (or 2x2): they differ in magnitude, in the
+# relations between their elements (difference, sum) and, for relu, in sign (the bit relu computes);
+# every value fits the encoding.
+SECRETS = {
     "share": (np.zeros(2), np.array([-4.6e12, 1234.567])),
     "mul": ((np.zeros(2), np.zeros(2)), (np.array([-1000.5, 7.25]), np.array([3000.25, -0.001]))),
     "matmul": ((np.zeros((2, 2)), np.zeros((2, 2))), (np.array([[-1000.5, 999.0], [-7.25, 3.0]]),
                                                       np.array([[3000.25, 2000.0], [-0.001, -1e3]]))),
     "div": (np.zeros(2), np.array([-4e12, 1234.567])),
-    "relu": (np.array([0.001, 1e6]), np.array([-0.001, -1e6])),  # the sign is what relu computes
+    "relu": (np.array([0.001, 1e6]), np.array([-5e5, -5e5])),
 }
 PROTOCOLS = list(SECRETS)
 
 
+def _runs(protocol: str, n: int, keys, secret) -> dict:
+    """One batch of runs (two calls each) of ``protocol``, checked against the public functions
+    and the recomputed material."""
+    if protocol == "share":
+        first, second = _share_fn(n)(keys, secret)
+        return _merge(_pack({"x": np.asarray(first)}, {}), _pack({"x": np.asarray(second)}, {}))
+    if protocol == "relu":
+        first, second = _np(_relu_fn(n)(keys, secret))
+        return _merge(_check_relu(n, first), _check_relu(n, second))
+    xv, yv = secret if protocol != "div" else (secret, secret)
+    first, second = _np(_mul_fn(n, protocol)(keys, xv, yv))
+    return _merge(_check_mul(n, protocol, first), _check_mul(n, protocol, second))
+
+
 @functools.cache
 def collect(protocol: str, n: int) -> tuple[dict, dict]:
-    """Both secrets' runs of ``protocol`` for ``n`` parties, checked against the public functions
-    and the recomputed material. Cached: every test of a (protocol, n) shares one compile."""
-    runs = []
-    for i, secret in enumerate(SECRETS[protocol]):
-        keys = _keys(1000 * n + 10 * PROTOCOLS.index(protocol) + i)
-        if protocol == "share":
-            runs.append(_pack({"x": np.asarray(_share_fn(n)(keys, secret))}, {}))
-        elif protocol == "relu":
-            runs.append(_check_relu(n, _np(_relu_fn(n)(keys, secret))))
-        else:
-            xv, yv = secret if protocol != "div" else (secret, secret)
-            runs.append(_check_mul(n, protocol, _np(_mul_fn(n, protocol)(keys, xv, yv))))
-    return runs[0], runs[1]
+    """Both secrets' runs of ``protocol`` for ``n`` parties. Cached: every test of a
+    (protocol, n) shares one compile."""
+    return tuple(_runs(protocol, n, _keys(1000 * n + 10 * PROTOCOLS.index(protocol) + i), secret)
+                 for i, secret in enumerate(SECRETS[protocol]))
 
 
 def _psum(a):
@@ -450,27 +464,59 @@ def test_control_unmasked_opening_is_detected(protocol, n):
         assert bonferroni(p) < 1e-30, (protocol, n, honest, p.min())
 
 
-def test_control_end_to_end_zero_masks_in_mul(monkeypatch):
-    """A dealer that hands out zero Beaver masks makes Beaver's protocol (what mul and matmul run)
-    open x and y themselves: the statistic, applied to the real run's transcript, rejects for
-    every coalition."""
-    real = dealer.beaver_masks
+class _LeakyRing:
+    """:mod:`jaxmpc.ring` with a leaky ``draw``, standing in for the module that one party of the
+    simulation (the dealer, or the owner of an input) draws its randomness through.
 
-    def zero_masks(key, op, a_shape, b_shape, n_parties):
-        a, b, c_mask = real(key, op, a_shape, b_shape, n_parties)
-        return jnp.zeros_like(a), jnp.zeros_like(b), c_mask
+    Leaks: ``"reuse"`` (each array's element 1 gets element 0's words: one mask for two
+    elements), ``"offset"`` (element 1 is element 0 plus a public constant: the difference of the
+    two masked values is public), ``"zero"`` (no masks at all), ``"cross"`` (a draw with the same
+    specs as an earlier one in the same program gets its key: two protocol calls share masks)."""
 
-    monkeypatch.setattr(dealer, "beaver_masks", zero_masks)
+    LEAKS = ("reuse", "offset", "zero", "cross")
 
-    def one(key, xv, yv):
-        k_x, k_y, k_op = jax.random.split(key, 3)
-        x, y = (jaxmpc.share(k, v, FXP, n_parties=2) for k, v in ((k_x, xv), (k_y, yv)))
-        tr: list = []
-        jaxmpc.beaver(k_op, x.shares, y.shares, jnp.multiply, transcript=tr)
-        return {"x": x.shares, "y": y.shares}, dict(zip("ef", tr))
+    def __init__(self, leak: str):
+        self.leak, self.first_key = leak, {}
 
-    fn = jax.jit(jax.vmap(one, (0, None, None)))  # traced now, with the leaky dealer
-    run_a, run_b = (_pack(*_np(fn(_keys(7 + i), *secret))) for i, secret in enumerate(SECRETS["mul"]))
-    for honest, coalition in coalitions(2).items():
-        p = view_pvalues(run_a, run_b, coalition)
-        assert bonferroni(p) < 1e-30, (honest, p.min())
+    def __getattr__(self, name):
+        return getattr(ring, name)
+
+    def draw(self, key, n_parties, *specs):
+        if self.leak == "cross":  # past JAX's key-reuse checker: a new key with the first key's bits
+            data = self.first_key.setdefault(specs, jax.random.key_data(key))
+            key = jax.random.wrap_key_data(data, impl=jax.random.key_impl(key))
+        out = ring.draw(key, n_parties, *specs)
+        return [self._corrupt(a, holders is ring.DEALER) for a, (holders, _) in zip(out, specs)]
+
+    def _corrupt(self, a, dealer_only: bool):
+        if self.leak == "zero":
+            return jnp.zeros_like(a)
+        flat = a.reshape((1, -1) if dealer_only else (a.shape[0], -1))
+        if self.leak not in ("reuse", "offset") or flat.shape[1] < 2:
+            return a
+        c = jnp.uint64(0x5DEECE66D if self.leak == "offset" else 0)
+        return flat.at[:, 1].set(flat[:, 0] + c).reshape(a.shape)
+
+
+@pytest.mark.parametrize("leak", _LeakyRing.LEAKS)
+@pytest.mark.parametrize("protocol,n", CASES)
+def test_control_leaky_randomness_is_detected(monkeypatch, protocol, n, leak):
+    """Real runs of every protocol with leaky randomness (the dealer's, or for share the input
+    owner's) are rejected at every seed tried: some coalition's view then depends on the secret,
+    through a relation between elements (reuse, offset), between two calls (cross) or directly
+    (zero masks). The programs are traced with the leak in place; 512 runs per secret suffice."""
+    module = shared if protocol == "share" else dealer
+    monkeypatch.setattr(module, "ring", _LeakyRing(leak))
+    fns = (_share_fn, _mul_fn, _relu_fn)
+    for fn in fns:
+        fn.cache_clear()  # traced again, with the leak
+    try:
+        for seed in (1, 2, 3):
+            runs = [_runs(protocol, n, _keys(10 * seed + i, 512), secret)
+                    for i, secret in enumerate(SECRETS[protocol])]
+            p = min(bonferroni(view_pvalues(*runs, c)) for c in coalitions(n).values())
+            assert p < 1e-12, (protocol, n, leak, seed, p)
+    finally:
+        monkeypatch.undo()
+        for fn in fns:
+            fn.cache_clear()  # later tests trace the honest protocols again

@@ -733,8 +733,8 @@ def test_beaver_opened_values_are_uniform(n_parties, impl):
     ym = jaxmpc.share(make_key(64), np.full((64, 64), -7.25), fxp, n_parties=n_parties)
     for fn, op, u, w, seed in ((jaxmpc.mul, jnp.multiply, x, y, 71), (jaxmpc.matmul, ring.matmul, xm, ym, 72)):
         z = fn(make_key(seed), u, w)
-        shapes = jaxmpc.dealer.beaver_shapes(op, u.shape, w.shape, n_parties)
-        triple, trunc = jaxmpc.dealer.with_truncation(make_key(seed), shapes, shapes[2][1:], n_parties)
+        specs = jaxmpc.dealer.beaver_specs(op, u.shape, w.shape, n_parties)
+        triple, trunc = jaxmpc.dealer.with_truncation(make_key(seed), specs, specs[2][1], n_parties)
         assert np.array_equal(  # the recomputation below is what fn did
             np.asarray(z.shares),
             np.asarray(truncation.truncate_drawn(
@@ -823,11 +823,13 @@ def _faithful_dealer_truncation(key, shares, d):
     d = jnp.asarray(d, jnp.uint64)
     r, r_msb, q = jaxmpc.dealer.truncation_material(key, shares.shape[1:], n, d)
     k = jnp.uint64(1 << 62) // d
-    shift = k * d + (jnp.uint64(1 << 63) % d) // jnp.uint64(2)
-    c = ring.party_sum(ring.add_to_party0(shares, shift) + r)  # each party opens x'_i + r_i
+    c = ring.party_sum(ring.add_to_party0(shares, k * d) + r)  # each party opens x'_i + r_i
     t = ring.xor_public_bit(c >> jnp.uint64(63), r_msb)
-    y = t * ring.per_party(jnp.uint64(1 << 63) // d, t) - q
-    return ring.add_to_party0(y, (c & jnp.uint64((1 << 63) - 1)) // d - k)
+    low = c & jnp.uint64((1 << 63) - 1)
+    # floor((low + 2^63 t) / d) = floor(low / d) + t * (floor((low + 2^63) / d) - floor(low / d))
+    delta = (low + jnp.uint64(1 << 63)) // d - low // d
+    y = t * ring.per_party(delta, t) - q
+    return ring.add_to_party0(y, low // d - k)
 
 
 @pytest.mark.parametrize("n_parties", [2, 3, 5])
@@ -898,3 +900,21 @@ def test_property_mul_matmul(n_parties, precision, seed, x, y):
     _check(z, x * y, 1.5 + E * (np.abs(x) + np.abs(y)) + E * E / s, s, "mul")
     bound = 1.5 + E * (np.abs(x).sum(1)[:, None] + np.abs(y).sum(1)[None, :]) + 3 * E * E / s
     _check(zz, x @ y.T, bound, s, "matmul")
+
+
+@pytest.mark.parametrize("d", [3, 5, 7, 9, 10, 16, 1000, 2**20 + 7])
+def test_dealer_truncation_is_unbiased_stochastic_rounding_for_every_divisor(d):
+    """Over 2^16 truncations (16 keys x 4096 elements) of values with every remainder mod d (and
+    negative ones): the result is floor(x/d) or floor(x/d) + 1, never anything else, and the mean
+    error is 0 within 5 standard errors (the earlier protocol's bias, -1/(2d) units when
+    2^63 mod d is odd, was -0.1 units at d = 5 and -0.071 at d = 7: 40 and 28 standard errors)."""
+    n = 4096
+    x = np.arange(n, dtype=np.int64) * 7919 % (50 * d) - 25 * d  # remainders of every kind
+    run = jax.jit(jax.vmap(lambda k: jaxmpc.truncate_shares(
+        k, ring.share_value(jax.random.fold_in(k, 1), ring.from_signed(jnp.asarray(x)), 2),
+        jnp.uint64(d))))
+    y = np.asarray(ring.to_signed(ring.party_sum(jnp.moveaxis(run(jax.random.split(jaxmpc.key(d), 16)), 1, 0))))
+    lo = np.floor_divide(x, d)
+    assert np.isin(y - lo, [0, 1]).all()
+    err = y - x / d
+    assert abs(err.mean()) < 5 * err.std() / np.sqrt(err.size), err.mean()

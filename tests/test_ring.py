@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxmpc
-from jaxmpc import ring
+from jaxmpc import keys, ring
 
 M = 1 << 64
 int64s = st.integers(-(1 << 63), (1 << 63) - 1)
@@ -116,21 +116,27 @@ def test_share_value_edge_shapes():
 
 
 def test_draw_shapes_and_independence():
-    a, b, c = ring.draw(jax.random.key(4), (2, 3), (0,), (5,))
-    assert (a.shape, b.shape, c.shape) == ((2, 3), (0,), (5,))
-    assert a.dtype == c.dtype == jnp.uint64
-    assert len(set(_py(a.ravel()) + _py(c))) == 11  # 11 distinct 64-bit draws
+    a, b, c = ring.draw(jax.random.key(4), 3, (3, (2, 3)), (2, (0,)), (ring.DEALER, (5,)))
+    assert (a.shape, b.shape, c.shape) == ((3, 2, 3), (2, 0), (5,))
+    assert a.dtype == b.dtype == c.dtype == jnp.uint64
+    assert len(set(_py(a.ravel()) + _py(c))) == 23  # 23 distinct 64-bit draws
 
 
 @pytest.mark.parametrize("total", [ring.SMALL_DRAW, ring.SMALL_DRAW + 1])
-def test_draw_is_one_random_call_sliced_stored_or_not(total):
-    """Both sides of the size threshold (stored once / left to fusion, under jit): the draws are
-    the consecutive slices of one ring.random call of the total size."""
-    key = jaxmpc.key(12)
-    flat = np.asarray(ring.random(jax.random.clone(key), (total,)))
-    a, b = jax.jit(lambda k: ring.draw(k, (3, 5), (total - 15,)))(key)
-    np.testing.assert_array_equal(np.asarray(a).ravel(), flat[:15])
-    np.testing.assert_array_equal(np.asarray(b), flat[15:])
+def test_draw_gives_each_party_its_own_stream(total):
+    """Both sides of the size threshold (stored once / left to fusion, under jit): row i of every
+    spec is the next slice of the words of child i of split(key, n + 1), the dealer's arrays those
+    of child n, so a party's words come from its own key alone."""
+    n, key = 3, jaxmpc.key(12)
+    children = jax.random.split(jax.random.clone(key), n + 1)
+    big = total // 4 - 5  # rows of 3x5 and `big` words for parties 0..2, `big` more for the dealer
+    a, b, r = jax.jit(lambda k: ring.draw(k, n, (n, (3, 5)), (n - 1, (big,)), (ring.DEALER, (big,))))(key)
+    for i in range(n):
+        stream = np.asarray(ring.random(children[i], (15 + (big if i < n - 1 else 0),)))
+        np.testing.assert_array_equal(np.asarray(a[i]).ravel(), stream[:15])
+        if i < n - 1:
+            np.testing.assert_array_equal(np.asarray(b[i]), stream[15:])
+    np.testing.assert_array_equal(np.asarray(r), np.asarray(ring.random(children[n], (big,))))
 
 
 def test_add_to_party0_only_changes_party_0():
@@ -170,9 +176,12 @@ def _mix64(z: int) -> int:
 
 
 def test_splitmix64_keys_match_the_reference_stream():
-    """jaxmpc.key's draws and splits are the SplitMix64 stream mix(s + (i+1) gamma) of the key's
-    64-bit seed s, eagerly and under jit (split keys are stored once for XLA: no bit may change)."""
-    gamma, tag_split = 0x9E3779B97F4A7C15, 0x6A09E667F3BCC908
+    """jaxmpc.key's draws are the SplitMix64 stream mix(s + (i+1) gamma) of the key's 64-bit seed
+    s; its splits and folds are Threefry-2x32 of (counter, tag) under the key, checked against
+    JAX's own threefry2x32 primitive; eagerly and under jit (split keys are stored once for XLA:
+    no bit may change)."""
+    from jax.extend.random import threefry2x32_p
+    gamma = 0x9E3779B97F4A7C15
 
     def seed_of(data):
         hi, lo = (int(w) for w in np.asarray(data))
@@ -181,14 +190,24 @@ def test_splitmix64_keys_match_the_reference_stream():
     def stream(seed, count):
         return [_mix64((seed + (i + 1) * gamma) % M) for i in range(count)]
 
-    s = seed_of(jax.random.key_data(jaxmpc.key(7)))  # the same key again for each use below
+    def threefry(data, x0, tag):
+        k0, k1 = (jnp.full(np.shape(x0), w, jnp.uint32) for w in np.asarray(data))
+        y0, y1 = jax.jit(threefry2x32_p.bind)(k0, k1, jnp.asarray(x0, jnp.uint32),
+                                              jnp.full(np.shape(x0), tag, jnp.uint32))
+        return np.stack([y0, y1], axis=-1).tolist()
+
+    data = jax.random.key_data(jaxmpc.key(7))  # the same key again for each use below
     for bits in (jax.random.bits(jaxmpc.key(7), (5,), jnp.uint64),
                  jax.jit(lambda k: jax.random.bits(k, (5,), jnp.uint64))(jaxmpc.key(7))):
-        assert _py(bits) == stream(s, 5)
-    want = stream(_mix64(s ^ tag_split), 3)
+        assert _py(bits) == stream(seed_of(data), 5)
+    want = threefry(data, np.arange(3), keys._TAG_SPLIT)
     for children in (jax.random.split(jaxmpc.key(7), 3),
                      jax.jit(lambda k: jax.random.split(k, 3))(jaxmpc.key(7))):
-        assert [seed_of(d) for d in jax.random.key_data(children)] == want
+        assert np.asarray(jax.random.key_data(children)).tolist() == want
+    want = threefry(data, np.array(9), keys._TAG_FOLD)
+    for folded in (jax.random.fold_in(jaxmpc.key(7), 9),
+                   jax.jit(lambda k: jax.random.fold_in(k, 9))(jaxmpc.key(7))):
+        assert np.asarray(jax.random.key_data(folded)).tolist() == want
 
 
 def test_ring_random_dtype_shape():
