@@ -44,6 +44,7 @@ import jax
 import numpy as np
 
 from . import diagnostics
+from .errors import InputTypeError, ProtocolError
 
 _ACTIVE: list["Tally"] = []
 _REPEAT: list[int] = [1]
@@ -169,7 +170,8 @@ def repeat(k: int):
         10
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise ValueError(f"repeat(k) needs a non-negative Python int (a static trip count), got {k!r}.")
+        raise ProtocolError(f"repeat(k) needs a non-negative Python int (a static trip count), got {k!r}. "
+                            "Pass the loop's length as a Python int, e.g. repeat(n_steps).")
     _REPEAT.append(_REPEAT[-1] * int(k))
     try:
         yield
@@ -232,7 +234,8 @@ def scan(f: Callable, init, xs=None, length: int | None = None, **kwargs):
     if length is None:
         leaves = jax.tree_util.tree_leaves(xs)
         if not leaves:
-            raise ValueError("accounting.scan: pass length= when xs is None or empty.")
+            raise ProtocolError(f"accounting.scan: the trip count comes from xs or length=, got xs={xs!r} "
+                                "and length=None: pass length=n (as for jax.lax.scan).")
         length = int(np.shape(leaves[0])[0])
     traces: list[Tally] = []
 
@@ -262,13 +265,14 @@ def tally(fn: Callable, *args, **kwargs) -> Tally:
     count, strings, model objects, optimizers) is passed through unchanged, as a static argument.
     """
     if isinstance(fn, (jax.stages.Compiled, jax.stages.Lowered)):
-        raise TypeError(
+        raise InputTypeError(
             "cost/tally: got an ahead-of-time compiled or lowered function, whose Python code cannot "
             "be traced again, so its communication cannot be counted. Pass the original function "
             "(or its jax.jit wrapper) instead."
         )
     if not callable(fn):
-        raise TypeError(f"cost/tally: fn must be callable, got {type(fn).__name__}.")
+        raise InputTypeError(f"cost/tally: fn must be callable, got {type(fn).__name__}. Pass the "
+                             "function first, then its arguments: jaxmpc.cost(fn, *args, **kwargs).")
     leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
     dyn = [i for i, leaf in enumerate(leaves) if _is_dynamic(leaf)]
 
@@ -311,7 +315,7 @@ class NetworkModel:
                                    ("bandwidth_bytes_per_s", self.bandwidth_bytes_per_s, True)):
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or \
                     not math.isfinite(v) or v < 0 or (positive and v == 0):
-                raise ValueError(
+                raise ProtocolError(
                     f"NetworkModel({field}=...) must be a finite {'positive' if positive else 'non-negative'}"
                     f" number, got {v!r}. Example: NetworkModel(latency_s=1e-4, "
                     f"bandwidth_bytes_per_s=10e9 / 8) for 0.1 ms and 10 Gbit/s."
@@ -394,8 +398,9 @@ class CostReport:
         link, no extra rounds: the material can be sent ahead of time).
         """
         if not isinstance(model, NetworkModel):
-            raise TypeError(f"estimate(model): model must be a NetworkModel (e.g. jaxmpc.accounting.LAN),"
-                            f" got {type(model).__name__}.")
+            raise InputTypeError(f"estimate(model): model must be a NetworkModel, got {type(model).__name__}:"
+                                 " pass jaxmpc.LAN, jaxmpc.WAN or "
+                                 "NetworkModel(latency_s, bandwidth_bytes_per_s).")
         extra = self.dealer_bytes_per_party if include_dealer else 0
         return model.time(self.rounds, self.bytes_per_party + extra)
 

@@ -29,7 +29,7 @@ import numpy as np
 from . import accounting
 from .beaver import div_public, mul, mul_public
 from .compare import msb, tournament
-from .errors import InputTypeError
+from .errors import InputTypeError, ProtocolError, ShareMismatchError
 from .keys import check_key
 from .shared import Shared, concatenate
 
@@ -38,11 +38,11 @@ __all__ = ["exp", "reciprocal", "divide", "sigmoid", "tanh", "rsqrt", "log", "so
            "rsqrt_plain", "log_plain", "softmax_plain"]
 
 
-def _check(key, x, fname: str) -> None:
+def _check(key, x, fname: str, name: str = "x") -> None:
     check_key(key)
     if not isinstance(x, Shared) or x.fxp is None:
         raise InputTypeError(
-            f"{fname}: x must be a fixed-point jaxmpc.Shared (share it with jaxmpc.share(key, x, "
+            f"{fname}: {name} must be a fixed-point jaxmpc.Shared (share it with jaxmpc.share(key, {name}, "
             f"jaxmpc.FixedPoint(2, 16))), got {type(x).__name__}"
             + (" with fxp=None (a plain-integer sharing)" if isinstance(x, Shared) else "") + "."
         )
@@ -54,6 +54,34 @@ def _check_iter(n, name: str, fname: str, low: int = 0) -> None:
             f"{fname}: {name} must be a Python int >= {low} (it is static: it changes the number of "
             f"rounds), got {n!r}."
         )
+
+
+EXP_MAX_ITERATIONS = 61  # exp divides by 2^n, and jaxmpc.div_public takes divisors below 2^62
+
+
+def _check_exp_iter(n, name: str, fname: str) -> None:
+    """``n`` is a valid iteration count of :func:`exp`: a Python int in 0..EXP_MAX_ITERATIONS."""
+    _check_iter(n, name, fname)
+    if n > EXP_MAX_ITERATIONS:
+        raise ProtocolError(
+            f"{fname}: {name} must be in 0..{EXP_MAX_ITERATIONS}, got {n}: exp starts from 1 + x/2^n, "
+            "a division by 2^n (jaxmpc.div_public), whose divisor must lie below 2^62 (the truncation's "
+            "range). Useful counts are much lower: the rounding of x/2^n is amplified 2^n times, a "
+            "relative error of about 2^n/s at scale s, so keep 2^n well below s (the default is 8)."
+        )
+
+
+def _check_axis(x: Shared, axis, fname: str) -> int:
+    """``axis`` of ``x`` as a non-negative int; the errors name ``x``'s shape without the party axis."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise InputTypeError(f"{fname}: axis must be a Python int, got {axis!r}.")
+    if x.ndim == 0:
+        raise ShareMismatchError(f"{fname}: x must have an axis to reduce over, got a 0-d shared value "
+                                 "(shape ()); give it one with x.reshape(1).")
+    if not -x.ndim <= axis < x.ndim:
+        raise ShareMismatchError(f"{fname}: axis must be in {-x.ndim}..{x.ndim - 1} for a shared value of "
+                                 f"shape {x.shape} (the party axis is not counted), got {axis}.")
+    return int(axis) % x.ndim
 
 
 # ---- exp ----------------------------------------------------------------------------------------
@@ -71,7 +99,8 @@ def exp(key, x: Shared, *, iterations: int = 8, truncation: str = "dealer") -> S
     Args:
         key: PRNG key.
         x: fixed-point :class:`Shared`, any shape.
-        iterations: :math:`n` (static Python int).
+        iterations: :math:`n` (static Python int, 0..61: the divisor :math:`2^n` must lie below
+            :math:`2^{62}`; accurate only for :math:`2^n` well below the scale).
         truncation: ``"dealer"`` or ``"local"``.
     Returns:
         :class:`Shared` like ``x``.
@@ -91,7 +120,7 @@ def exp(key, x: Shared, *, iterations: int = 8, truncation: str = "dealer") -> S
         [1.0, 2.7, 0.1]
     """
     _check(key, x, "exp")
-    _check_iter(iterations, "iterations", "exp")
+    _check_exp_iter(iterations, "iterations", "exp")
     k_div, k_loop = jax.random.split(key)
     y = div_public(k_div, x, 2 ** iterations, truncation=truncation) + 1.0
     return _loop(lambda k, y: mul(k, y, y, truncation=truncation), k_loop, y, iterations)
@@ -172,7 +201,7 @@ def reciprocal(key, x: Shared, *, iterations: int = 10, exp_iterations: int = 8,
     """
     _check(key, x, "reciprocal")
     _check_iter(iterations, "iterations", "reciprocal")
-    _check_iter(exp_iterations, "exp_iterations", "reciprocal")
+    _check_exp_iter(exp_iterations, "exp_iterations", "reciprocal")
     keys = jax.random.split(key, 3)
     e = exp(keys[0], 0.5 - x, iterations=exp_iterations, truncation=truncation)
     y = mul_public(keys[1], e, 3.0, truncation=truncation) + 0.003
@@ -202,6 +231,9 @@ def divide(key, x: Shared, y: Shared, *, iterations: int = 10, exp_iterations: i
     Cost: :func:`reciprocal` + 2 rounds (one product).
     """
     _check(key, x, "divide")
+    _check(key, y, "divide", "y")
+    _check_iter(iterations, "iterations", "divide")
+    _check_exp_iter(exp_iterations, "exp_iterations", "divide")
     k_rec, k_mul = jax.random.split(key)
     r = reciprocal(k_rec, y, iterations=iterations, exp_iterations=exp_iterations,
                    truncation=truncation)
@@ -250,7 +282,7 @@ def _sigmoid_parts(key, x: Shared, iterations: int, exp_iterations: int, truncat
     :math:`bx = b \\cdot x` (so :math:`\\max(x, 0) = x - bx`), :math:`z = 1 + e^{-|x|}`."""
     _check(key, x, "sigmoid")
     _check_iter(iterations, "iterations", "sigmoid")
-    _check_iter(exp_iterations, "exp_iterations", "sigmoid")
+    _check_exp_iter(exp_iterations, "exp_iterations", "sigmoid")
     keys = jax.random.split(key, 6)
     b = msb(keys[0], x)
     bx = mul(keys[5], b, x)
@@ -316,7 +348,7 @@ def rsqrt(key, x: Shared, *, iterations: int = 5, exp_iterations: int = 8,
     """
     _check(key, x, "rsqrt")
     _check_iter(iterations, "iterations", "rsqrt")
-    _check_iter(exp_iterations, "exp_iterations", "rsqrt")
+    _check_exp_iter(exp_iterations, "exp_iterations", "rsqrt")
     keys = jax.random.split(key, 4)
     # x/2 and x/1024 in one truncation call (stacked), one round
     halves = div_public(keys[0], concatenate([x[None] * 512, x[None]], axis=0), 1024,
@@ -375,8 +407,8 @@ def log(key, x: Shared, *, iterations: int = 2, order: int = 8, exp_iterations: 
     :math:`(3 + 2n_e) + I(4 + 2n_e + 2(K - 1))` rounds: 87 for the defaults.
     """
     _check(key, x, "log")
-    for n, name in ((iterations, "iterations"), (exp_iterations, "exp_iterations")):
-        _check_iter(n, name, "log")
+    _check_iter(iterations, "iterations", "log")
+    _check_exp_iter(exp_iterations, "exp_iterations", "log")
     _check_iter(order, "order", "log", low=1)
     keys = jax.random.split(key, 4)
     lin = div_public(keys[0], x, 120, truncation=truncation)
@@ -423,7 +455,10 @@ def tree_max(key, x: Shared, axis: int = -1, keepdims: bool = False) -> Shared:
     Cost: :math:`\lceil \log_2 L \rceil (M + 1)` rounds for an axis of length :math:`L`.
     """
     check_key(key)
-    axis = axis % x.ndim
+    if not isinstance(x, Shared):
+        raise InputTypeError(f"tree_max: x must be a jaxmpc.Shared, got {type(x).__name__}; share it "
+                             "with jaxmpc.share(key, x, fxp).")
+    axis = _check_axis(x, axis, "tree_max")
     x = x.transpose([a for a in range(x.ndim) if a != axis] + [axis])  # reduce the last axis
     if x.shape[-1] == 0:
         raise InputTypeError("tree_max: cannot take the maximum over an empty axis.")
@@ -460,12 +495,13 @@ def softmax(key, x: Shared, axis: int = -1, *, iterations: int = 10, exp_iterati
     (:math:`2 + 2n_e + 4I`) + 2 rounds.
     """
     _check(key, x, "softmax")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise InputTypeError(f"softmax: axis must be a Python int, got {axis!r}.")
+    axis = _check_axis(x, axis, "softmax")
+    _check_iter(iterations, "iterations", "softmax")
+    _check_exp_iter(exp_iterations, "exp_iterations", "softmax")
     k_max, k_exp, k_rec, k_mul = jax.random.split(key, 4)
     m = tree_max(k_max, x, axis, keepdims=True)
     e = exp(k_exp, x - m.broadcast_to(x.shape), iterations=exp_iterations, truncation=truncation)
-    s = Shared(jnp.sum(e.shares, axis=(axis % x.ndim) + 1, keepdims=True, dtype=e.shares.dtype), e.fxp)
+    s = Shared(jnp.sum(e.shares, axis=axis + 1, keepdims=True, dtype=e.shares.dtype), e.fxp)
     r = reciprocal(k_rec, s, iterations=iterations, exp_iterations=exp_iterations,
                    truncation=truncation)
     return mul(k_mul, e, r, truncation=truncation)

@@ -362,9 +362,12 @@ def msb(key, x: Shared, *, mode: str = "protocol") -> Shared:
     Args:
         key: PRNG key (consumed: split for the compressors, the adder and the conversion).
         x: :class:`Shared` of any shape, ``shares: uint64[n_parties, *shape]``, any encoding.
-        mode: ``"protocol"`` (default) runs the protocol below; ``"ideal"`` computes the exact bit
-            of the opened value and shares it afresh (same output distribution, same recorded
-            cost, none of the adder's work: for fast numerical sweeps).
+        mode: ``"protocol"`` (default) runs the protocol below; ``"faithful"`` is the same here (it
+            differs from ``"protocol"`` only in Beaver's products, see :func:`jaxmpc.beaver`, and
+            this protocol has none: every party's share is already computed as written);
+            ``"ideal"`` computes the exact bit of the opened value and shares it afresh (same
+            output distribution, same recorded cost, none of the adder's work: for fast numerical
+            sweeps). Any other string raises :class:`jaxmpc.ProtocolError` listing these three.
     Returns:
         :class:`Shared` with ``fxp=None``, shape ``x.shape``, holding the bit (0 or 1).
 
@@ -414,8 +417,8 @@ def relu(key, x: Shared, *, mode: str = "protocol") -> tuple[Shared, Shared]:
     Args:
         key: PRNG key (split for the comparison and the product).
         x: :class:`Shared` of any shape (``shares: uint64[n_parties, *shape]``).
-        mode: ``"protocol"`` (default) or ``"ideal"`` (see :func:`msb`; the product then uses
-            Beaver's ideal mode too).
+        mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"`` (see :func:`msb`; the
+            product uses the same mode of :func:`jaxmpc.beaver`).
     Returns:
         ``(y, drelu)``: ``y`` a :class:`Shared` like ``x``; ``drelu`` a :class:`Shared` with
         ``fxp=None`` holding the bit :math:`[x > 0]`.
@@ -593,7 +596,8 @@ def tournament(key, x: Shared, tags, *, mode: str = "protocol") -> tuple[Shared,
         x: :class:`Shared` of shape ``(*batch, T)``, ``T >= 1``.
         tags: public integer array ``(T, P)``: one row per entry, e.g. ``arange(T)[:, None]`` for
             the arg-max index, or the identity for a one-hot arg-max.
-        mode: ``"protocol"`` or ``"ideal"`` (for the comparisons and products).
+        mode: ``"protocol"``, ``"faithful"`` or ``"ideal"`` (for the comparisons and products, see
+            :func:`msb`).
     Returns:
         ``(max, tag)``: :class:`Shared` ``(*batch)`` in ``x``'s encoding, and the winner's tag row,
         :class:`Shared` ``(*batch, P)`` of plain integers. Ties go to the first maximum (as

@@ -88,7 +88,7 @@ import numpy as np
 from jax._src import core as _core  # the current trace, to refuse observations from nested traces
 
 from . import ring
-from .errors import ProtocolError
+from .errors import InputTypeError, ProtocolError, UnknownNameError
 
 HEADROOM_BITS = 62  # |x| < 2^62 - d: the range of dealer truncation (fixedpoint.HEADROOM_BITS)
 _I64 = jnp.int64
@@ -193,7 +193,8 @@ class Report:
         """The calls of the stepped loop, aggregated over its steps ``start:stop`` (first_bad stays
         an absolute step index)."""
         if not self.stepped:
-            raise ValueError("Report.window needs per-step diagnostics: diagnostics.run(fn, per_step=True).")
+            raise ProtocolError("Report.window needs a report with a step axis, got one without: collect "
+                                "it with diagnostics.run(fn, per_step=True).")
         out = {}
         for n in self.stepped:
             s = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[..., start:stop], self.calls[n])
@@ -205,7 +206,8 @@ class Report:
 
     def __getitem__(self, name: str) -> Stats:
         if name not in self.calls:
-            raise KeyError(f"no diagnostics for {name!r}; observed: {list(self.calls)}")
+            raise UnknownNameError(f"no diagnostics for {name!r}; expected one of the observed names "
+                                   f"{list(self.calls)} (report.names()).")
         return self.calls[name]
 
     def __contains__(self, name: str) -> bool:
@@ -386,7 +388,8 @@ def run(fn: Callable, *, per_step: bool = False) -> Callable:
         ([1, 0], [2, 2])
     """
     if not callable(fn):
-        raise TypeError(f"diagnostics.run(fn): fn must be callable, got {type(fn).__name__}.")
+        raise InputTypeError(f"diagnostics.run(fn): fn must be callable, got {type(fn).__name__}; "
+                             "wrap the function itself: diagnostics.run(fn)(*args).")
 
     @functools.wraps(fn)
     def diagnosed(*args, **kwargs):
@@ -476,7 +479,8 @@ def register_float_twin(op: Callable, float_op: Callable) -> None:
         3.0
     """
     if not callable(op) or not callable(float_op):
-        raise TypeError("register_float_twin(op, float_op): both must be callables.")
+        raise InputTypeError(f"register_float_twin(op, float_op): both must be callables, got "
+                             f"{type(op).__name__} and {type(float_op).__name__}.")
     _FLOAT_TWINS[op] = float_op
 
 

@@ -14,7 +14,8 @@ class ShareMismatchError(JaxMPCError, ValueError):
 
 
 class ProtocolError(JaxMPCError, ValueError):
-    """A protocol option that is invalid here (e.g. local truncation with more than 2 parties)."""
+    """A protocol option that is invalid here (e.g. local truncation with more than 2 parties), or an
+    option's value outside the range that works (an unknown mode, a count or rate out of range)."""
 
 
 class InputTypeError(JaxMPCError, TypeError):
@@ -27,3 +28,9 @@ class X64Error(JaxMPCError, RuntimeError):
 
 class DeviceMeshError(JaxMPCError, ValueError):
     """A device placement that cannot work (fewer devices than parties, a mesh of the wrong shape)."""
+
+
+class UnknownNameError(JaxMPCError, KeyError):
+    """A name looked up that is not there (e.g. an operation a diagnostics report did not observe)."""
+
+    __str__ = Exception.__str__  # the message as written, not KeyError's repr of it

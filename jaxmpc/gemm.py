@@ -72,7 +72,7 @@ import numpy as np
 from jax import lax
 
 from . import ring
-from .errors import InputTypeError
+from .errors import InputTypeError, ProtocolError, ShareMismatchError
 
 _U64 = jnp.uint64
 _I64 = jnp.int64
@@ -245,9 +245,10 @@ def matmul(a, b, *, method: str | None = None) -> jax.Array:
         [[9223372036854775809, 9223372036854775808], [15, 9223372036854775824]]
     """
     if method is not None and method not in METHODS:
-        raise ValueError(f"matmul: method must be None or one of {METHODS}, got {method!r}.")
+        raise ProtocolError(f"matmul: method must be None (the automatic choice) or one of {METHODS}, got "
+                            f"{method!r}.")
     if method is not None and method not in methods():
-        raise ValueError(
+        raise ProtocolError(
             f"matmul(method={method!r}) is not exact on the {jax.default_backend()!r} backend: XLA's "
             "GPU int8 GEMM returned twice the true product for some shapes (JAX 0.11.2, NVIDIA H200). "
             f"Use one of {methods()}, or method=None (the automatic choice).")
@@ -259,13 +260,19 @@ def matmul(a, b, *, method: str | None = None) -> jax.Array:
             f"matmul(method={method!r}) multiplies ring elements: both operands must be uint64, "
             f"got {a.dtype} and {b.dtype}. Convert with jaxmpc.ring.const or use method='xla'.")
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: operands must be at least 1-d, got shapes {a.shape} and {b.shape}.")
+        raise ShareMismatchError(f"matmul: operands must be at least 1-d, got shapes {a.shape} and "
+                                 f"{b.shape}; multiply by a scalar elementwise instead (a * b).")
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     (m, k), (k2, n) = a2.shape[-2:], b2.shape[-2:]
     if k != k2:
-        raise ValueError(f"matmul: inner dimensions differ: shapes {a.shape} and {b.shape}.")
-    batch = tuple(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
+        raise ShareMismatchError(f"matmul: inner dimensions differ: shapes {a.shape} and {b.shape}: a's last "
+                                 "axis must match b's second-to-last (b's only axis if b is 1-d).")
+    try:
+        batch = tuple(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
+    except ValueError:
+        raise ShareMismatchError(f"matmul: the batch axes of shapes {a.shape} and {b.shape} do not broadcast "
+                                 "(all axes but the last two must broadcast, as in jnp.matmul).") from None
     n_batch = math.prod(batch)
     fold = math.prod(b2.shape[:-2]) == 1  # b is one matrix: fold a's batch into its rows
     rows = math.prod(a2.shape[:-2]) * m

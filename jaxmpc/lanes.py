@@ -176,7 +176,8 @@ def _eval(jaxpr, consts, args, n: int) -> list:
         for var, o in zip(eqn.outvars, outs):
             if o.shape != tuple(var.aval.shape):  # a rule's bug: fail while tracing
                 raise RuntimeError(f"jaxmpc.lanes: {eqn.primitive.name} gave per-run shape {o.shape}, "
-                                   f"expected {tuple(var.aval.shape)}")
+                                   f"expected {tuple(var.aval.shape)}: a bug in its lanes rule; use "
+                                   "jax.vmap for this function meanwhile.")
             env[var] = o
     return [read(x) for x in jaxpr.outvars]
 

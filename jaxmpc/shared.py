@@ -141,6 +141,31 @@ class Shared:
 
     __rmatmul__ = __matmul__
 
+    def __truediv__(self, other):
+        raise InputTypeError(
+            "Dividing a Shared (x / d, x // d) needs a truncation and a key: call "
+            "jaxmpc.div_public(key, x, d) for a positive int d, jaxmpc.mul_public(key, x, 1 / c) for a "
+            "public real c, or jaxmpc.divide(key, x, y) for a shared y."
+        )
+
+    __floordiv__ = __truediv__
+
+    def __rtruediv__(self, other):
+        raise InputTypeError(
+            "public / Shared needs a secure reciprocal: call jaxmpc.reciprocal(key, x) (then "
+            "jaxmpc.mul_public(key, r, c) for c / x), or jaxmpc.divide(key, c, x) for a shared c."
+        )
+
+    __rfloordiv__ = __rtruediv__
+
+    def __pow__(self, other):
+        raise InputTypeError(
+            "A power of a Shared needs Beaver products: call jaxmpc.mul(key, x, x) for x ** 2 (repeat "
+            "it for higher powers); c ** x is jaxmpc.exp of x * ln(c) (jaxmpc.mul_public)."
+        )
+
+    __rpow__ = __pow__
+
     def __bool__(self):
         raise InputTypeError("A Shared value has no truth value; compare with jaxmpc.less / greater.")
 
@@ -156,7 +181,14 @@ class Shared:
 
     def reshape(self, *shape) -> "Shared":
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return self._new(self.shares.reshape((self.n_parties,) + tuple(shape)))
+        try:
+            return self._new(self.shares.reshape((self.n_parties,) + tuple(shape)))
+        except TypeError:  # JAX's message would quote the shapes with the party axis
+            raise ShareMismatchError(
+                f"reshape: a shared value of shape {self.shape} ({self.size} elements) cannot take shape "
+                f"{tuple(shape)}: pass ints whose product is {self.size} (one of them may be -1). "
+                "Shapes here leave out the party axis."
+            ) from None
 
     def transpose(self, *axes) -> "Shared":
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
@@ -176,7 +208,8 @@ def _axes(axis, ndim: int) -> tuple[int, ...]:
     out = []
     for a in axis:
         if not -ndim <= a < ndim:
-            raise ShareMismatchError(f"axis {a} is out of range for a shared value of rank {ndim}.")
+            raise ShareMismatchError(f"axis {a} is out of range for a shared value of rank {ndim}: pass an "
+                                     f"axis in {-ndim}..{ndim - 1} (the party axis is not counted).")
         out.append(a % ndim)
     return tuple(out)
 
@@ -285,7 +318,7 @@ def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2):
             "Example: jaxmpc.FixedPoint(base=10, precision=3)."
         )
     # a (nested) list of numbers is one array, as in numpy, also inside a pytree
-    x = jax.tree_util.tree_map(lambda v: np.asarray(v) if _is_nested_numbers(v) else v, x,
+    x = jax.tree_util.tree_map(lambda v: _nested_array(v) if _is_nested_numbers(v) else v, x,
                                is_leaf=_is_nested_numbers)
     if x is None:
         raise InputTypeError("share() got None; pass an array or a pytree of arrays.")
@@ -312,6 +345,17 @@ def _is_nested_numbers(x) -> bool:
     if isinstance(x, (list, tuple)):
         return len(x) > 0 and all(_is_nested_numbers(e) for e in x)
     return isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
+
+
+def _nested_array(v) -> np.ndarray:
+    try:
+        return np.asarray(v)
+    except ValueError as e:  # ragged
+        raise InputTypeError(
+            f"share: x must be an array or a rectangular nested list, got a ragged nested list "
+            f"({str(e).split('. ', 1)[-1]}) Pad the rows to one length, or pass a list of arrays "
+            "(a pytree: each array is shared on its own)."
+        ) from None
 
 
 def _is_shared(x) -> bool:

@@ -29,6 +29,10 @@ int64 shares, one party, a negative or mis-shaped divisor; ``div_public(x, 2**70
 mixed party counts or an array learning rate; ``mse`` with a bad key; ``Linear`` without its params
 (a bare ``KeyError``); the plain ``TypeError`` of ``x * x``. Two keys consumed before the error:
 ``maximum`` and ``sgd.update``.
+
+One-off cases (a table, no property test) cover axes out of range, :func:`jaxmpc.approx.exp`'s
+iteration range, ragged lists, the operators ``/ // **`` on a :class:`~jaxmpc.Shared`, reshape,
+and the arguments of :mod:`jaxmpc.accounting`, :mod:`jaxmpc.gemm` and :mod:`jaxmpc.diagnostics`.
 """
 from __future__ import annotations
 
@@ -42,9 +46,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import jaxmpc
-from jaxmpc import FixedPoint, Shared, nn, optim
+from jaxmpc import FixedPoint, Shared, accounting, approx, diagnostics, gemm, nn, optim
 from jaxmpc.errors import (EncodingError, InputTypeError, JaxMPCError, ProtocolError,
-                           ShareMismatchError)
+                           ShareMismatchError, UnknownNameError)
 from jaxmpc.fixedpoint import HEADROOM_BITS, max_precision
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
@@ -484,3 +488,85 @@ def test_concrete_values_are_checked_inside_jit():
                 + jaxmpc.share(k2, np.ones(2), FixedPoint(10, 4))).shares
 
     expect(ShareMismatchError, "different precisions", lambda: jax.jit(mixed)(fresh_key()))
+
+
+# ---- one-off cases: axes, iteration ranges, operators, reshape, cost and diagnostics arguments -------
+def one_off_targets(key):
+    """name: (error class, what the message must say, call). Each call raises before any work."""
+    x, x0 = shared((2, 3)), shared(())
+    u = jnp.zeros((2, 3), jnp.uint64)
+    return {
+        "softmax axis=5": (ShareMismatchError, r"axis must be in -2\.\.1 .* shape \(2, 3\)",
+                           lambda: approx.softmax(key, x, axis=5)),
+        "tree_max axis=-3": (ShareMismatchError, r"axis must be in -2\.\.1 .* shape \(2, 3\)",
+                             lambda: approx.tree_max(key, x, axis=-3)),
+        "softmax 0-d": (ShareMismatchError, r"an axis .* 0-d .*x\.reshape\(1\)",
+                        lambda: approx.softmax(key, x0)),
+        "exp iterations=62": (ProtocolError, r"iterations must be in 0\.\.61, got 62: .* below 2\^62",
+                              lambda: approx.exp(key, x, iterations=62)),
+        "softmax exp_iterations=62": (ProtocolError, r"exp_iterations must be in 0\.\.61",
+                                      lambda: approx.softmax(key, x, exp_iterations=62)),
+        "divide y not shared": (InputTypeError, r"divide: y must be a fixed-point",
+                                lambda: approx.divide(key, x, 2.0)),
+        "share ragged list": (InputTypeError, r"rectangular nested list, got a ragged .* Pad the rows",
+                              lambda: jaxmpc.share(key, [[1.0, 2.0], [3.0]], fxp_of(10, 3))),
+        "x / 2": (InputTypeError, r"jaxmpc\.div_public\(key, x, d\)", lambda: x / 2),
+        "x // 2": (InputTypeError, r"jaxmpc\.div_public\(key, x, d\)", lambda: x // 2),
+        "2 / x": (InputTypeError, r"jaxmpc\.reciprocal\(key, x\)", lambda: 2 / x),
+        "x ** 2": (InputTypeError, r"jaxmpc\.mul\(key, x, x\)", lambda: x ** 2),
+        "2 ** x": (InputTypeError, r"jaxmpc\.exp", lambda: 2 ** x),
+        "reshape": (ShareMismatchError, r"shape \(2, 3\) \(6 elements\) cannot take shape \(5,\)",
+                    lambda: x.reshape(5)),
+        "sum axis": (ShareMismatchError, r"out of range .* -2\.\.1", lambda: x.sum(axis=2)),
+        "msb mode": (ProtocolError, r"one of \('protocol', 'faithful', 'ideal'\), got 'fast'",
+                     lambda: jaxmpc.msb(key, x, mode="fast")),
+        "NetworkModel(0, 0)": (ProtocolError, r"bandwidth_bytes_per_s=\.\.\.\) must be a finite positive",
+                               lambda: accounting.NetworkModel(0, 0)),
+        "cost(3)": (InputTypeError, r"fn must be callable, got int. Pass the function first",
+                    lambda: jaxmpc.cost(3)),
+        "accounting.cost(None)": (InputTypeError, r"fn must be callable, got NoneType",
+                                  lambda: accounting.cost(None, key)),
+        "estimate('LAN')": (InputTypeError, r"must be a NetworkModel, got str: pass jaxmpc\.LAN",
+                            lambda: jaxmpc.cost(lambda: 0).estimate("LAN")),
+        "repeat(-1)": (ProtocolError, r"non-negative Python int .* got -1",
+                       lambda: accounting.repeat(-1).__enter__()),
+        "scan without length": (ProtocolError, r"pass length=",
+                                lambda: jaxmpc.cost(lambda: accounting.scan(lambda c, _: (c, None), 0.0))),
+        "gemm method": (ProtocolError, r"method must be None .* got 'f16'",
+                        lambda: gemm.matmul(u, u.T, method="f16")),
+        "gemm 0-d": (ShareMismatchError, r"at least 1-d, got shapes \(\)",
+                     lambda: gemm.matmul(u[0, 0], u, method="f64")),
+        "gemm inner": (ShareMismatchError, r"a's last axis must match b's second-to-last",
+                       lambda: gemm.matmul(u, u, method="f64")),
+        "gemm batch": (ShareMismatchError, r"batch axes .* do not broadcast",
+                       lambda: gemm.matmul(jnp.zeros((2, 2, 3), jnp.uint64), jnp.zeros((3, 3, 2), jnp.uint64),
+                                           method="f64")),
+        "diagnostics.run(3)": (InputTypeError, r"fn must be callable, got int", lambda: diagnostics.run(3)),
+        "register_float_twin": (InputTypeError, r"both must be callables, got int",
+                                lambda: diagnostics.register_float_twin(1, abs)),
+        "Report.window": (ProtocolError, r"per_step=True", lambda: diagnostics.Report({}).window(0, 1)),
+    }
+
+
+@pytest.mark.parametrize("name", list(one_off_targets(None)))
+def test_one_off_cases(name):
+    key = fresh_key()
+    exc, pattern, fn = one_off_targets(key)[name]
+    expect(exc, pattern, fn, key)
+
+
+def test_unknown_report_name_is_a_key_error():
+    pattern = r"no diagnostics for 'mul'; expected one of .*\['share'\]"
+    with pytest.raises(UnknownNameError, match=pattern) as info:
+        diagnostics.Report({"share": None})["mul"]
+    assert isinstance(info.value, JaxMPCError) and isinstance(info.value, KeyError)
+    assert str(info.value).startswith("no diagnostics")  # the message, not KeyError's repr of it
+
+
+def test_msb_faithful_mode_is_the_protocol():
+    """msb's documented claim: mode="faithful" computes the same shares as "protocol" (the modes differ
+    only in Beaver's products, and msb has none): both trace to the same program (nothing compiles)."""
+    x = shared((3,), 3)
+    programs = {m: str(jax.make_jaxpr(lambda k: jaxmpc.msb(k, x, mode=m).shares)(fresh_key()))
+                for m in ("protocol", "faithful")}
+    assert programs["protocol"] == programs["faithful"]
