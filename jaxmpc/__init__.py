@@ -33,3 +33,6 @@ from .errors import DeviceMeshError
 __all__ += ["diagnostics", "lanes", "mesh", "DeviceMeshError"]
 from . import conv
 __all__ += ["conv"]
+from . import batching
+from .batching import vmap
+__all__ += ["batching", "vmap"]

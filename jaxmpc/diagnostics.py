@@ -43,6 +43,11 @@ Sharing (``share``), of a real :math:`x` at scale :math:`s`, :math:`P = x s`:
 (no room for one product; what :func:`jaxmpc.share` checks on concrete inputs but cannot on traced
 ones), **underflow** :math:`\iff x \ne 0` and :math:`\mathrm{round}(P) = 0`; magnitude :math:`|P|`.
 
+Precisions (``"precision range"``): a ``FixedPoint`` made from a traced precision (under ``jit`` /
+``vmap``, so it could not raise) counts one element, a **failure** :math:`\iff` the precision is
+outside ``0..max_precision(base)``; such a run decodes to NaN (:mod:`jaxmpc.fixedpoint`). Linear
+operations on operands whose traced precisions differ count a failure under ``"precision match"``.
+
 Each call name (``"matmul"``, ``"matmul/truncate/dealer"``, ``"sgd/truncate/dealer"``, ``"share"``;
 a truncation is named after the protocol it finishes, see :func:`label`) gets one :class:`Stats`:
 counts of calls, elements, wraps, failures, out-of-range elements and underflows, the largest
@@ -102,7 +107,8 @@ class Stats(NamedTuple):
         calls: protocol calls observed (every loop step counts).
         elements: elements checked.
         wraps: elements whose exact value left the ring's signed range :math:`[-2^{63}, 2^{63})`.
-        failures: truncation results off by more than the protocol's error bound.
+        failures: truncation results off by more than the protocol's error bound (for
+            ``"precision range"`` / ``"precision match"``: a bad or mismatched precision).
         out_of_range: elements beyond the headroom :math:`2^{62}` (truncation: :math:`2^{62} - d`).
         underflows: truncations whose exact quotient is below one unit (sharing: encoded to 0).
         max_abs: largest exact magnitude, in ring units (float64).
@@ -243,7 +249,8 @@ class Report:
 
     @property
     def ok(self):
-        """True where nothing wrapped and no truncation failed (an array: one per batched run)."""
+        """True where nothing wrapped and nothing failed (truncations, precisions; an array: one
+        per batched run)."""
         bad = sum((s.wraps + s.failures for s in self._collapsed().values()), start=jnp.zeros((), _I64))
         return bad == 0
 
@@ -256,9 +263,9 @@ class Report:
                 "total": row(self.total())}
 
     def summary(self) -> str:
-        """A text table: per call, elements, wraps, truncation failures, out-of-range elements,
+        """A text table: per call, elements, wraps, failures, out-of-range elements,
         underflows (and their share), the largest magnitude in bits and as a fraction of 2^62."""
-        head = ("call", "calls", "elements", "wraps", "trunc fails", "out of range", "underflows",
+        head = ("call", "calls", "elements", "wraps", "failures", "out of range", "underflows",
                 "max bits", "of 2^62", "first bad")
         rows = []
         for name, r in [(n, self._flat(s)) for n, s in self._collapsed().items()] + [("total", self.total())]:
@@ -278,8 +285,8 @@ class Report:
 
         rule = "-" * len(line(head))
         runs = self.runs()
-        verdict = "OK: no wrap-around, no truncation failure" if self.total()["wraps"] + \
-            self.total()["failures"] == 0 else "FAILED: see wraps / trunc fails"
+        verdict = "OK: no wrap-around, no failure" if self.total()["wraps"] + \
+            self.total()["failures"] == 0 else "FAILED: see wraps / failures"
         out = [f"diagnostics ({runs} run{'s' if runs != 1 else ''}; counts summed over runs and loop "
                f"steps; simulator-only information)", line(head), rule]
         out += [line(c) for c in rows[:-1]] if len(rows) > 1 else ["(no protocol call observed)"]
@@ -541,12 +548,22 @@ def observe_precisions(name: str, a, b) -> None:
     _observe(name, _stats(1, failures=a.precision != b.precision))
 
 
+def observe_precision_range(fxp) -> None:
+    """Hook: ``fxp`` (a ``FixedPoint``) was just made from a traced precision, which could not be
+    range-checked while tracing; one outside ``0..max_precision(base)`` counts as a failure under
+    ``"precision range"`` (such a run decodes to NaN). Concrete precisions raise when the
+    ``FixedPoint`` is made, so they are not observed; nor inside nested transformations."""
+    if not _ACTIVE or _core.trace_ctx.trace is not _ACTIVE[-1].trace or fxp.concrete_precision() is not None:
+        return
+    _observe("precision range", _stats(1, failures=~fxp.valid))
+
+
 def observe_encoding(name: str, x, v: jax.Array, fxp) -> None:
     """Hook: the encoding ``v = encode(x)`` of a real array ``x`` by ``fxp`` (a ``FixedPoint``)."""
     if not _ACTIVE or fxp is None:
         return
     xf = jnp.asarray(x, _F64)
-    s = fxp.scale
+    s = jnp.where(fxp.valid, fxp.scale, 1.0)  # an out-of-range precision counts under "precision range"
     mag = jnp.abs(xf * s)
     _observe(name, _stats(int(np.prod(xf.shape, dtype=np.int64)),
                           wraps=mag >= 2.0**63,

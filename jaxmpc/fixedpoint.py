@@ -11,9 +11,20 @@ larger values (and sums of many products in a matmul) must satisfy the bound the
 the user's responsibility, since shared values cannot be inspected. Hence :math:`s^2 < 2^{62}`:
 base 10 allows precision 0..9 and base 2 allows 0..30.
 
-The precision travels inside a pytree as a small boolean bit-vector (its binary digits). Booleans add
-as logical OR, so ``optax.apply_updates(params, updates)`` -- which adds parameters and updates leaf by
-leaf -- keeps a shared parameter's encoding intact instead of doubling its precision.
+The precision travels inside a pytree as a boolean bit-vector: the 64 binary digits of the precision
+as an int64 (two's complement), so any integer given is held exactly (an unsigned 64-bit precision
+above :math:`2^{63} - 1` is clamped to it: still out of range, never wrapped), and a last flag, set
+when it is out of range. Booleans add as logical OR, so ``optax.apply_updates(params, updates)`` --
+which adds parameters and updates leaf by leaf -- keeps a shared parameter's encoding intact instead
+of doubling its precision.
+
+Out-of-range precisions. A concrete precision outside ``0..max_precision(base)`` raises
+:class:`~jaxmpc.errors.EncodingError`. A traced one (under ``jit`` / ``vmap``) cannot raise, so for
+such a run :attr:`FixedPoint.valid` is false, :attr:`FixedPoint.scale` is NaN and :meth:`decode`
+(hence :func:`jaxmpc.reveal`) returns NaN; encoding and truncations use the scale 1 meanwhile (no
+ring arithmetic on an undefined scale), and :mod:`jaxmpc.diagnostics` counts the run as a failure
+under the call name ``"precision range"`` (observed where the ``FixedPoint`` is made). The other
+runs of a sweep are unaffected, and one compiled program still serves every precision.
 """
 from __future__ import annotations
 
@@ -24,10 +35,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import ring
-from .errors import EncodingError, InputTypeError
+from . import diagnostics, ring
+from .errors import EncodingError, InputTypeError, ShareMismatchError
 
-_BITS = 8  # precision is stored as 8 binary digits (0..255; the ring allows at most 30)
+_BITS = 64  # precision is stored as the 64 binary digits of an int64 (any integer, no wrap) ...
+_WIDTH = _BITS + 1  # ... and one flag: out of range (so checking validity costs one element)
 _ROUNDINGS = ("nearest", "trunc")
 HEADROOM_BITS = 62  # |x| * s^2 must stay below 2^62 (the exact range of dealer truncation)
 
@@ -41,6 +53,23 @@ def max_precision(base: int) -> int:
     return int(math.floor((HEADROOM_BITS - 1e-9) / (2 * math.log2(base))))
 
 
+def _as_int64(p: jax.Array) -> jax.Array:
+    """A traced integer precision as int64 without wrapping (unsigned values above 2^63 - 1 clamp)."""
+    if p.dtype == jnp.uint64:
+        p = jnp.minimum(p, jnp.uint64(np.iinfo(np.int64).max))
+    return p.astype(jnp.int64)
+
+
+def _check_range(base: int, precision: int) -> None:
+    top = max_precision(base)
+    if not 0 <= precision <= top:
+        raise EncodingError(
+            f"FixedPoint(base={base}, precision={precision}) does not fit the ring: the "
+            f"product of two encoded values needs scale^2 < 2^{HEADROOM_BITS}, so base {base}"
+            f" allows precision 0..{top}. Choose a precision in that range."
+        )
+
+
 @jax.tree_util.register_pytree_node_class
 class FixedPoint:
     r"""Fixed-point encoding with scale :math:`s = \text{base}^\text{precision}`.
@@ -48,7 +77,8 @@ class FixedPoint:
     Args:
         base: 2 or 10 (static). PySyft's default is base 10, precision 3.
         precision: number of fractional digits in ``base``; a Python int or an integer array (a
-            JAX tracer under ``vmap``). Base 10 allows 0..9, base 2 allows 0..30.
+            JAX tracer under ``vmap``). Base 10 allows 0..9, base 2 allows 0..30: a concrete value
+            outside raises, a traced one makes the run decode to NaN (see the module notes).
         rounding: ``"nearest"`` (default) rounds to the nearest ring element; ``"trunc"`` truncates
             toward zero like PySyft (0.0738 at precision 3 becomes 73, not 74).
 
@@ -84,20 +114,18 @@ class FixedPoint:
                     f"FixedPoint(precision=...) must be a scalar integer (e.g. 3), got {p!r} of "
                     f"dtype {arr.dtype}. To sweep precisions, vmap over an integer array."
                 )
-            top = max_precision(int(base))
-            if not 0 <= int(arr) <= top:
-                raise EncodingError(
-                    f"FixedPoint(base={base}, precision={int(arr)}) does not fit the ring: the "
-                    f"product of two encoded values needs scale^2 < 2^{HEADROOM_BITS}, so base {base}"
-                    f" allows precision 0..{top}. Choose a precision in that range."
-                )
+            _check_range(int(base), int(arr))
         self.base = int(base)
         self.rounding = rounding
         if isinstance(p, jax.core.Tracer):
-            p = p.astype(jnp.int32)
-            self._bits = ((p >> jnp.arange(_BITS, dtype=jnp.int32)) & 1).astype(bool)
+            p = _as_int64(p)
+            bad = (p < 0) | (p > max_precision(int(base)))
+            digits = ((p >> jnp.arange(_BITS, dtype=jnp.int64)) & 1).astype(bool)
+            self._bits = jnp.concatenate([digits, bad[None]])
+            diagnostics.observe_precision_range(self)  # cannot raise: counted when collecting
         else:  # numpy keeps a concrete precision concrete inside jit, so it can be checked
-            self._bits = ((int(np.asarray(p)) >> np.arange(_BITS)) & 1).astype(bool)
+            digits = ((np.int64(int(np.asarray(p))) >> np.arange(_BITS, dtype=np.int64)) & 1).astype(bool)
+            self._bits = np.concatenate([digits, [False]])  # in range (checked above)
 
     # pytree: the precision bits are data, base and rounding are static
     def tree_flatten(self):
@@ -110,36 +138,68 @@ class FixedPoint:
         (obj._bits,) = children
         return obj
 
+    def _check_rank(self, what: str) -> None:
+        """A FixedPoint used by encode / decode / protocols holds one precision (bits ``[65]``) or,
+        for decoding only, a batch of them in front; anything else came from a mapped axis."""
+        shape = tuple(self._bits.shape)
+        if len(shape) < 1 or shape[-1] != _WIDTH or (len(shape) > 1 and what != "decode"):
+            batch = f"a batch of precisions of shape {tuple(shape[:-1])}" if len(shape) > 1 and \
+                shape[-1] == _WIDTH else f"precision bits of shape {tuple(shape)} (expected ({_WIDTH},))"
+            raise ShareMismatchError(
+                f"FixedPoint.{what}: this encoding holds {batch}: it went through jax.vmap with its "
+                "precision mapped (a Shared's party axis, or the wrong axis, was vmapped). Batch "
+                "shared values with jaxmpc.vmap (it maps the first non-party axis and leaves the "
+                "encoding alone), or compute on them inside the vmapped function."
+            )
+
     @property
     def precision(self) -> jax.Array:
-        """The precision as an int32 scalar (array data)."""
-        weights = 1 << jnp.arange(_BITS, dtype=jnp.int32)
-        return jnp.sum(jnp.where(self._bits, weights, 0), axis=-1)
+        """The precision as an int64 scalar (array data), exactly as given (even out of range)."""
+        weights = jnp.left_shift(jnp.int64(1), jnp.arange(_BITS, dtype=jnp.int64))  # bit 63: -2^63
+        return jnp.sum(jnp.where(self._bits[..., :_BITS], weights, 0), axis=-1, dtype=jnp.int64)
+
+    @property
+    def valid(self) -> jax.Array:
+        """Whether the precision is in ``0..max_precision(base)`` (a bool array; False only for a
+        traced out-of-range precision, since a concrete one raises)."""
+        return ~jnp.asarray(self._bits[..., _BITS])
+
+    def _exact_scale(self) -> jax.Array:
+        """``base**precision`` from the low binary digits: exact where :attr:`valid`, finite always."""
+        n = max_precision(self.base).bit_length()  # digits a valid precision can have
+        factors = np.array([float(self.base) ** (1 << i) for i in range(n)])
+        return jnp.prod(jnp.where(self._bits[..., :n], factors, 1.0), axis=-1)
+
+    def _ring_float_scale(self) -> jax.Array:
+        """The scale used for ring arithmetic: exact where valid, 1 where not (decode gives NaN)."""
+        return jnp.where(self.valid, self._exact_scale(), 1.0)
 
     @property
     def scale(self) -> jax.Array:
-        """The scale ``base**precision`` as float64, exact on every backend.
+        """The scale ``base**precision`` as float64, exact on every backend; NaN for an
+        out-of-range (traced) precision.
 
         :math:`b^p = \\prod_{i: p_i = 1} b^{2^i}` over the binary digits :math:`p_i` of the
         precision: a product of exact float64 constants whose partial products divide
         :math:`b^p < 2^{62}`, so every rounding is exact. (``jnp.power`` is not exact everywhere:
         on a GPU ``2.0 ** 11.0`` came out as 2047.9999999999998, which truncates to 2047 in the ring.)
         """
-        factors = np.array([float(self.base) ** (1 << i) for i in range(_BITS)])
-        return jnp.prod(jnp.where(self._bits, factors, 1.0), axis=-1)
+        return jnp.where(self.valid, self._exact_scale(), jnp.nan)
 
     @property
     def ring_scale(self) -> jax.Array:
-        """The scale as a ring element (uint64)."""
-        return self.scale.astype(jnp.int64).astype(jnp.uint64)
+        """The scale as a ring element (uint64); 1 for an out-of-range (traced) precision."""
+        self._check_rank("ring_scale")
+        return self._ring_float_scale().astype(jnp.int64).astype(jnp.uint64)
 
     def same_static(self, other: "FixedPoint") -> bool:
         return self.base == other.base and self.rounding == other.rounding
 
     def concrete_precision(self):
-        """The precision as a Python int, or None when it is traced."""
-        if _is_concrete(self._bits):
-            return int(np.sum(np.asarray(self._bits) << np.arange(_BITS)))
+        """The precision as a Python int, or None when it is traced (or a batch of precisions)."""
+        if _is_concrete(self._bits) and np.ndim(self._bits) == 1:
+            digits = np.asarray(self._bits[:_BITS], np.int64)
+            return int(np.sum(digits << np.arange(_BITS, dtype=np.int64)))
         return None
 
     def __repr__(self) -> str:
@@ -162,14 +222,30 @@ class FixedPoint:
             concrete (see :meth:`check_values`; traced values cannot be checked).
         """
         check_numeric(x, name)
+        self._check_rank("encode")
         self.check_values(x, name)
-        y = jnp.asarray(x, jnp.float64) * self.scale
+        y = jnp.asarray(x, jnp.float64) * self._ring_float_scale()
         y = jnp.round(y) if self.rounding == "nearest" else jnp.trunc(y)
         return ring.from_signed(y.astype(jnp.int64))
 
     def decode(self, v) -> jax.Array:
-        """Decode ring elements to float64: ``signed(v) / s``."""
-        return ring.to_signed(v).astype(jnp.float64) / self.scale
+        """Decode ring elements to float64: ``signed(v) / s``; NaN where the precision is out of
+        range (a traced one; see the module notes).
+
+        A FixedPoint holding a batch of precisions (bits ``[*batch, 65]``, as ``jaxmpc.vmap``
+        returns for a precision swept inside) decodes ``v`` whose leading axes are that batch.
+        """
+        self._check_rank("decode")
+        scale = self.scale
+        v = jnp.asarray(v)
+        if scale.ndim:
+            if tuple(v.shape[:scale.ndim]) != tuple(scale.shape):
+                raise ShareMismatchError(
+                    f"FixedPoint.decode: the encoding holds a batch of {tuple(scale.shape)} "
+                    f"precisions, but the value has shape {tuple(v.shape)}; its leading axes must be "
+                    "that batch (as jaxmpc.vmap returns them).")
+            scale = scale.reshape(scale.shape + (1,) * (v.ndim - scale.ndim))
+        return ring.to_signed(v).astype(jnp.float64) / scale
 
     def check_values(self, x, name: str = "x") -> None:
         """Raise :class:`EncodingError` for NaN, inf, or values with no room for one product.
@@ -189,6 +265,7 @@ class FixedPoint:
         p = self.concrete_precision()
         if p is None:
             return
+        _check_range(self.base, p)
         s = float(self.base) ** p
         limit = 2.0**HEADROOM_BITS / (s * s)
         big = float(np.max(np.abs(arr)))

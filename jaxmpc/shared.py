@@ -51,20 +51,40 @@ class Shared:
             raise InputTypeError(f"Shared(fxp=...) must be a FixedPoint or None, got {fxp!r}.")
         self.shares = shares
         self.fxp = fxp
+        self._parties = int(shares.shape[0])
 
+    # pytree: the party count is static, so a transformation that maps the party axis away (e.g.
+    # jax.vmap(f)(x)) leaves shares that disagree with it, which n_parties reports
     def tree_flatten(self):
-        return (self.shares, self.fxp), None
+        return (self.shares, self.fxp), self._parties
 
     @classmethod
     def tree_unflatten(cls, aux, children):
         obj = object.__new__(cls)
         obj.shares, obj.fxp = children
+        obj._parties = aux
         return obj
 
     # ---- shape information -------------------------------------------------------------------
     @property
     def n_parties(self) -> int:
-        return self.shares.shape[0]
+        """The number of parties (the length of the shares' leading axis).
+
+        Raises:
+            :class:`~jaxmpc.errors.ShareMismatchError` when the shares' leading axis is no longer
+            the party axis this value was shared with, e.g. inside ``jax.vmap(f)(x)``, which maps
+            axis 0 of the shares (the parties). Batch shared values with :func:`jaxmpc.vmap`.
+        """
+        shape = tuple(self.shares.shape)
+        if self._parties is not None and (not shape or shape[0] != self._parties):
+            raise ShareMismatchError(
+                f"this Shared value has {self._parties} parties, but its shares have shape {shape}: "
+                "the party axis (axis 0 of the shares) was mapped away or moved, e.g. by "
+                "jax.vmap(f)(x), which maps axis 0. Batch shared values with jaxmpc.vmap(f)(x) (it "
+                "maps the first non-party axis, axis 1 of the shares), or give jax.vmap the spec "
+                "in_axes=jaxmpc.batching.axes(x)."
+            )
+        return shape[0]
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -79,7 +99,8 @@ class Shared:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def __repr__(self) -> str:
-        return f"Shared(shape={self.shape}, n_parties={self.n_parties}, fxp={self.fxp!r})"
+        shape = tuple(getattr(self.shares, "shape", ()))
+        return f"Shared(shape={shape[1:]}, n_parties={self._parties}, fxp={self.fxp!r})"
 
     def _new(self, shares) -> "Shared":
         return Shared(shares, self.fxp)

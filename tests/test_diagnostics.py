@@ -227,3 +227,24 @@ def test_precision_mismatch_under_jit_is_counted():
     out, good = run(x, z)
     assert int(good["precision match"].failures) == 0 and bool(good.ok)
     np.testing.assert_allclose(np.asarray(out), [2.0])
+
+
+def test_out_of_range_precisions_under_vmap_are_failures():
+    """Traced precisions 10, 256 and 259 (base 10 allows 0..9) used to compute x * x = 0.036, or to
+    wrap silently to precisions 0 and 3, with report.ok true; now each such run is a failure under
+    "precision range" and reveals NaN, while the valid run (4) is exact."""
+    def f(key, p):
+        k0, k1 = jax.random.split(key)
+        x = jaxmpc.share(k0, jnp.array([1.5, -0.5]), jaxmpc.FixedPoint(10, p))
+        return jaxmpc.reveal(jaxmpc.mul(k1, x, x))
+
+    ps = jnp.array([4, 10, 256, 259])
+    out, rep = jax.jit(jax.vmap(diagnostics.run(f)))(jax.random.split(jax.random.key(41), 4), ps)
+    out = np.asarray(out)
+    np.testing.assert_allclose(out[0], [2.25, 0.25], atol=2e-4)
+    assert np.isnan(out[1:]).all()
+    s = rep["precision range"]
+    assert np.asarray(s.failures).tolist() == [0, 1, 1, 1] and np.asarray(s.calls).tolist() == [1] * 4
+    assert np.asarray(rep.ok).tolist() == [True, False, False, False]
+    assert rep.to_dict()["calls"]["precision range"]["failures"] == 3 and "FAILED" in rep.summary()
+    assert int(rep["mul"].wraps.sum()) == 0  # the bad runs compute at scale 1, nothing wraps

@@ -185,3 +185,54 @@ def test_check_numeric_rejects(bad):
 def test_check_numeric_accepts():
     for ok in (np.array([1, 2]), np.float32(1.5), 3, [1.0, 2.0], jnp.ones(2, jnp.bfloat16)):
         check_numeric(ok, "x")
+
+
+def test_traced_out_of_range_precision_decodes_to_nan():
+    """Under vmap / jit a precision cannot raise; it is held exactly (no 8-bit wrap: 256 is not 0,
+    259 is not 3), flagged invalid, and its run decodes to NaN while the valid runs stay exact."""
+    ps = jnp.array([4, 10, 256, 259, -1, 9])
+    x = np.array([1.5, -2.25])
+
+    @jax.jit
+    @jax.vmap
+    def f(p):
+        fxp = FixedPoint(10, p)
+        return fxp.precision, fxp.valid, fxp.scale, fxp.ring_scale, fxp.decode(fxp.encode(x))
+
+    prec, valid, scale, ring_scale, dec = jax.tree_util.tree_map(np.asarray, f(ps))
+    assert prec.tolist() == [4, 10, 256, 259, -1, 9]
+    assert valid.tolist() == [True, False, False, False, False, True]
+    assert np.isnan(scale[~valid]).all() and scale[valid].tolist() == [1e4, 1e9]
+    assert ring_scale.tolist() == [10**4, 1, 1, 1, 1, 10**9]  # ring arithmetic never sees NaN
+    assert np.isnan(dec[~valid]).all()
+    np.testing.assert_array_equal(dec[valid], np.stack([x, x]))
+    # one compile serves every precision (the swept path stays data)
+    g = jax.jit(lambda p: FixedPoint(2, p).decode(FixedPoint(2, p).encode(x)))
+    assert np.isnan(np.asarray(g(31))).all() and np.asarray(g(30)).tolist() == x.tolist()
+    assert g._cache_size() == 1
+
+
+@pytest.mark.parametrize("dtype,value", [(jnp.uint64, 2**64 - 1), (jnp.int64, 2**40), (jnp.uint8, 255),
+                                         (jnp.int8, -128)])
+def test_traced_precision_of_any_integer_dtype_never_wraps(dtype, value):
+    prec, valid = jax.jit(lambda p: (FixedPoint(2, p).precision, FixedPoint(2, p).valid))(
+        jnp.asarray(value, dtype))
+    assert not bool(valid)
+    want = min(value, 2**63 - 1)  # an unsigned value above int64 clamps (still out of range)
+    assert int(prec) == want
+
+
+def test_batched_encoding_needs_jaxmpc_vmap():
+    """A FixedPoint whose precision bits were mapped by jax.vmap (a batch in front, or bits vmapped
+    away) raises a ShareMismatchError naming the fix; decode takes a batch of precisions in front."""
+    fxps = jax.vmap(lambda p: FixedPoint(10, p))(jnp.array([1, 2]))
+    with pytest.raises(jaxmpc.ShareMismatchError, match="jaxmpc.vmap"):
+        fxps.encode(1.0)
+    with pytest.raises(jaxmpc.ShareMismatchError, match="jaxmpc.vmap"):
+        fxps.ring_scale
+    v = jnp.asarray([[150, 15], [150, 15]], jnp.uint64)
+    np.testing.assert_array_equal(np.asarray(fxps.decode(v)), [[15.0, 1.5], [1.5, 0.15]])
+    with pytest.raises(jaxmpc.ShareMismatchError, match="leading axes"):
+        fxps.decode(v[:1])
+    with pytest.raises(jaxmpc.ShareMismatchError, match="jaxmpc.vmap"):
+        jax.vmap(lambda f: f.decode(jnp.uint64(1)))(FixedPoint(10, 3))  # the 64 bits mapped away

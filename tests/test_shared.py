@@ -239,3 +239,82 @@ def test_bad_operands():
         Shared(jnp.ones((2, 3), jnp.int64), FXP)
     with pytest.raises(jaxmpc.InputTypeError, match="at least 2 parties"):
         Shared(jnp.ones((1, 3), jnp.uint64), FXP)
+
+
+# ---------------------------------------------------------------------------------------------
+# batching shared values (jaxmpc.vmap, jaxmpc.batching.axes)
+def _row_product(key, r, c):
+    """One run: a shared row times a public scale, squared with Beaver, revealed and as a Shared."""
+    p = jaxmpc.mul(key, r, r)
+    return jaxmpc.reveal(p) * c, p
+
+
+@pytest.mark.parametrize("n_parties", [2, 3])
+def test_vmap_maps_the_first_non_party_axis_like_a_loop(n_parties):
+    """jaxmpc.vmap over rows of a shared matrix equals the loop over rows (same keys), bit for bit
+    in the result shares, with the party axis kept first and the encoding left alone."""
+    v = np.array([[1.5, -2.0], [0.25, 3.0], [-1.0, 0.5]])
+    x = jaxmpc.share(jax.random.key(40 + n_parties), v, FXP, n_parties)
+
+    def keys():  # the same three keys each time (each copy consumed once)
+        return jax.random.split(jax.random.key(45 + n_parties), 3)
+
+    c = jnp.array([1.0, 2.0, 3.0])
+    out, prod = jax.jit(jaxmpc.vmap(_row_product))(keys(), x, c)
+    assert prod.shares.shape == (n_parties, 3, 2) and prod.fxp.concrete_precision() == 3
+    for i in range(3):
+        want, p = jax.jit(_row_product)(keys()[i], x[i], c[i])
+        np.testing.assert_array_equal(np.asarray(out[i]), np.asarray(want))
+        np.testing.assert_array_equal(np.asarray(prod.shares[:, i]), np.asarray(p.shares))
+    np.testing.assert_allclose(np.asarray(jaxmpc.reveal(prod)), v * v, atol=2e-3)
+    # the same with jax.vmap and the provided spec; out_axes moves the batch axis of the values
+    spec = (0, jaxmpc.batching.axes(x), 0)
+    out2, prod2 = jax.vmap(_row_product, in_axes=spec, out_axes=(0, jaxmpc.batching.axes(prod)))(keys(), x, c)
+    np.testing.assert_array_equal(np.asarray(out2), np.asarray(out))
+    np.testing.assert_array_equal(np.asarray(prod2.shares), np.asarray(prod.shares))
+    cols, pcols = jaxmpc.vmap(_row_product, out_axes=1)(keys(), x, c)
+    np.testing.assert_array_equal(np.asarray(cols), np.asarray(out).T)
+    np.testing.assert_array_equal(np.asarray(pcols.shares), np.asarray(prod.shares).transpose(0, 2, 1))
+
+
+def test_vmap_plain_integers_and_other_axes():
+    """Plain-integer shares (where jax.vmap(reveal) gave numbers of order 1e18), in_axes per
+    argument with None, and a non-leading value axis."""
+    x = jaxmpc.share(jax.random.key(50), np.arange(6).reshape(2, 3), None, 3)
+    np.testing.assert_array_equal(np.asarray(jaxmpc.vmap(jaxmpc.reveal)(x)), [[0, 1, 2], [3, 4, 5]])
+    np.testing.assert_array_equal(np.asarray(jaxmpc.vmap(jaxmpc.reveal, in_axes=1)(x)), [[0, 3], [1, 4], [2, 5]])
+    y = jaxmpc.vmap(lambda a, b: a + b, in_axes=(0, None))(x, x[0])
+    np.testing.assert_array_equal(np.asarray(jaxmpc.reveal(y)), [[0, 2, 4], [3, 5, 7]])
+
+
+def test_vmap_over_precisions_returns_a_batch_of_encodings():
+    """A precision swept inside: the output encoding comes back with a batch of precisions in
+    front, and reveal decodes each row at its own scale (an out-of-range one as NaN)."""
+    def one(key, p):
+        return jaxmpc.share(key, jnp.array([1.25, -0.5]), FixedPoint(10, p))
+
+    y = jax.jit(jaxmpc.vmap(one))(jax.random.split(jax.random.key(51), 3), jnp.array([1, 3, 12]))
+    assert y.shares.shape == (2, 3, 2) and y.fxp.precision.tolist() == [1, 3, 12]
+    out = np.asarray(jaxmpc.reveal(y))
+    np.testing.assert_array_equal(out[1], [1.25, -0.5])
+    np.testing.assert_allclose(out[0], [1.2, -0.5])  # 12.5 rounds half to even at one digit
+    assert np.isnan(out[2]).all()
+    with pytest.raises(jaxmpc.ShareMismatchError, match="jaxmpc.vmap"):
+        jaxmpc.mul(jax.random.key(52), y, y)  # a protocol needs one precision: compute inside
+
+
+def test_misuse_of_jax_vmap_is_detected():
+    """jax.vmap(f)(x) maps the party axis: a protocol or reveal on the result raises a
+    ShareMismatchError that names jaxmpc.vmap (plain integers; fixed point fails in JAX itself)."""
+    x = jaxmpc.share(jax.random.key(53), np.arange(6).reshape(3, 2), None)
+    with pytest.raises(jaxmpc.ShareMismatchError, match="jaxmpc.vmap"):
+        jax.vmap(jaxmpc.reveal)(x)
+    with pytest.raises(jaxmpc.ShareMismatchError, match="party axis"):
+        jax.vmap(lambda s: jaxmpc.mul(jax.random.key(54), s, s))(x)
+    z = jaxmpc.share(jax.random.key(55), np.ones(4, np.int64), None)  # the batch of 4 maps the shares to rank 0
+    with pytest.raises(jaxmpc.ShareMismatchError, match="party axis"):
+        jax.vmap(jaxmpc.reveal)(z)
+    with pytest.raises(jaxmpc.ShareMismatchError, match="scalar"):
+        jaxmpc.vmap(jaxmpc.reveal)(jaxmpc.share(jax.random.key(56), 1.0, FXP))
+    with pytest.raises(jaxmpc.InputTypeError, match="in_axes"):
+        jaxmpc.vmap(jaxmpc.reveal, in_axes=(0, 0))(x)
