@@ -1,4 +1,4 @@
-"""Accuracy of the nonlinear approximations (jaxmpc.approx) against precision and iteration count.
+"""Accuracy of the nonlinear approximations (jaxmpc.ops.approx) against precision and iteration count.
 
 For each function and each value of its swept iteration argument (static: one compile each), ONE
 ``jax.vmap``-ped, jit-compiled call evaluates the function on a grid over its stated domain at
@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(_HERE, ".."))
 import jaxmpc  # noqa: E402
-from jaxmpc import approx  # noqa: E402
+from jaxmpc.ops import approx  # noqa: E402
 
 
 def _softmax_inputs(n=256):

@@ -32,7 +32,9 @@ import optax  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import jaxmpc  # noqa: E402
-from jaxmpc import losses, nn, optim, seed  # noqa: E402
+from jaxmpc import nn
+from jaxmpc.nn import losses, optim
+from jaxmpc.tasks import tutorial  # noqa: E402
 
 
 OPTIONS = {}  # XLA options for jaxmpc's functions (set by main from --xla-options)
@@ -119,7 +121,7 @@ def bench_mlp_step(name, sizes, batch, mode, repeats):
     state = opt.init(params)
 
     def secure_step(key, params, state, x, y):
-        return jaxmpc.train.step(key, net, losses.mse, opt, params, state, x, y)
+        return jaxmpc.nn.training.step(key, net, losses.mse, opt, params, state, x, y)
 
     popt = optax.sgd(0.1, momentum=0.9)
     p32 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params_plain)
@@ -135,11 +137,11 @@ def bench_mlp_step(name, sizes, batch, mode, repeats):
                   repeats, {"sizes": list(sizes), "batch": batch, "parties": 2})
 
 
-def plain_seed_run(lr=seed.LEARNING_RATE, iterations=seed.ITERATIONS):
+def plain_seed_run(lr=tutorial.LEARNING_RATE, iterations=tutorial.ITERATIONS):
     """The seed task in float32 plaintext JAX: 20 SGD steps in a scan."""
-    net = seed.model()
-    x, t = jnp.asarray(seed.DATA, jnp.float32), jnp.asarray(seed.TARGET, jnp.float32)
-    p0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), seed.INIT)
+    net = tutorial.model()
+    x, t = jnp.asarray(tutorial.DATA, jnp.float32), jnp.asarray(tutorial.TARGET, jnp.float32)
+    p0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), tutorial.INIT)
 
     def body(p, _):
         loss, g = jax.value_and_grad(lambda p: losses.sse_plain(net.plain(p, x), t))(p)
@@ -151,7 +153,7 @@ def plain_seed_run(lr=seed.LEARNING_RATE, iterations=seed.ITERATIONS):
 def bench_seed(mode, repeats):
     del mode
     key = jaxmpc.key(4)
-    return record("seed_20", "protocol", (lambda k: seed.run(k, 4), (key,)),
+    return record("seed_20", "protocol", (lambda k: tutorial.run(k, 4), (key,)),
                   (lambda: plain_seed_run(), ()), repeats)
 
 
@@ -164,12 +166,12 @@ def bench_seed_sweep(configs, repeats, lanes=False):
     itself, and is not simulation work); the median of 5 passes over the grid."""
     precisions = jnp.asarray(np.resize([2, 3, 4, 5], configs), jnp.int32)
     keys = jax.random.split(jaxmpc.key(5), configs)
-    lrs = jnp.full((configs,), seed.LEARNING_RATE, jnp.float32)
-    secure = ((jaxmpc.lanes.vmap if lanes else jax.vmap)(seed.run), (keys, precisions))
+    lrs = jnp.full((configs,), tutorial.LEARNING_RATE, jnp.float32)
+    secure = ((jaxmpc.lanes.vmap if lanes else jax.vmap)(tutorial.run), (keys, precisions))
     plain = (jax.vmap(plain_seed_run), (lrs,))
     rec = record(f"seed_sweep_{configs}" + ("_lanes" if lanes else ""), "protocol", secure, plain, repeats,
                  {"vmap": "jaxmpc.lanes.vmap" if lanes else "jax.vmap"})
-    one = jax.jit(seed.run, compiler_options=OPTIONS or None).lower(keys[0], precisions[0]).compile()
+    one = jax.jit(tutorial.run, compiler_options=OPTIONS or None).lower(keys[0], precisions[0]).compile()
     args = [(keys[i], precisions[i]) for i in range(configs)]
     jax.block_until_ready(one(*args[0]))
     passes = []

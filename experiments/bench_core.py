@@ -116,7 +116,7 @@ def main(argv=None):
     if args.conv:
         from jax import lax
 
-        from jaxmpc import conv
+        from jaxmpc.nn import conv
         b, c, h, o, k = (int(v) for v in args.conv.split(","))
         xc = rng.uniform(-1, 1, (b, c, h, h)).astype(np.float32)
         wc = (rng.uniform(-1, 1, (o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)

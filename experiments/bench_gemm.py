@@ -1,4 +1,4 @@
-"""Every exact ring-matmul method of :mod:`jaxmpc.gemm` on a few shapes, against a float32 GEMM.
+"""Every exact ring-matmul method of :mod:`jaxmpc.core.gemm` on a few shapes, against a float32 GEMM.
 
 For each shape ``(m, k, n)`` and each method exact on the backend (``gemm.methods()``) it draws
 fresh uniform ``uint64`` operands (every bit random: the hardest case for the limb splits), checks
@@ -6,7 +6,7 @@ the product bit for bit against the reference, then times the jitted product (wa
 ``--repeats`` runs, each ended by ``block_until_ready``). The reference is NumPy's ``uint64``
 matmul (exact: it wraps mod 2^64) up to ``--numpy-max-macs`` multiply-adds, and the ``"xla"``
 method beyond. The float32 twin (``jnp.matmul`` of float32 operands, JAX's default precision for
-the backend) is timed in the same run, and the method :func:`jaxmpc.gemm.choose_method` picks is
+the backend) is timed in the same run, and the method :func:`jaxmpc.core.gemm.choose_method` picks is
 marked ``*``. Use it to set the crossovers of ``choose_method`` on a new backend.
 
     python experiments/bench_gemm.py --shapes 128,128,128 512,512,512 --json gemm.json
@@ -29,7 +29,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from jaxmpc import gemm  # noqa: E402
+from jaxmpc.core import gemm  # noqa: E402
 
 
 def median_seconds(fn, args, repeats):

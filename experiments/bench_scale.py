@@ -61,13 +61,14 @@ def worker(args) -> dict:
 
     sys.path.insert(0, _ROOT)
     import jaxmpc
-    from jaxmpc import mesh, seed
+    from jaxmpc import mesh
+    from jaxmpc.tasks import tutorial
 
     n_dev = args.worker
     devices = jax.devices()
     if len(devices) < n_dev:
         raise SystemExit(f"{n_dev} devices requested, {len(devices)} visible ({devices[0].platform})")
-    sweep = mesh.shard_sweep(functools.partial(seed.run, iterations=args.iterations, n_parties=args.parties),
+    sweep = mesh.shard_sweep(functools.partial(tutorial.run, iterations=args.iterations, n_parties=args.parties),
                              mesh.sweep_mesh(devices[:n_dev]))
     n_runs = mesh.padded_runs(args.runs, n_dev)
     precisions = jnp.resize(jnp.asarray(args.precisions, jnp.int32), (n_runs,))

@@ -4,12 +4,12 @@ Four parts (``--parts``), each printed as a table and written to ``--json``:
 
 a. Local (SecureML, 2-party) truncation fails when the two signed shares overflow: probability
    (|x| + 1) / 2^64 per element. Measured on crafted inputs (``--trials`` fresh sharings of each
-   |x| from 2^56 to 3 * 2^61), counted by jaxmpc.diagnostics and checked against the opened
+   |x| from 2^56 to 3 * 2^61), counted by jaxmpc.trace.diagnostics and checked against the opened
    results, with exact (Clopper-Pearson) 95% binomial intervals.
 b. Dealer truncation's error distribution (3 parties) for base-10 and base-2 divisors on uniform
    values |x| < 2^61: histogram in units, mean (unbiased?), max (< 1.5 units base 10, < 1 base 2);
    local truncation in range (|x| < 2^40) for comparison.
-c. The seed task (jaxmpc.seed) for ``--iterations`` (5000) steps at base 10, precisions 4, 3 and 2,
+c. The seed task (jaxmpc.tasks.tutorial) for ``--iterations`` (5000) steps at base 10, precisions 4, 3 and 2,
    ``--seeds`` runs each in one vmapped call with per-step diagnostics, against float64 plaintext
    training: deviation per window of iterations, final losses, and what the diagnostics show
    (wrap-around, truncation failures, headroom used, underflows per window).
@@ -40,7 +40,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import jaxmpc  # noqa: E402
-from jaxmpc import diagnostics, losses, ring, seed  # noqa: E402
+from jaxmpc import diagnostics
+from jaxmpc.nn import losses
+from jaxmpc.core import ring
+from jaxmpc.tasks import tutorial  # noqa: E402
 
 PARTS = ("a", "b", "c", "d")
 LOCAL_X = [1 << 56, 1 << 58, 1 << 60, -(1 << 60), 1 << 61, 1 << 62, -(1 << 62), 3 << 61]
@@ -174,18 +177,18 @@ def dealer_error_distribution(key, samples: int) -> dict:
 
 # ---- (c) the seed task, long -----------------------------------------------------------------------
 def plaintext_losses(iterations: int):
-    """float64 plaintext training as one lax.scan (seed.plaintext_losses is a Python loop); also
+    """float64 plaintext training as one lax.scan (tutorial.plaintext_losses is a Python loop); also
     the gradients, to say how large lr * gradient is compared with one fixed-point unit."""
-    net = seed.model()
+    net = tutorial.model()
 
     def loss(p):
-        return losses.sse_plain(net.plain(p, seed.DATA), seed.TARGET)
+        return losses.sse_plain(net.plain(p, tutorial.DATA), tutorial.TARGET)
 
     def body(p, _):
         value, g = jax.value_and_grad(loss)(p)
-        return jax.tree_util.tree_map(lambda w, d: w - seed.LEARNING_RATE * d, p, g), (value, g)
+        return jax.tree_util.tree_map(lambda w, d: w - tutorial.LEARNING_RATE * d, p, g), (value, g)
 
-    p0 = jax.tree_util.tree_map(jnp.asarray, seed.INIT)
+    p0 = jax.tree_util.tree_map(jnp.asarray, tutorial.INIT)
     _, (values, grads) = jax.jit(lambda p: jax.lax.scan(body, p, None, length=iterations))(p0)
     flat = jnp.concatenate([g.reshape(iterations, -1) for g in jax.tree_util.tree_leaves(grads)], axis=1)
     return np.asarray(values), np.asarray(flat)
@@ -200,9 +203,9 @@ def _windows(iterations: int):
 
 def seed_long(key, iterations: int, seeds: int, precisions: list[int]) -> dict:
     plain, grads = plaintext_losses(iterations)
-    np.testing.assert_allclose(plain[:seed.ITERATIONS], seed.plaintext_losses(min(iterations, seed.ITERATIONS)),
+    np.testing.assert_allclose(plain[:tutorial.ITERATIONS], tutorial.plaintext_losses(min(iterations, tutorial.ITERATIONS)),
                                atol=1e-12)  # the scan is the same oracle
-    one = diagnostics.run(functools.partial(seed.run, iterations=iterations), per_step=True)
+    one = diagnostics.run(functools.partial(tutorial.run, iterations=iterations), per_step=True)
     fn = jax.jit(jax.vmap(jax.vmap(one, (0, 0)), (0, None)))  # seeds x precisions
     keys = jax.random.split(key, (seeds, len(precisions)))
     t0 = time.perf_counter()
@@ -222,7 +225,7 @@ def seed_long(key, iterations: int, seeds: int, precisions: list[int]) -> dict:
         dev = np.abs(enc[:, j] - plain[None])
         r = jax.tree_util.tree_map(lambda a: np.asarray(a)[:, j], rep)
         total = r.total()
-        step = np.abs(seed.LEARNING_RATE * grads)  # plaintext lr * gradient, to compare with the unit
+        step = np.abs(tutorial.LEARNING_RATE * grads)  # plaintext lr * gradient, to compare with the unit
         res = {"unit": unit, "final_losses": enc[:, j, -1].tolist(), "wraps": total["wraps"],
                "failures": total["failures"], "elements_checked": total["elements"],
                "max_bits": math.log2(total["max_abs"]) if total["max_abs"] else None,

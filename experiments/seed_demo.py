@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import jaxmpc  # noqa: E402
-from jaxmpc import seed  # noqa: E402
+from jaxmpc.tasks import tutorial  # noqa: E402
 
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "reference",
                          "seed_plaintext_losses.json")
@@ -37,7 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="root PRNG seed")
     p.add_argument("--base", type=int, default=10, choices=(2, 10))
     p.add_argument("--precisions", type=int, nargs="+", default=[2, 3, 4])
-    p.add_argument("--iterations", type=int, default=seed.ITERATIONS)
+    p.add_argument("--iterations", type=int, default=tutorial.ITERATIONS)
     p.add_argument("--truncation", default="dealer", choices=("dealer", "local"))
     p.add_argument("--rounding", default="nearest", choices=("nearest", "trunc"),
                    help="encoding rounding; 'trunc' truncates toward zero like PySyft")
@@ -55,7 +55,7 @@ def main(argv=None):
         sys.exit(f"invalid options: {e}")
 
     def one(key, precision):
-        return seed.run(key, precision, base=args.base, n_parties=args.parties,
+        return tutorial.run(key, precision, base=args.base, n_parties=args.parties,
                         iterations=args.iterations, truncation=args.truncation, rounding=args.rounding)
 
     # seeds (outer) x precisions (inner), one compiled function; every run gets its own key
@@ -69,7 +69,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     enc = np.asarray(jax.block_until_ready(compiled(keys, precisions)))  # [seeds, precisions, iters]
     t_run = time.perf_counter() - t0
-    plain = seed.plaintext_losses(args.iterations)
+    plain = tutorial.plaintext_losses(args.iterations)
 
     n_runs = args.seeds * len(args.precisions)
     print(f"jaxmpc seed demo: {args.parties} parties + dealer, base {args.base}, "
@@ -88,7 +88,7 @@ def main(argv=None):
         print(f"{p:>9} {dev[:, j].mean():>10.5f} {dev[:, j].max():>10.5f}")
 
     # communication of one training iteration (traced from the code that runs; nothing executes)
-    step_cost = jaxmpc.cost(lambda k: seed.run(k, args.precisions[0], base=args.base,
+    step_cost = jaxmpc.cost(lambda k: tutorial.run(k, args.precisions[0], base=args.base,
                                                n_parties=args.parties, iterations=1,
                                                truncation=args.truncation, rounding=args.rounding),
                             jaxmpc.key(0))
@@ -98,7 +98,7 @@ def main(argv=None):
     print(f"estimated network time per step (a model, not a measurement): "
           f"LAN {step_cost.estimate(jaxmpc.LAN) * 1e3:.2f} ms, WAN {step_cost.estimate(jaxmpc.WAN):.2f} s")
 
-    if os.path.exists(REFERENCE) and args.iterations == seed.ITERATIONS:
+    if os.path.exists(REFERENCE) and args.iterations == tutorial.ITERATIONS:
         with open(REFERENCE) as f:
             ref = np.array(json.load(f)["plaintext_float64_losses"])
         print(f"\nplaintext vs shared/reference: max |diff| = {np.abs(ref - plain).max():.2e}")

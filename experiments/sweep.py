@@ -10,7 +10,7 @@ then run point by point with the same function un-vmapped on one device (same pr
 and the speed-up of the vmapped sweep is printed and stored.
 
 Tasks:
-  seed            the seed task (jaxmpc.seed.run): metric = final loss, deviation from float64
+  seed            the seed task (jaxmpc.tasks.tutorial.run): metric = final loss, deviation from float64
   digits          experiments/train.py's MLP on scikit-learn data: metric = test accuracy (secure
   breast_cancer   inference), final train loss, deviation = max |params - plaintext twin|
 
@@ -43,7 +43,8 @@ import numpy as np  # noqa: E402
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(_HERE, ".."))
 import jaxmpc  # noqa: E402
-from jaxmpc import data, mesh, seed  # noqa: E402
+from jaxmpc import mesh
+from jaxmpc.tasks import data, tutorial  # noqa: E402
 
 
 def _load_train_script():
@@ -73,7 +74,7 @@ def parse_args(argv=None):
                    help="learning rates (default: the task's own, one value)")
     p.add_argument("--parties", type=int, default=2)
     p.add_argument("--truncation", default="dealer", choices=("dealer", "local"))
-    p.add_argument("--iterations", type=int, default=seed.ITERATIONS, help="seed task: steps")
+    p.add_argument("--iterations", type=int, default=tutorial.ITERATIONS, help="seed task: steps")
     p.add_argument("--epochs", type=int, default=3, help="data set: epochs")
     p.add_argument("--batch-size", type=int, default=32, help="data set: minibatch size")
     p.add_argument("--hidden", type=int, nargs="*", default=[128], help="data set: hidden sizes")
@@ -107,7 +108,7 @@ def parse_args(argv=None):
     if args.precisions is None:
         args.precisions = [1, 2, 3, 4] if args.base == 10 else [6, 8, 10, 12, 16]
     if args.lrs is None:
-        args.lrs = [seed.LEARNING_RATE if args.task == "seed" else _load_train_script().DEFAULT_LR[args.task]]
+        args.lrs = [tutorial.LEARNING_RATE if args.task == "seed" else _load_train_script().DEFAULT_LR[args.task]]
     return args
 
 
@@ -136,12 +137,12 @@ class SeedTask:
     def __init__(self, args):
         self.args = args
         self.per_seed = {}  # nothing varies with the seed but the MPC key
-        self.plain = {lr: seed.plaintext_losses(args.iterations, lr) for lr in args.lrs}
+        self.plain = {lr: tutorial.plaintext_losses(args.iterations, lr) for lr in args.lrs}
 
     def run(self, key, precision, lr, per_seed):
         del per_seed
         a = self.args
-        return {"losses": seed.run(key, precision, base=a.base, n_parties=a.parties,
+        return {"losses": tutorial.run(key, precision, base=a.base, n_parties=a.parties,
                                    iterations=a.iterations, learning_rate=lr, truncation=a.truncation)}
 
     def metrics(self, out, lrs):

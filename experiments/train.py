@@ -5,7 +5,7 @@ The training features, the one-hot targets and an MLP's weights are secret-share
 A float64 plaintext twin starts from the same initial weights and sees the same batches in the same
 order, so the two are comparable step by step. Each epoch is one jit-compiled ``lax.scan`` over the
 minibatches. After every epoch the encrypted model classifies the *shared* test set and only the
-predicted labels are revealed (a secure argmax, :mod:`jaxmpc.inference`).
+predicted labels are revealed (a secure argmax, :mod:`jaxmpc.nn.inference`).
 
     python experiments/train.py                                   # digits, base 2, 16 bits
     python experiments/train.py --base 10 --precision 4 --json d10.json --plot d10.png
@@ -43,8 +43,11 @@ import optax  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import jaxmpc  # noqa: E402
-from jaxmpc import accounting, conv, data, inference, losses, nn, optim  # noqa: E402
-from jaxmpc import train as mpc_train  # noqa: E402
+from jaxmpc import nn
+from jaxmpc.trace import accounting
+from jaxmpc.nn import conv, inference, losses, optim
+from jaxmpc.tasks import data  # noqa: E402
+from jaxmpc.nn import training as mpc_train  # noqa: E402
 
 
 # ---- static configuration ------------------------------------------------------------------------
@@ -178,7 +181,7 @@ def split_key(state: EncState):
 
 # ---- the plaintext twin -------------------------------------------------------------------------
 def plain_optimizer(learning_rate, cfg: Config):
-    """optax SGD with the same momentum convention as :func:`jaxmpc.optim.sgd`."""
+    """optax SGD with the same momentum convention as :func:`jaxmpc.nn.optim.sgd`."""
     return optax.sgd(learning_rate, momentum=_momentum(cfg))
 
 
@@ -273,7 +276,7 @@ def parse_args(argv=None):
                    "x classes, so its gradients are small and the rate large)")
     p.add_argument("--momentum", type=float, default=0.9, help="0 for plain SGD")
     p.add_argument("--loss", default="mse", choices=tuple(LOSSES),
-                   help="mse on one-hot targets, or ce: softmax cross-entropy (jaxmpc.approx softmax "
+                   help="mse on one-hot targets, or ce: softmax cross-entropy (jaxmpc.ops.approx softmax "
                    "and log on shares; about 200 more rounds per step). With --hidden and no sizes "
                    "and --loss ce this is multinomial logistic regression")
     p.add_argument("--batch-size", type=int, default=32, help="the last partial batch is dropped")

@@ -2,37 +2,37 @@
 
 One process holds every party's shares (a leading party axis) and the dealer's key: it models what
 each party computes, sees and sends, so accuracy and cost can be measured. It is not a deployment.
+
+The package is layered; a folder imports only from the folders listed before it:
+:mod:`~jaxmpc.core` (ring, GEMMs, keys, fixed point), :mod:`~jaxmpc.trace` (cost accounting,
+diagnostics), :mod:`~jaxmpc.protocols` (the shared value and the protocol families),
+:mod:`~jaxmpc.ops` (comparison, approximations), :mod:`~jaxmpc.nn` (layers, losses, optimizers,
+training, inference), :mod:`~jaxmpc.run` (configuration, lanes, mesh, batching) and
+:mod:`~jaxmpc.tasks` (the tutorial task, data sets). The functions below are the public API; the
+folders are public too, and ``diagnostics``, ``lanes``, ``mesh`` and ``config`` are also reachable
+from the top level, being tools a user calls by name.
 """
-from . import accounting, config, dealer, ring
-from . import data, inference, losses, nn, optim, seed, train
-from .beaver import beaver, div_public, matmul, mul, mul_public, square_sum
-from .errors import (EncodingError, InputTypeError, JaxMPCError, ProtocolError, ShareMismatchError,
-                     X64Error)
-from .fixedpoint import FixedPoint
-from .keys import key
-from .shared import Shared, concatenate, reveal, share
-from .truncation import truncate_shares
-from .compare import greater, less, maximum, msb, relu, sign, where
-from .accounting import LAN, WAN, CostReport, NetworkModel, cost
+from . import core, nn, ops, protocols, run, tasks, trace
+from .core.fixedpoint import FixedPoint
+from .core.keys import key
+from .errors import (DeviceMeshError, EncodingError, InputTypeError, JaxMPCError, ProtocolError,
+                     ShareMismatchError, X64Error)
+from .ops.approx import divide, exp, log, reciprocal, rsqrt, sigmoid, softmax, tanh
+from .ops.compare import greater, less, maximum, msb, relu, sign, where
+from .protocols.additive.beaver import beaver, div_public, matmul, mul, mul_public, square_sum
+from .protocols.additive.truncation import truncate_shares
+from .protocols.shared import Shared, concatenate, reveal, share
+from .run import config, lanes, mesh
+from .run.batching import vmap
+from .trace import diagnostics
+from .trace.accounting import LAN, WAN, CostReport, NetworkModel, cost
 
 __all__ = [
-    "key", "FixedPoint", "Shared", "share", "reveal", "concatenate", "mul", "matmul", "mul_public",
-    "div_public", "square_sum", "beaver", "truncate_shares",
-    "nn", "losses", "optim", "train", "seed", "data", "inference", "accounting", "config", "dealer", "ring",
-    "cost", "CostReport", "NetworkModel", "LAN", "WAN",
-    "JaxMPCError", "EncodingError", "InputTypeError", "ProtocolError", "ShareMismatchError", "X64Error",
+    "CostReport", "DeviceMeshError", "EncodingError", "FixedPoint", "InputTypeError", "JaxMPCError",
+    "LAN", "NetworkModel", "ProtocolError", "ShareMismatchError", "Shared", "WAN", "X64Error",
+    "beaver", "concatenate", "config", "core", "cost", "diagnostics", "div_public", "divide", "exp",
+    "greater", "key", "lanes", "less", "log", "matmul", "maximum", "mesh", "msb", "mul",
+    "mul_public", "nn", "ops", "protocols", "reciprocal", "relu", "reveal", "rsqrt", "run", "share",
+    "sigmoid", "sign", "softmax", "square_sum", "tanh", "tasks", "trace", "truncate_shares", "vmap",
+    "where",
 ]
-__all__ += ["msb", "relu", "less", "greater", "sign", "maximum", "where"]
-from . import approx
-from .approx import exp, log, reciprocal, rsqrt, sigmoid, softmax, tanh
-__all__ += ["approx", "exp", "log", "reciprocal", "rsqrt", "sigmoid", "softmax", "tanh"]
-from .approx import divide
-__all__ += ["divide"]
-from . import diagnostics, lanes, mesh
-from .errors import DeviceMeshError
-__all__ += ["diagnostics", "lanes", "mesh", "DeviceMeshError"]
-from . import conv
-__all__ += ["conv"]
-from . import batching
-from .batching import vmap
-__all__ += ["batching", "vmap"]

@@ -1,4 +1,4 @@
-"""Nonlinear approximations (jaxmpc.approx) and the classification losses.
+"""Nonlinear approximations (jaxmpc.ops.approx) and the classification losses.
 
 Each function is checked (a) against its float64 plaintext twin (the same approximation) within an
 MPC bound in units of 1/s, and (b) against the exact float64 function within its stated
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import approx, losses
-from jaxmpc.compare import msb_rounds
+from jaxmpc.ops import approx
+from jaxmpc.nn import losses
+from jaxmpc.ops.compare import msb_rounds
 from jaxmpc.errors import InputTypeError
 
 FXP = jaxmpc.FixedPoint(2, 16)

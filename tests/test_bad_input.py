@@ -12,7 +12,7 @@ arguments, reused keys, and the same structural checks under ``jax.jit``.
 What is checked when. Types, dtypes, shapes, party counts, encodings (base, rounding, and the
 precision when it is concrete) and key types are static, so they are checked under ``jit`` and
 ``vmap`` too. Values (NaN, inf, magnitude, divisor range) can only be checked on concrete arrays:
-inside ``jit`` a traced value is not inspected (use :mod:`jaxmpc.diagnostics` to count values out
+inside ``jit`` a traced value is not inspected (use :mod:`jaxmpc.trace.diagnostics` to count values out
 of range in traced code), and a precision carried into ``jit`` inside a ``Shared`` is traced, so a
 precision mismatch (same base) goes unnoticed there; build the :class:`~jaxmpc.FixedPoint` inside
 the jitted function, or check eagerly first. Key reuse is caught by JAX's own checker
@@ -30,9 +30,9 @@ mixed party counts or an array learning rate; ``mse`` with a bad key; ``Linear``
 (a bare ``KeyError``); the plain ``TypeError`` of ``x * x``. Two keys consumed before the error:
 ``maximum`` and ``sgd.update``.
 
-One-off cases (a table, no property test) cover axes out of range, :func:`jaxmpc.approx.exp`'s
+One-off cases (a table, no property test) cover axes out of range, :func:`jaxmpc.ops.approx.exp`'s
 iteration range, ragged lists, the operators ``/ // **`` on a :class:`~jaxmpc.Shared`, reshape,
-and the arguments of :mod:`jaxmpc.accounting`, :mod:`jaxmpc.gemm` and :mod:`jaxmpc.diagnostics`.
+and the arguments of :mod:`jaxmpc.trace.accounting`, :mod:`jaxmpc.core.gemm` and :mod:`jaxmpc.trace.diagnostics`.
 """
 from __future__ import annotations
 
@@ -46,10 +46,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import jaxmpc
-from jaxmpc import FixedPoint, Shared, accounting, approx, diagnostics, gemm, nn, optim
+from jaxmpc import FixedPoint, Shared, diagnostics, nn
+from jaxmpc.trace import accounting
+from jaxmpc.ops import approx
+from jaxmpc.core import gemm
+from jaxmpc.nn import optim
 from jaxmpc.errors import (EncodingError, InputTypeError, JaxMPCError, ProtocolError,
                            ShareMismatchError, UnknownNameError)
-from jaxmpc.fixedpoint import HEADROOM_BITS, max_precision
+from jaxmpc.core.fixedpoint import HEADROOM_BITS, max_precision
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -120,8 +124,8 @@ def public_targets(x: Shared, v, key):
         "less": lambda: jaxmpc.less(key, x, v), "greater": lambda: jaxmpc.greater(key, v, x),
         "maximum": lambda: jaxmpc.maximum(key, x, v),
         "encode": lambda: x.fxp.encode(v),
-        "sse target": lambda: jaxmpc.losses.sse(key, x, v),
-        "mse target": lambda: jaxmpc.losses.mse(key, x, v),
+        "sse target": lambda: jaxmpc.nn.losses.sse(key, x, v),
+        "mse target": lambda: jaxmpc.nn.losses.mse(key, x, v),
     }
 
 
@@ -252,7 +256,7 @@ def test_loss_target_of_another_shape(shapes_, n, loss, public):
     a, b = shapes_
     key = fresh_key()
     target = np.ones(b) if public else shared(b, n)
-    fn = getattr(jaxmpc.losses, loss)
+    fn = getattr(jaxmpc.nn.losses, loss)
     expect(ShareMismatchError, r"target must have pred's shape", lambda: fn(key, shared(a, n), target), key)
 
 
@@ -274,7 +278,7 @@ def test_operands_with_different_encodings(pair, n, op):
              "matmul": lambda: jaxmpc.matmul(key, x, y), "less": lambda: jaxmpc.less(key, x, y),
              "maximum": lambda: jaxmpc.maximum(key, x, y),
              "concatenate": lambda: jaxmpc.concatenate([x, y]),
-             "sse": lambda: jaxmpc.losses.sse(key, x, y)}
+             "sse": lambda: jaxmpc.nn.losses.sse(key, x, y)}
     expect(ShareMismatchError, "different (encodings|precisions)", calls[op],
            key if op not in ("x + y", "y - x", "concatenate") else None)
 
@@ -295,7 +299,7 @@ def test_operands_with_different_party_counts(pair, op):
              "where": lambda: jaxmpc.where(key, bit, x, x),
              "concatenate": lambda: jaxmpc.concatenate([x, y]),
              "sgd": lambda: opt.update({"a": x, "b": y}, opt.init({"a": x, "b": y})),
-             "sse": lambda: jaxmpc.losses.sse(key, x, y)}
+             "sse": lambda: jaxmpc.nn.losses.sse(key, x, y)}
     expect(ShareMismatchError, "different numbers of parties", calls[op],
            key if op not in ("x + y", "x - y", "concatenate", "sgd") else None)
 
@@ -346,7 +350,7 @@ def key_targets(key):
         "where": lambda: jaxmpc.where(key, bit, x, x),
         "square_sum": lambda: jaxmpc.square_sum(key, x),
         "Linear.forward": lambda: lin.forward(key, params, x),
-        "sse": lambda: jaxmpc.losses.sse(key, x, x), "mse": lambda: jaxmpc.losses.mse(key, x, x),
+        "sse": lambda: jaxmpc.nn.losses.sse(key, x, x), "mse": lambda: jaxmpc.nn.losses.mse(key, x, x),
         "sgd": lambda: optim.sgd(0.1, key=key),
     }
 
@@ -451,7 +455,7 @@ STRUCTURAL = {
              lambda k, a, b: jaxmpc.matmul(k, a, b), ((2, 2), 2, (10, 3)), ((2, 2), 2, (2, 16))),
     "shape": (ShareMismatchError, "broadcast", lambda k, a, b: jaxmpc.less(k, a, b),
               ((2, 3), 3, (10, 3)), ((4,), 3, (10, 3))),
-    "loss shape": (ShareMismatchError, "pred's shape", lambda k, a, b: jaxmpc.losses.mse(k, a, b),
+    "loss shape": (ShareMismatchError, "pred's shape", lambda k, a, b: jaxmpc.nn.losses.mse(k, a, b),
                    ((2, 1), 2, (2, 16)), ((2,), 2, (2, 16))),
     "key": (InputTypeError, "PRNG key", lambda k, a, b: jaxmpc.relu(jnp.zeros(3, jnp.uint32), a),
             ((2,), 2, (10, 3)), ((2,), 2, (10, 3))),

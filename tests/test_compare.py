@@ -1,4 +1,4 @@
-"""Secure comparison (jaxmpc.compare): MSB, ReLU and its bit, less / greater, sign, maximum, where.
+"""Secure comparison (jaxmpc.ops.compare): MSB, ReLU and its bit, less / greater, sign, maximum, where.
 
 Every result is a 0/1 (or -1/0/1) plain ring integer, or a product by one with no truncation, so all
 checks against the plaintext oracle are EXACT (ring elements compared bit for bit).
@@ -18,7 +18,10 @@ import pytest
 from scipy import stats
 
 import jaxmpc
-from jaxmpc import FixedPoint, Shared, accounting, compare, ring
+from jaxmpc import FixedPoint, Shared
+from jaxmpc.trace import accounting
+from jaxmpc.ops import compare
+from jaxmpc.core import ring
 from jaxmpc.errors import InputTypeError, ShareMismatchError
 
 PARTIES = (2, 3, 5)

@@ -1,4 +1,4 @@
-"""jaxmpc.config's XLA options: what they are, how a refusal is handled, and bit-identical results."""
+"""jaxmpc.run.config's XLA options: what they are, how a refusal is handled, and bit-identical results."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -76,7 +76,7 @@ def test_protocol_results_are_bit_identical_with_the_options(n_parties):
     data = jax.random.key_data(jax.random.split(jaxmpc.key(11), 4))
 
     def keys():  # the same keys for both, as two arrays (the key-reuse checker tracks each array)
-        return jax.random.wrap_key_data(data, impl=jaxmpc.keys.SPLITMIX64)
+        return jax.random.wrap_key_data(data, impl=jaxmpc.core.keys.SPLITMIX64)
 
     tuned = config.jit(jax.vmap(run))(keys())
     default = jax.jit(jax.vmap(run))(keys())

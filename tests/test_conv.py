@@ -1,4 +1,4 @@
-"""Convolutional layers on shares (jaxmpc.conv) against integer references and plaintext twins.
+"""Convolutional layers on shares (jaxmpc.nn.conv) against integer references and plaintext twins.
 
 The ring maps (the convolution and its two adjoints) are checked bit for bit: the convolution
 against XLA's own uint64 convolution, the adjoints by the exact duality
@@ -19,7 +19,7 @@ import pytest
 from jax import lax
 
 import jaxmpc
-from jaxmpc import conv
+from jaxmpc.nn import conv
 from jaxmpc.errors import InputTypeError, ProtocolError, ShareMismatchError
 
 FXP_BITS = 16
@@ -39,7 +39,7 @@ def test_ring_maps_are_exact(b, c, h, w, o, kernel, stride, padding, method):
     k = rng.integers(0, 2**64, (o, c) + kernel, np.uint64, endpoint=False)
     x.flat[:5], k.flat[:5] = EDGES, EDGES[::-1]
     x, k = jnp.asarray(x), jnp.asarray(k)
-    mm = functools.partial(jaxmpc.ring.matmul, method=method)
+    mm = functools.partial(jaxmpc.core.gemm.matmul, method=method)
     st, pd = conv._pair(stride, "stride", 1), conv._pair(padding, "padding", 0)
     # The oracle runs on the CPU: XLA's GPU backend has no uint64 convolution (cuDNN takes int8 only)
     cpu = jax.devices("cpu")[0]
@@ -260,7 +260,7 @@ def test_pooling_cost_formula(n_p):
         return f
 
     fwd = jaxmpc.cost(lambda k, x: conv.MaxPool2d(2).forward(k, {}, x), jaxmpc.key(0), x)
-    assert fwd.rounds == conv.maxpool_rounds(4, n_p) == 2 * (jaxmpc.compare.msb_rounds(n_p) + 1)
+    assert fwd.rounds == conv.maxpool_rounds(4, n_p) == 2 * (jaxmpc.ops.compare.msb_rounds(n_p) + 1)
     # level 1 selects 2 pairs of values (public one-hot rows); level 2 one pair of values + 4 bits
     assert fwd.ops["mul"].elements_opened == 2 * (2 * ny) + (1 + (1 + 4)) * ny
     both = jaxmpc.cost(step(conv.MaxPool2d(2)), jaxmpc.key(0), x, dy)

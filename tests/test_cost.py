@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import accounting
-from jaxmpc.accounting import LAN, WAN, CostReport, NetworkModel
+from jaxmpc.trace import accounting
+from jaxmpc.trace.accounting import LAN, WAN, CostReport, NetworkModel
 from jaxmpc.errors import ProtocolError
 
 FXP = jaxmpc.FixedPoint(10, 3)
@@ -77,7 +77,7 @@ def test_mul_with_dealer_truncation(n_p, xs, ys, zs):
 
 @pytest.mark.parametrize("n_p", PARTIES)
 def test_every_simulation_mode_costs_the_protocol(n_p):
-    modes = getattr(sys.modules["jaxmpc.beaver"], "MODES", ("protocol",))
+    modes = getattr(sys.modules["jaxmpc.protocols.additive.beaver"], "MODES", ("protocol",))
     reports = [jaxmpc.cost(lambda k, x, y, m=m: jaxmpc.matmul(k, x, y, mode=m) if m != "protocol"
                            else jaxmpc.matmul(k, x, y), jax.random.key(0), sds(n_p, 2, 3), sds(n_p, 3, 4))
                for m in modes]
@@ -146,7 +146,7 @@ def test_relu_matches_its_docstring(n_p, shape):
     tree = [-(-m // 2)] + [1] * 5
     opened = 4 * (n_p - 2) * m + 2 * m + 3 * sum(tree[:5]) + 2 * tree[5]
     dealt = 6 * (n_p - 2) * m + 3 * m + 5 * sum(tree[:5]) + 3 * tree[5]
-    assert jaxmpc.compare.msb_words(n_p, m) == (opened, dealt)
+    assert jaxmpc.ops.compare.msb_words(n_p, m) == (opened, dealt)
     r = jaxmpc.cost(jaxmpc.relu, jax.random.key(0), sds(n_p, *shape))
     assert r.rounds == L + 9
     assert r.bytes_per_party == 8 * (n_p - 1) * (opened + 2 * m) + (n_p - 1) * m / 8

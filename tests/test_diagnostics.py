@@ -1,4 +1,4 @@
-"""jaxmpc.diagnostics: nothing traced when off; exact counts on crafted inputs against a ground truth
+"""jaxmpc.trace.diagnostics: nothing traced when off; exact counts on crafted inputs against a ground truth
 computed here from the opened results; jit, vmap, eager and accounting.scan loops; 2, 3, 5 parties."""
 import contextlib
 import functools
@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import accounting, diagnostics, ring
+from jaxmpc import diagnostics
+from jaxmpc.trace import accounting
+from jaxmpc.core import ring
 
 FXP = jaxmpc.FixedPoint(10, 4)
 S = 10**4
@@ -164,7 +166,7 @@ def test_hooks_trace_nothing_when_off(monkeypatch):
         out = _doubling(k[4], x0, steps=3)
         a = jaxmpc.share(k[0], jnp.ones((2, 2)), FXP)
         m = jaxmpc.matmul(k[1], a, a, truncation="local")
-        opt = jaxmpc.optim.sgd(0.1, key=k[3])
+        opt = jaxmpc.nn.optim.sgd(0.1, key=k[3])
         return out, jaxmpc.reveal(jaxmpc.relu(k[2], m)), jaxmpc.reveal(opt.update({"w": m}, opt.init({"w": m}))[0])
 
     args = (jax.random.key(0), jnp.ones(()))

@@ -1,5 +1,5 @@
 """Small, fast versions of experiments/train.py and experiments/sweep.py, run in-process, plus the
-library pieces they rest on (jaxmpc.data, the secure argmax of jaxmpc.inference).
+library pieces they rest on (jaxmpc.tasks.data, the secure argmax of jaxmpc.nn.inference).
 
 The accuracy target of the issue (digits, 10 epochs) is checked by running the script, not here.
 """
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import data, inference
+from jaxmpc.tasks import data
+from jaxmpc.nn import inference
 
 EXPERIMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments")
 
@@ -30,7 +31,7 @@ def _script(name: str):
     return sys.modules[mod_name]
 
 
-# ---- jaxmpc.data ----------------------------------------------------------------------------------
+# ---- jaxmpc.tasks.data ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, n_features, n_classes", [("digits", 64, 10), ("breast_cancer", 30, 2)])
 def test_load_scales_and_splits(name, n_features, n_classes):
     ds = data.load(name)
@@ -60,7 +61,7 @@ def test_one_hot():
     np.testing.assert_array_equal(data.one_hot([2, 0], 3), [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
 
 
-# ---- jaxmpc.inference -----------------------------------------------------------------------------
+# ---- jaxmpc.nn.inference -----------------------------------------------------------------------------
 def test_secure_argmax_matches_argmax():
     # 5 classes exercise every path: pairs with public and with shared indices, odd ones out of both
     # kinds; 3 parties and base 10 (2 parties and base 2 run in the training-script test)
@@ -82,7 +83,7 @@ def test_secure_argmax_cost_formula():
     x = jaxmpc.Shared(jax.ShapeDtypeStruct((2, 4, 10), jnp.uint64), fxp)
     report = jaxmpc.cost(inference.argmax, jaxmpc.key(0), x)
     assert inference.argmax_rounds(10) == 4
-    assert report.rounds == 4 * (jaxmpc.compare.msb_rounds(2) + 1)
+    assert report.rounds == 4 * (jaxmpc.ops.compare.msb_rounds(2) + 1)
     assert "reveal" not in report.ops  # nothing is opened but masked values
 
 
@@ -201,7 +202,7 @@ def test_bench_gemm_script_checks_every_method(tmp_path):
     with open(out) as f:
         res = json.load(f)
     recs = res["records"]
-    assert [r["method"] for r in recs] == list(jaxmpc.gemm.methods()) * 2
+    assert [r["method"] for r in recs] == list(jaxmpc.core.gemm.methods()) * 2
     assert all(r["exact"] and r["seconds"] > 0 and r["float32_seconds"] > 0 for r in recs)
     assert sum(r["chosen"] for r in recs) == 2  # one per shape
     with pytest.raises(SystemExit):

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxmpc
-from jaxmpc import FixedPoint, ring
-from jaxmpc.fixedpoint import check_numeric, max_precision
+from jaxmpc import FixedPoint
+from jaxmpc.core import ring
+from jaxmpc.core.fixedpoint import check_numeric, max_precision
 
 
 def _raw(fxp, x):

@@ -1,4 +1,4 @@
-"""Exact ring matmul on fast GEMMs (jaxmpc.gemm): bit-exact against XLA's uint64 matmul.
+"""Exact ring matmul on fast GEMMs (jaxmpc.core.gemm): bit-exact against XLA's uint64 matmul.
 
 Every method is compared with ``jnp.matmul(a, b, preferred_element_type=uint64)`` on random
 values, edge values (0, 1, 2^32 - 1, 2^63, 2^64 - 1, the worst-case digits of each split) and
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from jaxmpc import gemm, ring
+from jaxmpc.core import gemm, ring
 
 U64 = jnp.uint64
 FAST = tuple(m for m in gemm.methods() if m != "xla")  # the exact methods here, but the reference
@@ -161,10 +161,10 @@ def test_choose_method():
 def test_ring_matmul_dispatches_and_is_exact():
     rng = np.random.default_rng(5)
     a, b = rand(rng, (2, 16, 64), edges=True), rand(rng, (64, 512))  # auto: f64 on CPU
-    got = jax.jit(ring.matmul)(a, b)
+    got = jax.jit(gemm.matmul)(a, b)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(reference(a, b)))
     x = rand(rng, (3, 4))
-    got = jax.jit(functools.partial(ring.matmul, method="f32"))(x, x.T)
+    got = jax.jit(functools.partial(gemm.matmul, method="f32"))(x, x.T)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(reference(x, x.T)))
 
 

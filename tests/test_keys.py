@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import dealer, keys, ring
+from jaxmpc.protocols.additive import dealer
+from jaxmpc.core import keys, ring
 
 M = 1 << 64
 GAMMA = 0x9E3779B97F4A7C15

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import config, lanes, seed
+from jaxmpc import config, lanes
+from jaxmpc.tasks import tutorial
 
 
 def same_keys(data, impl=None):
     """A fresh key array from the same key data (the key-reuse checker tracks each array)."""
-    return jax.random.wrap_key_data(data, impl=impl or jaxmpc.keys.SPLITMIX64)
+    return jax.random.wrap_key_data(data, impl=impl or jaxmpc.core.keys.SPLITMIX64)
 
 
 def assert_same(a, b):
@@ -26,14 +27,14 @@ def assert_same(a, b):
 @pytest.mark.parametrize("n_parties,base,truncation", [(2, 10, "dealer"), (3, 2, "dealer"),
                                                        (2, 10, "local")])
 def test_seed_runs_are_bit_identical(n_parties, base, truncation):
-    run = functools.partial(seed.run, base=base, n_parties=n_parties, iterations=3,
+    run = functools.partial(tutorial.run, base=base, n_parties=n_parties, iterations=3,
                             truncation=truncation)
     data = jax.random.key_data(jax.random.split(jaxmpc.key(3), 4))
     precisions = jnp.array([2, 3, 4, 3] if base == 10 else [8, 12, 16, 10], jnp.int32)
     got = config.jit(lanes.vmap(run))(same_keys(data), precisions)
     want = config.jit(jax.vmap(run))(same_keys(data), precisions)
     assert_same(got, want)
-    np.testing.assert_allclose(np.asarray(got[:, 0]), seed.plaintext_losses(3)[0], atol=0.05)
+    np.testing.assert_allclose(np.asarray(got[:, 0]), tutorial.plaintext_losses(3)[0], atol=0.05)
 
 
 def test_five_party_protocols_are_bit_identical():
@@ -56,7 +57,8 @@ def test_five_party_protocols_are_bit_identical():
 def test_mlp_training_step_is_bit_identical():
     """A 6-8-3 MLP step (Linear, ReLU, MSE, SGD with momentum) per run, over keys and precisions:
     float64 GEMMs, conditionals and optax's update go through the rules or JAX's own."""
-    from jaxmpc import losses, nn, optim
+    from jaxmpc import nn
+    from jaxmpc.nn import losses, optim
     net = nn.serial(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
     rng = np.random.default_rng(4)
     xb, yb = rng.uniform(0, 1, (4, 6)), np.eye(3)[rng.integers(0, 3, 4)]
@@ -68,7 +70,7 @@ def test_mlp_training_step_is_bit_identical():
         params = jaxmpc.share(k[0], init, fxp)
         x, y = jaxmpc.share(k[1], xb, fxp), jaxmpc.share(k[2], yb, fxp)
         opt = optim.sgd(0.1, key=k[3], momentum=0.9)
-        params, _, loss = jaxmpc.train.step(k[4], net, losses.mse, opt, params, opt.init(params), x, y)
+        params, _, loss = jaxmpc.nn.training.step(k[4], net, losses.mse, opt, params, opt.init(params), x, y)
         shared = jax.tree_util.tree_leaves(params, is_leaf=lambda v: isinstance(v, jaxmpc.Shared))
         return loss, [p.shares for p in shared]
 

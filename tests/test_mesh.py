@@ -1,4 +1,4 @@
-"""jaxmpc.mesh on several devices: sweeps split over a "runs" mesh and parties on their own devices,
+"""jaxmpc.run.mesh on several devices: sweeps split over a "runs" mesh and parties on their own devices,
 bit-identical to the one-device simulation.
 
 Several CPU devices need ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` before JAX is

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import ring
+from jaxmpc.core import gemm, ring
 
 
 @functools.lru_cache(maxsize=None)
 def _beaver_all_modes(n_parties: int, kind: str):
-    op = {"mul": jnp.multiply, "matmul": ring.matmul}[kind]
+    op = {"mul": jnp.multiply, "matmul": gemm.matmul}[kind]
 
     @functools.partial(jax.jit, static_argnums=3)
     def f(key, x, y, mode):
@@ -76,7 +76,8 @@ def test_training_step_is_bit_identical_in_protocol_and_faithful_modes(n_parties
     """A whole training step (Beaver products, ReLU, truncations, SGD): protocol mode gives the
     faithful mode's bits. (Once a product is truncated, its individual shares are dead code: the
     truncation opens their sum, so XLA may drop them; the outputs are the same bits regardless.)"""
-    from jaxmpc import losses, nn, optim, train
+    from jaxmpc import nn
+    from jaxmpc.nn import losses, optim, training
 
     fxp = jaxmpc.FixedPoint(2, 16)
     rng = np.random.default_rng(n_parties)
@@ -89,7 +90,7 @@ def test_training_step_is_bit_identical_in_protocol_and_faithful_modes(n_parties
         params = jaxmpc.share(k[0], net.init(k[1]), fxp, n_parties)
         x, y = jaxmpc.share(k[2], xb, fxp, n_parties), jaxmpc.share(k[3], yb, fxp, n_parties)
         opt = optim.sgd(0.1, key=k[4], momentum=0.9)
-        return jax.jit(lambda kk, p, s: train.step(kk, net, losses.mse, opt, p, s, x, y))(
+        return jax.jit(lambda kk, p, s: training.step(kk, net, losses.mse, opt, p, s, x, y))(
             k[5], params, opt.init(params))
 
     faithful, fast = run("faithful"), run("protocol")

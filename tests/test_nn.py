@@ -14,7 +14,8 @@ import optax
 import pytest
 
 import jaxmpc
-from jaxmpc import losses, nn, optim
+from jaxmpc import nn
+from jaxmpc.nn import losses, optim
 
 FXP_BITS = 16  # base 2, 16 fractional bits: one unit = 2^-16
 UNIT = 2.0 ** -FXP_BITS
@@ -80,7 +81,7 @@ def test_serial_skips_first_input_gradient():
 
     grads, dx = jax.eval_shape(backward, jax.random.key(0))
     assert dx is None and len(grads) == 2
-    tally = jaxmpc.accounting.tally(backward, jax.random.key(0))
+    tally = jaxmpc.trace.accounting.tally(backward, jax.random.key(0))
     assert tally.ops["matmul"].calls == 2 + 3  # forward 2; backward: dW twice, dx for layer 1 only
 
 

@@ -6,11 +6,11 @@ Its *view* of one protocol run is everything it holds or sees:
 - its members' shares of the inputs;
 - its members' shares of every piece of dealer material the run consumes (Beaver triples,
   truncation material, binary AND triples, random bits), recomputed from the run's own keys with
-  :mod:`jaxmpc.dealer`, and checked to be the material used: every opened value minus (or XOR)
+  :mod:`jaxmpc.protocols.additive.dealer`, and checked to be the material used: every opened value minus (or XOR)
   the recomputed mask equals the plaintext value the protocol masked with it, bit for bit;
 - every value opened during the run (public to all), recorded by the protocols themselves through
-  their ``transcript`` lists (:func:`jaxmpc.beaver`, :func:`jaxmpc.truncate_shares`,
-  :func:`jaxmpc.compare.msb_shares`). The runs are compositions of those internals, checked to be
+  their ``transcript`` lists (:func:`jaxmpc.protocols.additive.beaver`, :func:`jaxmpc.truncate_shares`,
+  :func:`jaxmpc.ops.compare.msb_shares`). The runs are compositions of those internals, checked to be
   bit-identical to the public functions (``share``, ``mul``, ``matmul``, ``div_public``, ``relu``).
 
 Each view is collected over ``S`` independent keys (one ``vmap``) for two very different secrets
@@ -54,7 +54,11 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import FixedPoint, compare, dealer, ring, shared, truncation
+from jaxmpc import FixedPoint
+from jaxmpc.ops import compare
+from jaxmpc.protocols.additive import dealer, truncation
+from jaxmpc.core import gemm, ring
+from jaxmpc.protocols import shared
 
 FXP = FixedPoint(10, 3)
 S = 2048  # independent runs (keys) per secret
@@ -239,7 +243,7 @@ def _mul_fn(n: int, kind: str):
             k_trunc, z = k_op, x.shares
         else:
             y = jaxmpc.share(k_y, yv, FXP, n_parties=n)
-            op = ring.matmul if kind == "matmul" else jnp.multiply
+            op = gemm.matmul if kind == "matmul" else jnp.multiply
             ref = (jaxmpc.matmul if kind == "matmul" else jaxmpc.mul)(jax.random.clone(k_op), x, y)
             d = FXP.ring_scale
             specs = dealer.beaver_specs(op, x.shape, y.shape, n)  # as jaxmpc.mul / matmul draw
@@ -465,7 +469,7 @@ def test_control_unmasked_opening_is_detected(protocol, n):
 
 
 class _LeakyRing:
-    """:mod:`jaxmpc.ring` with a leaky ``draw``, standing in for the module that one party of the
+    """:mod:`jaxmpc.core.ring` with a leaky ``draw``, standing in for the module that one party of the
     simulation (the dealer, or the owner of an input) draws its randomness through.
 
     Leaks: ``"reuse"`` (each array's element 1 gets element 0's words: one mask for two

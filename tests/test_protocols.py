@@ -38,7 +38,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxmpc
-from jaxmpc import FixedPoint, ring, truncation
+from jaxmpc import FixedPoint
+from jaxmpc.core import gemm, ring
+from jaxmpc.protocols.additive import truncation
 
 E = 0.5  # encoding error per operand, rounding "nearest", in units
 
@@ -709,7 +711,7 @@ def test_beaver_recomputed_triple_is_the_one_used(n_parties):
     k_x, k_y = _fresh_keys(65 + n_parties, 2)
     xs = ring.share_value(k_x, ring.from_signed(jnp.arange(-6, 6, dtype=jnp.int64)), n_parties)
     ys = ring.share_value(k_y, jnp.arange(12, dtype=jnp.uint64) * jnp.uint64(1 << 40), n_parties)
-    a, b, c = jaxmpc.dealer.beaver_triple(jax.random.key(7), op, (12,), (12,), n_parties)
+    a, b, c = jaxmpc.protocols.additive.dealer.beaver_triple(jax.random.key(7), op, (12,), (12,), n_parties)
     e, f = ring.party_sum(xs - a), ring.party_sum(ys - b)
     rebuilt = ring.add_to_party0(c + e[None] * b + a * f[None], e * f)
     for mode in ("faithful", "protocol"):
@@ -722,7 +724,7 @@ def test_beaver_recomputed_triple_is_the_one_used(n_parties):
 def test_beaver_opened_values_are_uniform(n_parties, impl):
     """The values opened in mul / matmul, e = x - a and f = y - b, are uniform whatever the secrets
     (constant 0 and constant 1e6 raw: as far from uniform as secrets get). The triple is recomputed
-    from the same key via jaxmpc.dealer.with_truncation (mul and matmul draw the triple and the
+    from the same key via jaxmpc.protocols.additive.dealer.with_truncation (mul and matmul draw the triple and the
     truncation's masks in one draw); the test first checks that this reproduces mul's output shares
     exactly."""
     fxp = FixedPoint(2, 16)
@@ -731,15 +733,15 @@ def test_beaver_opened_values_are_uniform(n_parties, impl):
     y = jaxmpc.share(make_key(62), np.full(4096, 1e6 / 2**16), fxp, n_parties=n_parties)
     xm = jaxmpc.share(make_key(63), np.zeros((64, 64)), fxp, n_parties=n_parties)
     ym = jaxmpc.share(make_key(64), np.full((64, 64), -7.25), fxp, n_parties=n_parties)
-    for fn, op, u, w, seed in ((jaxmpc.mul, jnp.multiply, x, y, 71), (jaxmpc.matmul, ring.matmul, xm, ym, 72)):
+    for fn, op, u, w, seed in ((jaxmpc.mul, jnp.multiply, x, y, 71), (jaxmpc.matmul, gemm.matmul, xm, ym, 72)):
         z = fn(make_key(seed), u, w)
-        specs = jaxmpc.dealer.beaver_specs(op, u.shape, w.shape, n_parties)
-        triple, trunc = jaxmpc.dealer.with_truncation(make_key(seed), specs, specs[2][1], n_parties)
+        specs = jaxmpc.protocols.additive.dealer.beaver_specs(op, u.shape, w.shape, n_parties)
+        triple, trunc = jaxmpc.protocols.additive.dealer.with_truncation(make_key(seed), specs, specs[2][1], n_parties)
         assert np.array_equal(  # the recomputation below is what fn did
             np.asarray(z.shares),
             np.asarray(truncation.truncate_drawn(
                 trunc, jaxmpc.beaver(None, u.shares, w.shares, op, masks=triple), fxp.ring_scale))), fn
-        a, b, c = jaxmpc.dealer.complete_triple(op, triple)
+        a, b, c = jaxmpc.protocols.additive.dealer.complete_triple(op, triple)
         np.testing.assert_array_equal(ring.party_sum(c), op(ring.party_sum(a), ring.party_sum(b)))
         assert_uniform_ring(ring.party_sum(u.shares - a), f"{fn.__name__}: e = x - a")
         assert_uniform_ring(ring.party_sum(w.shares - b), f"{fn.__name__}: f = y - b")
@@ -777,7 +779,7 @@ def test_division_by_an_invariant_integer_is_exact():
     ds = ([2**p for p in range(62)] + [10**p for p in range(19)] + [3, 7, 2**31 - 1, 2**32 + 1,
           2**61 + 7, 2**62 - 1] + [int(d) for d in rng.integers(1, 2**62, 60, dtype=np.uint64)])
     ds = jnp.asarray(ds, jnp.uint64)
-    got = jax.jit(jax.vmap(lambda v, d: jaxmpc.truncation._divider(d)(v), (None, 0)))(jnp.asarray(v), ds)
+    got = jax.jit(jax.vmap(lambda v, d: jaxmpc.protocols.additive.truncation._divider(d)(v), (None, 0)))(jnp.asarray(v), ds)
     want = np.asarray(v)[None, :] // np.asarray(ds)[:, None]
     np.testing.assert_array_equal(np.asarray(got), want)
 
@@ -791,7 +793,7 @@ def test_truncate_many_is_the_truncation_of_the_concatenation(n_parties):
           ring.random(ks[2], (n_parties,))]
     ds = [jnp.uint64(1 << 16), jnp.arange(1, 6, dtype=jnp.uint64) * 999, 10**4]
     key = jax.random.key(7)
-    many = jax.jit(jaxmpc.truncation.truncate_many)(jax.random.clone(key), xs, ds)
+    many = jax.jit(jaxmpc.protocols.additive.truncation.truncate_many)(jax.random.clone(key), xs, ds)
     flat = jnp.concatenate([x.reshape(n_parties, -1) for x in xs], axis=1)
     d_flat = jnp.concatenate([jnp.broadcast_to(jnp.asarray(d, jnp.uint64), x.shape[1:]).ravel()
                               for d, x in zip(ds, xs)])
@@ -800,11 +802,11 @@ def test_truncate_many_is_the_truncation_of_the_concatenation(n_parties):
         np.concatenate([np.asarray(m).reshape(n_parties, -1) for m in many], axis=1), np.asarray(ref))
     assert [m.shape for m in many] == [x.shape for x in xs]
     if n_parties == 2:
-        local = jaxmpc.truncation.truncate_many(key, xs, ds, "local")
+        local = jaxmpc.protocols.additive.truncation.truncate_many(key, xs, ds, "local")
         for m, x, d in zip(local, xs, ds):
             np.testing.assert_array_equal(np.asarray(m), np.asarray(jaxmpc.truncate_shares(key, x, d, "local")))
     with pytest.raises(jaxmpc.InputTypeError, match="divisors"):
-        jaxmpc.truncation.truncate_many(key, xs, ds[:2])
+        jaxmpc.protocols.additive.truncation.truncate_many(key, xs, ds[:2])
 
 
 @pytest.mark.parametrize("impl", list(KEY_IMPLS))
@@ -821,7 +823,7 @@ def _faithful_dealer_truncation(key, shares, d):
     """The dealer truncation protocol step by step, every party's share formed (the reference)."""
     n = shares.shape[0]
     d = jnp.asarray(d, jnp.uint64)
-    r, r_msb, q = jaxmpc.dealer.truncation_material(key, shares.shape[1:], n, d)
+    r, r_msb, q = jaxmpc.protocols.additive.dealer.truncation_material(key, shares.shape[1:], n, d)
     k = jnp.uint64(1 << 62) // d
     c = ring.party_sum(ring.add_to_party0(shares, k * d) + r)  # each party opens x'_i + r_i
     t = ring.xor_public_bit(c >> jnp.uint64(63), r_msb)

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxmpc
-from jaxmpc import keys, ring
+from jaxmpc.core import gemm, keys, ring
 
 M = 1 << 64
 int64s = st.integers(-(1 << 63), (1 << 63) - 1)
@@ -161,7 +161,7 @@ def test_ring_matmul_exact_mod_2_64(shape_a, shape_b):
     rng = np.random.default_rng(sum(shape_a) * 31 + sum(shape_b))
     a = rng.integers(0, M, size=shape_a, dtype=np.uint64)
     b = rng.integers(0, M, size=shape_b, dtype=np.uint64)
-    got = ring.matmul(jnp.asarray(a), jnp.asarray(b))
+    got = gemm.matmul(jnp.asarray(a), jnp.asarray(b))
     assert got.dtype == jnp.uint64
     want = _matmul_oracle(a, b)
     assert got.shape == want.shape
@@ -224,7 +224,7 @@ _X64_OFF_SCRIPT = textwrap.dedent("""
     from jaxmpc.errors import X64Error
     failures = []
     for name, call in [
-        ("require_x64", lambda: jaxmpc.ring.require_x64()),
+        ("require_x64", lambda: jaxmpc.core.ring.require_x64()),
         ("FixedPoint", lambda: jaxmpc.FixedPoint(10, 3)),
         ("share", lambda: jaxmpc.share(jax.random.key(0), np.ones(3), None)),
     ]:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import losses, seed
+from jaxmpc.nn import losses
+from jaxmpc.tasks import tutorial
 
 SEEDS = 8
 PRECISIONS = (2, 3, 4)
@@ -19,7 +20,7 @@ PRECISIONS = (2, 3, 4)
 @functools.lru_cache(maxsize=None)
 def _sweep(n_parties: int):
     """Losses float64[seeds, precisions, 20] from one compiled, vmapped call (shared by tests)."""
-    run = functools.partial(seed.run, n_parties=n_parties)
+    run = functools.partial(tutorial.run, n_parties=n_parties)
     runs = jax.jit(jax.vmap(jax.vmap(run, (0, 0)), (0, None)))  # a fresh key for every run
     keys = jax.random.split(jaxmpc.key(2024 + n_parties), (SEEDS, len(PRECISIONS)))
     return np.asarray(runs(keys, jnp.asarray(PRECISIONS, jnp.int32)))
@@ -29,7 +30,7 @@ def test_plaintext_oracle_matches_reference():
     ref = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference",
                        "seed_plaintext_losses.json")
     want = [1.94699, 1.15185, 0.92800]  # stated in seed_task.md
-    got = seed.plaintext_losses()
+    got = tutorial.plaintext_losses()
     np.testing.assert_allclose(got[:3], want, atol=1e-5)
     assert got[18] > got[17]  # lr 0.1 on a summed loss oscillates: iteration 19 rises
     if os.path.exists(ref):  # the full reference ships beside the repository
@@ -47,22 +48,22 @@ def test_precision_4_tracks_plaintext_every_iteration():
     all but at most one of the runs through the end.
     """
     enc = _sweep(2)[:, PRECISIONS.index(4)]
-    dev = np.abs(enc - seed.plaintext_losses()[None])
+    dev = np.abs(enc - tutorial.plaintext_losses()[None])
     assert dev[:, :15].max() < 0.002, dev[:, :15].max(axis=1)
     assert (dev.max(axis=1) < 0.002).sum() >= SEEDS - 1, dev.max(axis=1)
 
 
 def test_plaintext_is_sensitive_late():
     """The evidence for the allowance above: perturbing plaintext by one precision-4 unit per step."""
-    net = seed.model()
-    grad = jax.jit(jax.value_and_grad(lambda p: losses.sse_plain(net.plain(p, seed.DATA), seed.TARGET)))
-    base = seed.plaintext_losses()
+    net = tutorial.model()
+    grad = jax.jit(jax.value_and_grad(lambda p: losses.sse_plain(net.plain(p, tutorial.DATA), tutorial.TARGET)))
+    base = tutorial.plaintext_losses()
     worst = []
     for s in range(20):
-        p = jax.tree_util.tree_map(jnp.asarray, seed.INIT)
+        p = jax.tree_util.tree_map(jnp.asarray, tutorial.INIT)
         rng = np.random.default_rng(s)
         out = []
-        for _ in range(seed.ITERATIONS):
+        for _ in range(tutorial.ITERATIONS):
             value, g = grad(p)
             out.append(float(value))
             p = jax.tree_util.tree_map(lambda w, d: w - 0.1 * d + 1e-4 * rng.standard_normal(w.shape), p, g)
@@ -73,7 +74,7 @@ def test_plaintext_is_sensitive_late():
 
 
 def test_deviation_shrinks_with_precision():
-    dev = np.abs(_sweep(2) - seed.plaintext_losses()[None, None]).mean(axis=(0, 2))
+    dev = np.abs(_sweep(2) - tutorial.plaintext_losses()[None, None]).mean(axis=(0, 2))
     assert dev[0] > dev[1] > dev[2], dev
 
 
@@ -86,7 +87,7 @@ def test_three_parties_train():
     the task's, not the protocol's. The bound is on the typical run and on every run's early phase.
     """
     enc = _sweep(3)
-    dev = np.abs(enc[:, PRECISIONS.index(4)] - seed.plaintext_losses())
+    dev = np.abs(enc[:, PRECISIONS.index(4)] - tutorial.plaintext_losses())
     assert np.median(dev.max(axis=1)) < 0.002, dev.max(axis=1)
     assert dev[:, :15].max() < 0.002, dev[:, :15].max(axis=1)
     assert dev.max() < 0.02

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc import FixedPoint, Shared, ring
+from jaxmpc import FixedPoint, Shared
+from jaxmpc.core import ring
 
 FXP = FixedPoint(10, 3)
 
@@ -242,7 +243,7 @@ def test_bad_operands():
 
 
 # ---------------------------------------------------------------------------------------------
-# batching shared values (jaxmpc.vmap, jaxmpc.batching.axes)
+# batching shared values (jaxmpc.vmap, jaxmpc.run.batching.axes)
 def _row_product(key, r, c):
     """One run: a shared row times a public scale, squared with Beaver, revealed and as a Shared."""
     p = jaxmpc.mul(key, r, r)
@@ -268,8 +269,8 @@ def test_vmap_maps_the_first_non_party_axis_like_a_loop(n_parties):
         np.testing.assert_array_equal(np.asarray(prod.shares[:, i]), np.asarray(p.shares))
     np.testing.assert_allclose(np.asarray(jaxmpc.reveal(prod)), v * v, atol=2e-3)
     # the same with jax.vmap and the provided spec; out_axes moves the batch axis of the values
-    spec = (0, jaxmpc.batching.axes(x), 0)
-    out2, prod2 = jax.vmap(_row_product, in_axes=spec, out_axes=(0, jaxmpc.batching.axes(prod)))(keys(), x, c)
+    spec = (0, jaxmpc.run.batching.axes(x), 0)
+    out2, prod2 = jax.vmap(_row_product, in_axes=spec, out_axes=(0, jaxmpc.run.batching.axes(prod)))(keys(), x, c)
     np.testing.assert_array_equal(np.asarray(out2), np.asarray(out))
     np.testing.assert_array_equal(np.asarray(prod2.shares), np.asarray(prod.shares))
     cols, pcols = jaxmpc.vmap(_row_product, out_axes=1)(keys(), x, c)

@@ -44,7 +44,7 @@ import jax
 import numpy as np
 
 from . import diagnostics
-from .errors import InputTypeError, ProtocolError
+from ..errors import InputTypeError, ProtocolError
 
 _ACTIVE: list["Tally"] = []
 _REPEAT: list[int] = [1]
@@ -57,7 +57,7 @@ _TOKENS = itertools.count(1)
 
 def _fresh_epoch() -> None:
     """Set the trace-cache token to a new value (restored when the enclosing collection ends)."""
-    _TRACE_EPOCH(("jaxmpc.accounting", next(_TOKENS))).__enter__()
+    _TRACE_EPOCH(("jaxmpc.trace.accounting", next(_TOKENS))).__enter__()
 
 
 def _exact_bytes(bits: int) -> int | float:
@@ -195,7 +195,7 @@ def collecting():
     t = Tally()
     _ACTIVE.append(t)
     try:
-        with _TRACE_EPOCH(("jaxmpc.accounting", next(_TOKENS))):
+        with _TRACE_EPOCH(("jaxmpc.trace.accounting", next(_TOKENS))):
             yield t
     finally:
         _ACTIVE.remove(t)
@@ -228,7 +228,7 @@ def scan(f: Callable, init, xs=None, length: int | None = None, **kwargs):
         >>> tally(lambda c: scan(body, c, length=7)[0], jnp.zeros(())).ops["step"].rounds
         7
     """
-    f, finish = diagnostics.scan_body(f)  # carries jaxmpc.diagnostics out of the loop (no-op when off)
+    f, finish = diagnostics.scan_body(f)  # carries jaxmpc.trace.diagnostics out of the loop (no-op when off)
     if not _ACTIVE:
         return finish(jax.lax.scan(f, init, xs, length, **kwargs))
     if length is None:
@@ -457,7 +457,7 @@ def cost(fn: Callable, *args, **kwargs) -> CostReport:
     Nothing runs or compiles: ``fn`` is traced with :func:`jax.eval_shape`, so inputs may be
     :class:`jax.ShapeDtypeStruct` (e.g. ``Shared(ShapeDtypeStruct((n, *shape), jnp.uint64), fxp)``).
     Works on ``jax.jit``-ed functions, also ones already called (their traces are redone, see
-    "Caching" in :mod:`jaxmpc.accounting`). Costs are per run: under ``jax.vmap`` they are those of one
+    "Caching" in :mod:`jaxmpc.trace.accounting`). Costs are per run: under ``jax.vmap`` they are those of one
     vmapped element. Array leaves of the arguments are traced; other leaves (Python ints, strings,
     callables, model objects) are static. Loop bodies count once unless the loop uses :func:`repeat`
     or :func:`scan` (see "Loops").

@@ -15,10 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import accounting, diagnostics, ring
-from .errors import InputTypeError, ShareMismatchError
-from .fixedpoint import FixedPoint, check_numeric
-from .keys import check_key
+from ..trace import accounting, diagnostics
+from ..core import ring
+from ..errors import InputTypeError, ShareMismatchError
+from ..core.fixedpoint import FixedPoint, check_numeric
+from ..core.keys import check_key
 
 
 @jax.tree_util.register_pytree_node_class
@@ -82,7 +83,7 @@ class Shared:
                 "the party axis (axis 0 of the shares) was mapped away or moved, e.g. by "
                 "jax.vmap(f)(x), which maps axis 0. Batch shared values with jaxmpc.vmap(f)(x) (it "
                 "maps the first non-party axis, axis 1 of the shares), or give jax.vmap the spec "
-                "in_axes=jaxmpc.batching.axes(x)."
+                "in_axes=jaxmpc.run.batching.axes(x)."
             )
         return shape[0]
 
@@ -122,7 +123,7 @@ class Shared:
     def __add__(self, other):
         if isinstance(other, Shared):
             x, y = _align(self, other)
-            return Shared(x + y, _common_fxp(self, other, "+"))
+            return Shared(x + y, common_fxp(self, other, "+"))
         v = self._public(other)
         return self._new(ring.add_to_party0(_broadcast_shares(self.shares, v.shape), v))
 
@@ -267,7 +268,7 @@ def check_same_parties(x: Shared, y: Shared) -> None:
         )
 
 
-def _common_fxp(x: Shared, y: Shared, op: str) -> FixedPoint | None:
+def common_fxp(x: Shared, y: Shared, op: str) -> FixedPoint | None:
     """The encoding of ``x op y`` for a linear op: both must have the same encoding."""
     a, b = x.fxp, y.fxp
     if a is None and b is None:
@@ -283,7 +284,7 @@ def _common_fxp(x: Shared, y: Shared, op: str) -> FixedPoint | None:
             f"x {op} y: operands have different precisions ({pa} and {pb}); share both with the "
             "same FixedPoint."
         )
-    if (pa is None or pb is None) and a is not b:  # traced: only jaxmpc.diagnostics can check
+    if (pa is None or pb is None) and a is not b:  # traced: only jaxmpc.trace.diagnostics can check
         diagnostics.observe_precisions("precision match", a, b)
     return a
 
@@ -296,7 +297,7 @@ def concatenate(xs, axis: int = 0) -> Shared:
     fxp = xs[0].fxp
     for x in xs[1:]:
         check_same_parties(xs[0], x)
-        fxp = _common_fxp(xs[0], x, "concatenate")
+        fxp = common_fxp(xs[0], x, "concatenate")
     (ax,) = _axes(axis, xs[0].ndim)
     def others(shape):
         return shape[:ax] + shape[ax + 1:]

@@ -4,13 +4,13 @@ The dealer never sees data. Each function draws its secrets from ``key`` and ret
 additively shared (``uint64[n_parties, ...]``, summing to the secret mod 2^64) or XOR-shared
 (binary words, XOR-ing to the secret). Same key, same material; never reuse a key.
 
-Who draws what (:func:`jaxmpc.ring.draw`): party :math:`i`'s uniform shares come from party
+Who draws what (:func:`jaxmpc.core.ring.draw`): party :math:`i`'s uniform shares come from party
 :math:`i`'s own stream, a seed the dealer shares with that party alone (CrypTen's trusted party
 works the same way); the correction share (the secret minus the others) goes to the last party;
 values that are the dealer's alone (truncation's :math:`r`, a random bit) come from the dealer's own
 stream. No party's material determines another's. Each function draws all its randomness in one
 call: one random kernel per piece of material keeps compile times and kernel launches down. A
-*spec* ``(holders, shape)`` names one array of a draw (see :func:`jaxmpc.ring.draw`).
+*spec* ``(holders, shape)`` names one array of a draw (see :func:`jaxmpc.core.ring.draw`).
 
 Cost (per party, counted by the protocols that consume the material): one ring element (8 bytes)
 per element of each returned sharing.
@@ -22,7 +22,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from . import ring
+from ...core import ring
 
 MSB_SHIFT = ring.RING_BITS - 1
 LOW_MASK = (1 << MSB_SHIFT) - 1  # the 63 low bits
@@ -51,7 +51,7 @@ def beaver_triple(key, op: Callable, a_shape, b_shape, n_parties: int):
 
     Args:
         key: PRNG key.
-        op: a bilinear map on ring arrays (``jnp.multiply``, ``ring.matmul``, a convolution).
+        op: a bilinear map on ring arrays (``jnp.multiply``, ``gemm.matmul``, a convolution).
         a_shape, b_shape: shapes of the two operands (without the party axis).
         n_parties: number of parties.
     Returns:
@@ -102,7 +102,7 @@ def truncation_material(key, shape, n_parties: int, divisor):
     The dealer draws a uniform :math:`r \in \mathbb{Z}_{2^{64}}` and shares
     :math:`r`, its most significant bit :math:`r_{63}` and :math:`\lfloor r_{<63} / d \rfloor`,
     where :math:`r_{<63} = r \bmod 2^{63}`. The shares of :math:`r_{63}` and of the quotient are
-    those that :func:`jaxmpc.truncation.truncate_shares` uses with the same key; the protocol
+    those that :func:`jaxmpc.protocols.additive.truncation.truncate_shares` uses with the same key; the protocol
     never forms the shares of :math:`r` itself (their masks are drawn after the rest).
 
     Returns:

@@ -35,12 +35,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import accounting, dealer, ring
-from .beaver import check_mode, mul
-from .errors import InputTypeError
-from .fixedpoint import check_numeric
-from .keys import check_key
-from .shared import Shared, check_same_parties, concatenate
+from ..trace import accounting
+from ..protocols.additive import dealer
+from ..core import ring
+from ..protocols.additive.beaver import check_mode, mul
+from ..errors import InputTypeError
+from ..core.fixedpoint import check_numeric
+from ..core.keys import check_key
+from ..protocols.shared import Shared, check_same_parties, concatenate
 
 _U = ring.DTYPE
 # Levels j = 0..5 of the adder's carry tree: the shift 2^j and the mask of the bit positions whose
@@ -107,7 +109,7 @@ def and_shares(key, x: jax.Array, y: jax.Array, name: str = "and",
         ``uint64[n_parties, *shape]`` XOR shares of :math:`x \wedge y`.
 
     Protocol (Beaver's protocol over GF(2), bitwise):
-        1. Get an AND triple :math:`(a, b, c = a \wedge b)` from :func:`jaxmpc.dealer.and_triple`.
+        1. Get an AND triple :math:`(a, b, c = a \wedge b)` from :func:`jaxmpc.protocols.additive.dealer.and_triple`.
         2. Mask: each party computes its shares of :math:`e = x \oplus a`, :math:`f = y \oplus b`.
         3. Open :math:`e` and :math:`f` together (one round; uniform, since :math:`a, b` are).
         4. Combine locally: :math:`z_i = c_i \oplus (e \wedge y_i) \oplus (a_i \wedge f)`, since
@@ -119,7 +121,7 @@ def and_shares(key, x: jax.Array, y: jax.Array, name: str = "and",
 
     Example:
         >>> import jax, jax.numpy as jnp; jax.config.update("jax_enable_x64", True)
-        >>> from jaxmpc import ring
+        >>> from jaxmpc.core import ring
         >>> kx, ky, kz = jax.random.split(jax.random.key(0), 3)
         >>> x = ring.xor_share_value(kx, jnp.uint64(0b1100), 3)
         >>> y = ring.xor_share_value(ky, jnp.uint64(0b1010), 3)
@@ -139,7 +141,7 @@ def _and_with_triple(triple, x: jax.Array, y: jax.Array, name: str, transcript) 
 def _and_fanout(triple, x: jax.Array, ys: jax.Array, name: str, transcript) -> jax.Array:
     r"""XOR shares of :math:`x \wedge y_j` for the :math:`f` words ``ys[:, j]`` (``ys``:
     ``uint64[n, f, *shape]``), in one round, with a triple whose :math:`a` is shared by the
-    :math:`f` ANDs (:func:`jaxmpc.dealer.and_triple` with ``fanout``): :math:`e = x \oplus a` is
+    :math:`f` ANDs (:func:`jaxmpc.protocols.additive.dealer.and_triple` with ``fanout``): :math:`e = x \oplus a` is
     opened once, :math:`f_j = y_j \oplus b_j` each (all uniform: :math:`a, b_j` are independent
     and uniform), and :math:`z_j = c_j \oplus (e \wedge y_j) \oplus (a \wedge f_j)` (step 4 of
     :func:`and_shares`). Opens :math:`1 + f` words per element and uses :math:`1 + 2f` dealer
@@ -182,7 +184,7 @@ def _carry_save(triple, words: jax.Array, transcript) -> jax.Array:
     while words.shape[1] > 2:
         t = words.shape[1] // 3
         # groups by a reshape, not strided slices: XLA's SPMD partitioner (jax 0.10) miscompiles
-        # strided slices of a party-derived axis when the parties are placed on devices (jaxmpc.mesh)
+        # strided slices of a party-derived axis when the parties are placed on devices (jaxmpc.run.mesh)
         groups = words[:, :3 * t].reshape(words.shape[:1] + (t, 3) + words.shape[2:])
         a, b, c = groups[:, :, 0], groups[:, :, 1], groups[:, :, 2]
         axb = a ^ b
@@ -199,7 +201,7 @@ def _carry_tree(triple, g: jax.Array, p: jax.Array, transcript) -> jax.Array:
     r"""XOR shares of the group generate of all 64 bits of each element, packed 64 per word.
 
     ``g, p``: ``uint64[n, m]`` XOR shares of per-bit generate and propagate words of ``m``
-    elements; ``triple``: a fan-out-2 AND triple (:func:`jaxmpc.dealer.and_triple`) of
+    elements; ``triple``: a fan-out-2 AND triple (:func:`jaxmpc.protocols.additive.dealer.and_triple`) of
     ``sum(tree_words(m))`` words. Returns ``uint64[n, ceil(m / 64)]`` whose bit ``t`` of word
     ``i`` is the generate :math:`G` of element ``64 i + t``, i.e. the carry out of its bit 63.
 
@@ -215,7 +217,7 @@ def _carry_tree(triple, g: jax.Array, p: jax.Array, transcript) -> jax.Array:
     each word holds 64 elements, element ``64 i + t`` at bit ``t``. Six rounds; about :math:`3m`
     words opened and :math:`5m` dealt in all (:func:`adder_words`), where the Kogge-Stone prefix
     levels that it replaced opened :math:`22m` and dealt :math:`33m`. The levels are unrolled
-    (their shapes shrink), each level's output is stored once (:func:`jaxmpc.ring.materialize`; a
+    (their shapes shrink), each level's output is stored once (:func:`jaxmpc.core.ring.materialize`; a
     ReLU of :math:`10^6` elements took 300 ms instead of 100-116 ms when XLA fused every level into
     the next), and the triple is drawn once and sliced per level. Level 5 uses only the first of
     its two triples: the second is drawn (:math:`2 \lceil m/64 \rceil` words) but not dealt.
@@ -260,7 +262,7 @@ def b2a_bit(key, bit: jax.Array, transcript: list | None = None) -> jax.Array:
 
     Protocol:
         1. Get a random bit :math:`r` from the dealer, XOR-shared and additively shared
-           (:func:`jaxmpc.dealer.random_bits`).
+           (:func:`jaxmpc.protocols.additive.dealer.random_bits`).
         2. Mask and open :math:`c = b \oplus r` (1 bit per element; uniform, since :math:`r` is).
         3. Combine locally: :math:`[b]_A = c + (1 - 2c) [r]_A` (party 0 adds :math:`c`).
 
@@ -363,7 +365,7 @@ def msb(key, x: Shared, *, mode: str = "protocol") -> Shared:
         key: PRNG key (consumed: split for the compressors, the adder and the conversion).
         x: :class:`Shared` of any shape, ``shares: uint64[n_parties, *shape]``, any encoding.
         mode: ``"protocol"`` (default) runs the protocol below; ``"faithful"`` is the same here (it
-            differs from ``"protocol"`` only in Beaver's products, see :func:`jaxmpc.beaver`, and
+            differs from ``"protocol"`` only in Beaver's products, see :func:`jaxmpc.protocols.additive.beaver`, and
             this protocol has none: every party's share is already computed as written);
             ``"ideal"`` computes the exact bit of the opened value and shares it afresh (same
             output distribution, same recorded cost, none of the adder's work: for fast numerical
@@ -418,7 +420,7 @@ def relu(key, x: Shared, *, mode: str = "protocol") -> tuple[Shared, Shared]:
         key: PRNG key (split for the comparison and the product).
         x: :class:`Shared` of any shape (``shares: uint64[n_parties, *shape]``).
         mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"`` (see :func:`msb`; the
-            product uses the same mode of :func:`jaxmpc.beaver`).
+            product uses the same mode of :func:`jaxmpc.protocols.additive.beaver`).
     Returns:
         ``(y, drelu)``: ``y`` a :class:`Shared` like ``x``; ``drelu`` a :class:`Shared` with
         ``fxp=None`` holding the bit :math:`[x > 0]`.

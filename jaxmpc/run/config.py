@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import InputTypeError
-from .fixedpoint import FixedPoint
-from .truncation import check_method
+from ..errors import InputTypeError
+from ..core.fixedpoint import FixedPoint
+from ..protocols.additive.truncation import check_method
 
 
 def check(*, n_parties, truncation: str = "dealer", base: int = 10, precisions=()) -> None:
@@ -110,7 +110,7 @@ def compiler_options(backend: str | None = None) -> dict:
             _accepted[key] = True
         except Exception as e:  # an option this XLA does not have: JAX's defaults instead
             _accepted[key] = False
-            warnings.warn(f"jaxmpc.config: a trivial program on {backend!r} did not compile with "
+            warnings.warn(f"jaxmpc.run.config: a trivial program on {backend!r} did not compile with "
                           f"{options} ({str(e).splitlines()[0]}); compiling with JAX's defaults.",
                           RuntimeWarning, stacklevel=2)
     return dict(options) if _accepted[key] else {}

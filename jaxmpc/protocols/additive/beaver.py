@@ -15,10 +15,12 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from . import accounting, dealer, diagnostics, gemm, ring
-from .errors import InputTypeError, ProtocolError, ShareMismatchError
-from .keys import check_key
-from .shared import Shared, _common_fxp, check_same_parties
+from ...trace import accounting, diagnostics
+from . import dealer
+from ...core import gemm, ring
+from ...errors import InputTypeError, ProtocolError, ShareMismatchError
+from ...core.keys import check_key
+from ..shared import Shared, common_fxp, check_same_parties
 from .truncation import check_method, truncate_drawn, truncate_shares
 
 
@@ -38,7 +40,7 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
     Args:
         key: PRNG key for the dealer's triple.
         x, y: ``uint64[n_parties, *shape]`` shares.
-        op: the bilinear map on ring arrays, e.g. ``jnp.multiply`` or ``jaxmpc.ring.matmul``.
+        op: the bilinear map on ring arrays, e.g. ``jnp.multiply`` or ``jaxmpc.core.gemm.matmul``.
         name: label for cost accounting.
         mode: how the simulator computes the output shares (static):
 
@@ -53,11 +55,11 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
             - ``"ideal"``: the ideal functionality: :math:`x \circ y` freshly re-shared (1 evaluation).
               Same output distribution (uniform shares of the exact product), not the same bits.
         op_opened: optionally, a bit-identical but faster version of ``op`` for the product of the
-            opened (small, fixed-point) values, e.g. :func:`jaxmpc.gemm.matmul_small`.
+            opened (small, fixed-point) values, e.g. :func:`jaxmpc.core.gemm.matmul_small`.
         transcript: if a list, the opened values ``(e, f)`` are appended to it (privacy tests; the
             ideal mode opens nothing and appends nothing).
-        masks: the dealer's draws ``(a, b, c_mask)`` (:func:`jaxmpc.dealer.beaver_masks`) when the
-            caller drew them with other material (:func:`jaxmpc.dealer.with_truncation`); ``key``
+        masks: the dealer's draws ``(a, b, c_mask)`` (:func:`jaxmpc.protocols.additive.dealer.beaver_masks`) when the
+            caller drew them with other material (:func:`jaxmpc.protocols.additive.dealer.with_truncation`); ``key``
             is then unused.
     Returns:
         ``uint64[n_parties, *op_shape]`` shares of the ring product.
@@ -96,7 +98,7 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
     return jnp.concatenate([head, last[None]], axis=0)
 
 
-def _check_operands(key, x, y, fname: str) -> None:
+def check_operands(key, x, y, fname: str) -> None:
     check_key(key)
     for name, v in (("x", x), ("y", y)):
         if not isinstance(v, Shared):
@@ -107,13 +109,19 @@ def _check_operands(key, x, y, fname: str) -> None:
     check_same_parties(x, y)
 
 
-def _product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: str,
-             op_opened=None) -> Shared:
-    """Beaver product, then truncation back to the operands' scale if both are fixed-point."""
+def product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: str,
+            op_opened=None) -> Shared:
+    """The generic bilinear product of two shared values: :func:`beaver` on ``op`` (elementwise
+    product, matmul, a convolution), then truncation back to the operands' scale when both are
+    fixed point. :func:`mul`, :func:`matmul` and the convolutions of :mod:`jaxmpc.nn.conv` are
+    one-line wrappers; ``op_opened`` is a faster, equally exact ``op`` for the opened operands.
+
+    Cost: :func:`beaver`'s, plus the truncation's (:func:`jaxmpc.truncate_shares`).
+    """
     check_method(truncation, x.n_parties)
     check_mode(mode)
     if x.fxp is not None and y.fxp is not None:
-        fxp = _common_fxp(x, y, name)
+        fxp = common_fxp(x, y, name)
         if truncation == "dealer":  # the triple and the truncation's material in one draw
             specs = dealer.beaver_specs(op, x.shape, y.shape, x.n_parties)
             triple, trunc = dealer.with_truncation(key, specs, specs[2][1], x.n_parties)
@@ -156,14 +164,14 @@ def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "p
         >>> (z.round(2) + 0.0).tolist()
         [3.0, -0.5]
     """
-    _check_operands(key, x, y, "mul")
+    check_operands(key, x, y, "mul")
     try:
         jnp.broadcast_shapes(x.shape, y.shape)
     except ValueError:
         raise ShareMismatchError(f"mul: shapes {x.shape} and {y.shape} do not broadcast.") from None
     rank = max(x.ndim, y.ndim)  # equal ranks (size-1 axes broadcast; nothing extra is opened)
     x, y = (v.reshape((1,) * (rank - v.ndim) + v.shape) for v in (x, y))
-    return _product(key, x, y, jnp.multiply, "mul", truncation, mode)
+    return product(key, x, y, jnp.multiply, "mul", truncation, mode)
 
 
 def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "protocol") -> Shared:
@@ -182,13 +190,13 @@ def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str =
     (:math:`8(n_p-1)(mk+kn)` bytes per party), dealer sends :math:`8(mk + kn + mn)` bytes per party;
     dealer truncation adds 1 round and :math:`8(n_p-1)mn` bytes per party.
     """
-    _check_operands(key, x, y, "matmul")
+    check_operands(key, x, y, "matmul")
     try:
         jax.eval_shape(jnp.matmul, jax.ShapeDtypeStruct(x.shape, jnp.float32),
                        jax.ShapeDtypeStruct(y.shape, jnp.float32))
     except (TypeError, ValueError) as e:
         raise ShareMismatchError(f"matmul: shapes {x.shape} and {y.shape} are not compatible: {e}") from None
-    return _product(key, x, y, ring.matmul, "matmul", truncation, mode, gemm.matmul_small)
+    return product(key, x, y, gemm.matmul, "matmul", truncation, mode, gemm.matmul_small)
 
 
 def mul_public(key, x: Shared, c, *, truncation: str = "dealer") -> Shared:
@@ -238,7 +246,7 @@ def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") 
     r"""Sum of squares of a shared value divided by a public integer: :math:`z \approx \sum x^2 / D`.
 
     Protocol:
-        1. Get :math:`([a], [\sum a^2])` from the dealer (:func:`jaxmpc.dealer.square_sum_pair`).
+        1. Get :math:`([a], [\sum a^2])` from the dealer (:func:`jaxmpc.protocols.additive.dealer.square_sum_pair`).
         2. Open :math:`e = x - a` (one round; uniform).
         3. Combine: :math:`\sum x^2 = \sum a^2 + 2\, e \cdot a + e \cdot e` (party 0 adds
            :math:`e \cdot e`), all at scale :math:`s^2`.
@@ -272,7 +280,7 @@ def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") 
 
 def _truncate_product(key, trunc, z: jax.Array, divisor, truncation: str) -> jax.Array:
     """Truncation of a product's shares ``z``: dealer truncation with the masks ``trunc`` drawn
-    beside the product's material (:func:`jaxmpc.dealer.with_truncation`), or local truncation
+    beside the product's material (:func:`jaxmpc.protocols.additive.dealer.with_truncation`), or local truncation
     (``trunc`` is None), which draws nothing from ``key``."""
     if trunc is not None:
         return truncate_drawn(trunc, z, divisor)

@@ -32,9 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax._src import core as _core  # the vmap's own trace, to tell batched results from others
 
-from .errors import InputTypeError, ShareMismatchError
-from .fixedpoint import FixedPoint
-from .shared import Shared
+from ..errors import InputTypeError, ShareMismatchError
+from ..core.fixedpoint import FixedPoint
+from ..protocols.shared import Shared
 
 __all__ = ["vmap", "axes"]
 

@@ -22,7 +22,7 @@ Out-of-range precisions. A concrete precision outside ``0..max_precision(base)``
 :class:`~jaxmpc.errors.EncodingError`. A traced one (under ``jit`` / ``vmap``) cannot raise, so for
 such a run :attr:`FixedPoint.valid` is false, :attr:`FixedPoint.scale` is NaN and :meth:`decode`
 (hence :func:`jaxmpc.reveal`) returns NaN; encoding and truncations use the scale 1 meanwhile (no
-ring arithmetic on an undefined scale), and :mod:`jaxmpc.diagnostics` counts the run as a failure
+ring arithmetic on an undefined scale), and :mod:`jaxmpc.trace.diagnostics` counts the run as a failure
 under the call name ``"precision range"`` (observed where the ``FixedPoint`` is made). The other
 runs of a sweep are unaffected, and one compiled program still serves every precision.
 """
@@ -35,12 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import diagnostics, ring
-from .errors import EncodingError, InputTypeError, ShareMismatchError
+from . import ring
+from ..errors import EncodingError, InputTypeError, ShareMismatchError
 
 _BITS = 64  # precision is stored as the 64 binary digits of an int64 (any integer, no wrap) ...
 _WIDTH = _BITS + 1  # ... and one flag: out of range (so checking validity costs one element)
 _ROUNDINGS = ("nearest", "trunc")
+_TRACED_PRECISION_OBSERVERS: list = []  # see on_traced_precision
 HEADROOM_BITS = 62  # |x| * s^2 must stay below 2^62 (the exact range of dealer truncation)
 
 
@@ -68,6 +69,14 @@ def _check_range(base: int, precision: int) -> None:
             f"product of two encoded values needs scale^2 < 2^{HEADROOM_BITS}, so base {base}"
             f" allows precision 0..{top}. Choose a precision in that range."
         )
+
+
+def on_traced_precision(observe) -> None:
+    """Register ``observe(fxp)``, called whenever a :class:`FixedPoint` is made from a traced
+    precision (which cannot be range-checked while tracing). :mod:`jaxmpc.trace.diagnostics`
+    registers its ``"precision range"`` count here, so that core does not import trace."""
+    if observe not in _TRACED_PRECISION_OBSERVERS:
+        _TRACED_PRECISION_OBSERVERS.append(observe)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -122,7 +131,8 @@ class FixedPoint:
             bad = (p < 0) | (p > max_precision(int(base)))
             digits = ((p >> jnp.arange(_BITS, dtype=jnp.int64)) & 1).astype(bool)
             self._bits = jnp.concatenate([digits, bad[None]])
-            diagnostics.observe_precision_range(self)  # cannot raise: counted when collecting
+            for observe in _TRACED_PRECISION_OBSERVERS:  # cannot raise: counted when collecting
+                observe(self)
         else:  # numpy keeps a concrete precision concrete inside jit, so it can be checked
             digits = ((np.int64(int(np.asarray(p))) >> np.arange(_BITS, dtype=np.int64)) & 1).astype(bool)
             self._bits = np.concatenate([digits, [False]])  # in range (checked above)

@@ -5,7 +5,7 @@ Layout NCHW like PyTorch: inputs ``(B, C, H, W)``, weights ``(O, C, kh, kw)``, o
 :math:`p`, stride :math:`s`; likewise for :math:`W_o`).
 
 The convolution :math:`y = x \star w` is bilinear in :math:`(x, w)`, so Beaver's protocol computes it
-with a dealer triple :math:`(a, b, a \star b)` for the same map (:func:`jaxmpc.beaver`): no new
+with a dealer triple :math:`(a, b, a \star b)` for the same map (:func:`jaxmpc.protocols.additive.beaver`): no new
 protocol. Its two adjoints, which the backward needs, are bilinear too:
 
 .. math::  \frac{\partial L}{\partial w} = \sum_{b, p, q} dy_{b,o,p,q}\, \tilde x_{b,c,s_h p + i, s_w q + j},
@@ -17,7 +17,7 @@ On the ring all three maps are computed exactly modulo :math:`2^{64}` and fast, 
 :math:`k_h k_w` shifted, strided slices of the zero-padded input (a Python loop over the kernel
 offsets, not over windows) stack into the matrix :math:`P` ``[B H_o W_o, k_h k_w C]`` with one row
 per window, and the convolution is one ring matrix product :math:`P\, W_{mat}^\top`
-(:func:`jaxmpc.ring.matmul`: exact limb GEMMs where they pay, see :mod:`jaxmpc.gemm`), since
+(:func:`jaxmpc.core.gemm.matmul`: exact limb GEMMs where they pay, see :mod:`jaxmpc.core.gemm`), since
 XLA's ``uint64`` convolution is a naive loop (and has no fast GPU kernel).
 The adjoint of :func:`patches`, :func:`fold_patches` (col2im), is a sum of :math:`k_h k_w` shifted,
 dilated copies (``lax.pad`` with interior padding, no scatter); it is linear, so parties apply it to
@@ -30,7 +30,8 @@ bits with :math:`dy` (exact, no truncation, no second comparison).
 
 Example:
     >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
-    >>> from jaxmpc import conv, nn
+    >>> from jaxmpc import nn
+    >>> from jaxmpc.nn import conv
     >>> model = nn.serial(conv.Conv2d(1, 2, 3, padding=1), conv.AvgPool2d(2), nn.ReLU(),
     ...                   conv.Flatten(), nn.Linear(8, 3))
     >>> k_init, k_share, k_x, k_fwd = jax.random.split(jax.random.key(0), 4)
@@ -52,13 +53,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import gemm, ring
-from .beaver import _check_operands, _product, check_mode, div_public, mul
-from .compare import msb_rounds, tournament
-from .errors import InputTypeError, ProtocolError, ShareMismatchError
-from .nn import Layer
-from .shared import Shared
-from .truncation import check_method
+from ..core import gemm, ring
+from ..protocols.additive.beaver import check_operands, product, check_mode, div_public, mul
+from ..ops.compare import msb_rounds, tournament
+from ..errors import InputTypeError, ProtocolError, ShareMismatchError
+from .layers import Layer
+from ..protocols.shared import Shared
+from ..protocols.additive.truncation import check_method
 
 
 # ---- static configuration --------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def fold_patches(cols: jax.Array, size, kernel_size, stride=1, padding=0) -> jax
 # The im2col matrix has one row per window, [B H_o W_o, k_h k_w C], built from the input in NHWC
 # layout: the windows of an NHWC array stack into [B, H_o, W_o, T, C] with no transpose of the
 # (k_h k_w times larger) patch array. The large dimension is then the rows of every product
-# (measured faster than W @ [B, C T, H_o W_o] with both of jaxmpc.gemm's CPU methods), and the
+# (measured faster than W @ [B, C T, H_o W_o] with both of jaxmpc.core.gemm's CPU methods), and the
 # weight, reordered to [O, k_h k_w C], is tiny.
 def _rows(x: jax.Array, kernel, stride, padding) -> jax.Array:
     """The im2col matrix ``[B H_o W_o, k_h k_w C]`` of ``x[B, C, H, W]``."""
@@ -215,7 +216,7 @@ def conv2d_ring(x: jax.Array, w: jax.Array, *, stride=1, padding=0, matmul=None)
         x: ``uint64[B, C, H, W]``.
         w: ``uint64[O, C, kh, kw]``.
         stride, padding: ints or (height, width) pairs (static).
-        matmul: the ring matrix product (static; default :func:`jaxmpc.ring.matmul`).
+        matmul: the ring matrix product (static; default :func:`jaxmpc.core.gemm.matmul`).
     Returns:
         ``uint64[B, O, H_o, W_o]``, equal to ``lax.conv_general_dilated`` on ``uint64`` (which XLA
         runs as a naive loop on a CPU, and cannot compile for a GPU: cuDNN convolves int8 only).
@@ -227,7 +228,7 @@ def conv2d_ring(x: jax.Array, w: jax.Array, *, stride=1, padding=0, matmul=None)
         >>> conv2d_ring(x, w, stride=2).astype(jnp.int64).tolist()
         [[[[-5, -5], [-5, -5]]]]
     """
-    matmul = ring.matmul if matmul is None else matmul
+    matmul = gemm.matmul if matmul is None else matmul
     kernel, stride, padding = tuple(w.shape[2:]), _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     ho, wo = output_size(x.shape[2:], kernel, stride, padding)
     out = matmul(_rows(x, kernel, stride, padding), _weight_matrix(w).T)  # [B L, K] @ [K, O]
@@ -245,7 +246,7 @@ def conv2d_weight_ring(dy: jax.Array, x: jax.Array, *, kernel_size, stride=1, pa
     Returns:
         ``uint64[O, C, kh, kw]``.
     """
-    matmul = ring.matmul if matmul is None else matmul
+    matmul = gemm.matmul if matmul is None else matmul
     kernel, stride, padding = (_pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1),
                                _pair(padding, "padding", 0))
     c, o = x.shape[1], dy.shape[1]
@@ -267,7 +268,7 @@ def conv2d_input_ring(dy: jax.Array, w: jax.Array, *, input_size, stride=1, padd
     Returns:
         ``uint64[B, C, H, W]``.
     """
-    matmul = ring.matmul if matmul is None else matmul
+    matmul = gemm.matmul if matmul is None else matmul
     size, stride, padding = (_pair(input_size, "input_size", 0), _pair(stride, "stride", 1),
                              _pair(padding, "padding", 0))
     b, o, ho, wo = dy.shape
@@ -301,11 +302,11 @@ def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, truncation: str = 
         w: :class:`Shared` ``(O, C, kh, kw)``, same parties and encoding.
         stride, padding: ints or (height, width) pairs; zero padding on both sides.
         truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
-        mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`jaxmpc.beaver`.
+        mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`jaxmpc.protocols.additive.beaver`.
     Returns:
         :class:`Shared` ``(B, O, H_o, W_o)``.
 
-    Protocol: Beaver's (:func:`jaxmpc.beaver`) with the bilinear map :func:`conv2d_ring`:
+    Protocol: Beaver's (:func:`jaxmpc.protocols.additive.beaver`) with the bilinear map :func:`conv2d_ring`:
         1. Get a triple :math:`(a, b, c = a \star b)` from the dealer.
         2. Mask: :math:`e = x - a`, :math:`f = w - b` (local).
         3. Open :math:`e` and :math:`f` (one round).
@@ -318,7 +319,7 @@ def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, truncation: str = 
 
     Example:
         >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
-        >>> from jaxmpc import conv
+        >>> from jaxmpc.nn import conv
         >>> k0, k1, k2 = jax.random.split(jax.random.key(0), 3)
         >>> fxp = jaxmpc.FixedPoint(10, 3)
         >>> x = jaxmpc.share(k0, jax.numpy.arange(9.).reshape(1, 1, 3, 3) / 2, fxp)
@@ -326,11 +327,11 @@ def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, truncation: str = 
         >>> (jaxmpc.reveal(jax.jit(conv.conv2d)(k2, x, w)).round(2) + 0.0).tolist()
         [[[[-0.5, -0.5], [-0.5, -0.5], [-0.5, -0.5]]]]
     """
-    _check_operands(key, x, w, "conv2d")
+    check_operands(key, x, w, "conv2d")
     stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     _check_conv("conv2d", x.shape, w.shape, stride, padding)
     op, op_opened = _maps(conv2d_ring, stride=stride, padding=padding)
-    return _product(key, x, w, op, "conv2d", truncation, mode, op_opened)
+    return product(key, x, w, op, "conv2d", truncation, mode, op_opened)
 
 
 def conv2d_weight_grad(key, dy: Shared, x: Shared, *, kernel_size, stride=1, padding=0,
@@ -350,7 +351,7 @@ def conv2d_weight_grad(key, dy: Shared, x: Shared, *, kernel_size, stride=1, pad
     Cost: 1 round, :math:`8(n-1)(|dy| + |x|)` bytes per party, dealer
     :math:`8(|dy| + |x| + |W|)` bytes per party; plus the truncation of :math:`|W|` elements.
     """
-    _check_operands(key, dy, x, "conv2d_weight_grad")
+    check_operands(key, dy, x, "conv2d_weight_grad")
     kernel = _pair(kernel_size, "kernel_size", 1)
     stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     _check_window("conv2d_weight_grad", x.shape, kernel, padding)
@@ -359,7 +360,7 @@ def conv2d_weight_grad(key, dy: Shared, x: Shared, *, kernel_size, stride=1, pad
         raise ShareMismatchError(f"conv2d_weight_grad: dy must have shape (B, O, H_o, W_o) = "
                                  f"{want} for input shape {x.shape}, got {dy.shape}.")
     op, op_opened = _maps(conv2d_weight_ring, kernel_size=kernel, stride=stride, padding=padding)
-    return _product(key, dy, x, op, "conv2d/weight_grad", truncation, mode, op_opened)
+    return product(key, dy, x, op, "conv2d/weight_grad", truncation, mode, op_opened)
 
 
 def conv2d_input_grad(key, dy: Shared, w: Shared, *, input_size, stride=1, padding=0,
@@ -379,7 +380,7 @@ def conv2d_input_grad(key, dy: Shared, w: Shared, *, input_size, stride=1, paddi
     Cost: 1 round, :math:`8(n-1)(|dy| + |w|)` bytes per party, dealer
     :math:`8(|dy| + |w| + |dx|)` bytes per party; plus the truncation of :math:`|dx|` elements.
     """
-    _check_operands(key, dy, w, "conv2d_input_grad")
+    check_operands(key, dy, w, "conv2d_input_grad")
     size = _pair(input_size, "input_size", 1)
     stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     if w.ndim != 4 or dy.ndim != 4 or dy.shape[1] != w.shape[0] or dy.shape[2:] != output_size(
@@ -388,7 +389,7 @@ def conv2d_input_grad(key, dy: Shared, w: Shared, *, input_size, stride=1, paddi
             f"conv2d_input_grad: dy {dy.shape} does not match a convolution of an input of size "
             f"{size} with weight {w.shape} (stride {stride}, padding {padding}).")
     op, op_opened = _maps(conv2d_input_ring, input_size=size, stride=stride, padding=padding)
-    return _product(key, dy, w, op, "conv2d/input_grad", truncation, mode, op_opened)
+    return product(key, dy, w, op, "conv2d/input_grad", truncation, mode, op_opened)
 
 
 # ---- layers ---------------------------------------------------------------------------------------

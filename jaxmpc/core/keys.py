@@ -14,7 +14,7 @@ and the finaliser :math:`\mathrm{mix}(z) = h_3 h_2 h_1 (z)`,
 :math:`h_1(z) = (z \oplus z \gg 30) c_1`, :math:`h_2(z) = (z \oplus z \gg 27) c_2`,
 :math:`h_3(z) = z \oplus z \gg 31`: two 64-bit multiplies per word. ``mix`` is a bijection, so
 one word gives away :math:`s`, and with it the whole stream: a key's words belong to whoever may
-know the key. :func:`jaxmpc.ring.draw` gives every party its own key for that reason.
+know the key. :func:`jaxmpc.core.ring.draw` gives every party its own key for that reason.
 
 Derived keys (``jax.random.split`` / ``fold_in``): Threefry-2x32 with 20 rounds (Salmon et al.,
 "Parallel random numbers: as easy as 1, 2, 3", SC 2011; the block function of JAX's default PRNG),
@@ -43,7 +43,7 @@ from jax.extend.random import define_prng_impl
 import numpy as np
 
 from . import ring
-from .errors import EncodingError, InputTypeError
+from ..errors import EncodingError, InputTypeError
 
 _U64 = jnp.uint64
 _GAMMA = 0x9E3779B97F4A7C15
@@ -85,7 +85,7 @@ def threefry(k0: jax.Array, k1: jax.Array, x0: jax.Array, x1: jax.Array) -> tupl
 
     The same function as JAX's ``threefry2x32`` primitive (``tests/test_keys.py`` compares them),
     written as plain elementwise operations so that XLA fuses it into one loop (the primitive
-    lowers to a rolled loop on CPU) and :mod:`jaxmpc.lanes` evaluates it in its layout.
+    lowers to a rolled loop on CPU) and :mod:`jaxmpc.run.lanes` evaluates it in its layout.
     """
     u32 = jnp.uint32
     k0, k1, x0, x1 = (jnp.asarray(v, u32) for v in (k0, k1, x0, x1))

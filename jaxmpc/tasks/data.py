@@ -6,7 +6,7 @@ it returns with :func:`jaxmpc.share`.
 
 Example:
     >>> import jax; jax.config.update("jax_enable_x64", True)
-    >>> from jaxmpc import data
+    >>> from jaxmpc.tasks import data
     >>> ds = data.load("breast_cancer")
     >>> ds.x_train.shape[1], ds.n_classes, float(ds.x_train.min()), float(ds.x_train.max())
     (30, 2, 0.0, 1.0)
@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import InputTypeError
-from .keys import check_key
+from ..errors import InputTypeError
+from ..core.keys import check_key
 
 DATASETS = ("digits", "breast_cancer")
 
@@ -58,7 +58,7 @@ def load_raw(name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn import datasets
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("jaxmpc.data needs scikit-learn: pip install scikit-learn "
+        raise ImportError("jaxmpc.tasks.data needs scikit-learn: pip install scikit-learn "
                           "(or pip install -e '.[experiments]').") from e
     bunch = datasets.load_digits() if name == "digits" else datasets.load_breast_cancer()
     return np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.int64)

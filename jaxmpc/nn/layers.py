@@ -29,9 +29,9 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .beaver import matmul, mul
-from .errors import InputTypeError, ShareMismatchError
-from .shared import Shared
+from ..protocols.additive.beaver import matmul, mul
+from ..errors import InputTypeError, ShareMismatchError
+from ..protocols.shared import Shared
 
 
 class Layer(NamedTuple):
@@ -110,7 +110,7 @@ def ReLU(*, mode: str = "protocol") -> Layer:
     functionality for the comparison and the products (see :func:`jaxmpc.msb`).
     """
     def forward(key, params, x):
-        from .compare import relu
+        from ..ops.compare import relu
 
         y, bit = relu(key, x, mode=mode)
         return y, bit

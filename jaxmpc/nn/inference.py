@@ -7,7 +7,7 @@ index and nothing else (neither the logits nor which comparisons were won).
 
 Example:
     >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
-    >>> from jaxmpc import inference
+    >>> from jaxmpc.nn import inference
     >>> k_x, k_arg = jax.random.split(jaxmpc.key(0))
     >>> x = jaxmpc.share(k_x, [[0.1, 2.0, -1.0], [3.0, 3.0, 0.5]], jaxmpc.FixedPoint(2, 16))
     >>> jaxmpc.reveal(inference.argmax(k_arg, x)).tolist()
@@ -21,11 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .beaver import mul
-from .errors import InputTypeError
-from .keys import check_key
-from .nn import Layer
-from .shared import Shared, concatenate, reveal
+from ..protocols.additive.beaver import mul
+from ..errors import InputTypeError
+from ..core.keys import check_key
+from .layers import Layer
+from ..protocols.shared import Shared, concatenate, reveal
 
 
 def argmax_rounds(n_classes: int) -> int:
@@ -43,14 +43,14 @@ def argmax(key, x: Shared) -> Shared:
         :class:`Shared` with ``fxp=None`` and shape ``batch``, holding the index in ``0..C-1``
         (``jnp.argmax`` of the secret, up to ties within the fixed-point error).
 
-    Protocol: :func:`jaxmpc.compare.tournament` with the public tags :math:`0..C-1` (pairwise
+    Protocol: :func:`jaxmpc.ops.compare.tournament` with the public tags :math:`0..C-1` (pairwise
     comparisons :math:`[b > a]` and oblivious selects of values and indices; on the first level the
     indices are public, so their select is local).
 
-    Cost: :math:`L = \lceil \log_2 C \rceil` levels, each a comparison (:func:`jaxmpc.compare.msb`:
+    Cost: :math:`L = \lceil \log_2 C \rceil` levels, each a comparison (:func:`jaxmpc.ops.compare.msb`:
     :math:`L(n) + 8` rounds) and one Beaver product: :math:`L (L(n) + 9)` rounds.
     """
-    from .compare import tournament  # compare imports beaver/nn-level modules; keep import lazy
+    from ..ops.compare import tournament  # compare imports beaver/nn-level modules; keep import lazy
 
     check_key(key)
     if not isinstance(x, Shared) or x.fxp is None:

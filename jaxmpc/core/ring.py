@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
-from .errors import X64Error
+from ..errors import X64Error
 
 RING_BITS = 64
 DTYPE = jnp.uint64
@@ -95,7 +95,7 @@ def draw(key: jax.Array, n_parties: int, *specs) -> list[jax.Array]:
 
     The security model (CrypTen's trusted party works the same way): ``key`` is split once into
     :math:`n + 1` keys, party :math:`i`'s and the dealer's, by a one-way derivation
-    (:mod:`jaxmpc.keys`), and each stream is the words of its own key. Party :math:`i` may learn
+    (:mod:`jaxmpc.core.keys`), and each stream is the words of its own key. Party :math:`i` may learn
     its whole stream from what it holds; that tells it nothing about ``key``, the other parties'
     streams or the dealer's.
 
@@ -189,13 +189,3 @@ def add_to_party0(shares: jax.Array, v: jax.Array) -> jax.Array:
     # concatenation rather than ``.at[0].add`` (a scatter): elementwise code that XLA fuses
     v = jnp.broadcast_to(v, shares.shape[1:])
     return jnp.concatenate([(shares[0] + v)[None], shares[1:]], axis=0)
-
-
-def matmul(a: jax.Array, b: jax.Array, *, method: str | None = None) -> jax.Array:
-    """Ring matrix product ``a @ b`` modulo 2^64 with ``jnp.matmul`` semantics (batched shapes).
-
-    Bit-exact on fast GEMMs (see :mod:`jaxmpc.gemm`); ``method`` is ``None`` (automatic, per
-    backend and shape), ``"xla"`` (XLA's uint64 loop), ``"f64"``, ``"i8"`` (not on GPUs) or ``"f32"``.
-    """
-    from . import gemm  # imported here: gemm imports ring
-    return gemm.matmul(a, b, method=method)

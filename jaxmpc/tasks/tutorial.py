@@ -7,10 +7,10 @@ each update. :func:`run` is one encrypted run as a pure function of ``(key, prec
 
 Example:
     >>> import jax, jax.numpy as jnp; jax.config.update("jax_enable_x64", True)
-    >>> from jaxmpc import seed
+    >>> from jaxmpc.tasks import tutorial
     >>> import jaxmpc
     >>> keys = jax.random.split(jaxmpc.key(0), 2)  # one key per run
-    >>> losses = jax.jit(jax.vmap(seed.run))(keys, jnp.array([3, 4]))
+    >>> losses = jax.jit(jax.vmap(tutorial.run))(keys, jnp.array([3, 4]))
     >>> losses.shape
     (2, 20)
 """
@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import losses, nn, optim, train
-from .fixedpoint import FixedPoint
-from .shared import share
+from ..nn import losses, layers as nn, optim, training as train
+from ..core.fixedpoint import FixedPoint
+from ..protocols.shared import share
 
 DATA = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 TARGET = np.array([[0.0], [0.0], [1.0], [1.0]])

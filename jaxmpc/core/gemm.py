@@ -2,7 +2,7 @@ r"""Exact matrix products modulo 2^64 of ``uint64`` arrays, built from fast floa
 
 XLA multiplies ``uint64`` matrices with a naive loop (on a 2-core CPU, 12x a float32 GEMM at
 n=128, 150x at n=512). :func:`matmul` computes the same bits from a few GEMMs that the hardware
-does fast; :func:`jaxmpc.ring.matmul` dispatches to it.
+does fast.
 
 Maths. Write each ring element in balanced (signed) digits of widths :math:`w_0, w_1, \dots` at
 offsets :math:`o_i = w_0 + \dots + w_{i-1}`, :math:`\sum_i w_i = 64`:
@@ -72,7 +72,7 @@ import numpy as np
 from jax import lax
 
 from . import ring
-from .errors import InputTypeError, ProtocolError, ShareMismatchError
+from ..errors import InputTypeError, ProtocolError, ShareMismatchError
 
 _U64 = jnp.uint64
 _I64 = jnp.int64
@@ -258,7 +258,7 @@ def matmul(a, b, *, method: str | None = None) -> jax.Array:
     if a.dtype != _U64 or b.dtype != _U64:
         raise InputTypeError(
             f"matmul(method={method!r}) multiplies ring elements: both operands must be uint64, "
-            f"got {a.dtype} and {b.dtype}. Convert with jaxmpc.ring.const or use method='xla'.")
+            f"got {a.dtype} and {b.dtype}. Convert with jaxmpc.core.ring.const or use method='xla'.")
     if a.ndim == 0 or b.ndim == 0:
         raise ShareMismatchError(f"matmul: operands must be at least 1-d, got shapes {a.shape} and "
                                  f"{b.shape}; multiply by a scalar elementwise instead (a * b).")

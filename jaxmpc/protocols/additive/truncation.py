@@ -20,9 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import accounting, dealer, diagnostics, ring
-from .errors import InputTypeError, ProtocolError, ShareMismatchError
-from .keys import check_key
+from ...trace import accounting, diagnostics
+from . import dealer
+from ...core import ring
+from ...errors import InputTypeError, ProtocolError, ShareMismatchError
+from ...core.keys import check_key
 
 METHODS = ("dealer", "local")
 MSB_SHIFT = dealer.MSB_SHIFT
@@ -96,7 +98,7 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
     Protocol (``"dealer"``), with :math:`k = \lfloor 2^{62}/d \rfloor`,
     :math:`\rho = 2^{63} \bmod d` and :math:`x' = x + kd \in [0, 2^{63})`:
         1. The dealer draws :math:`r` uniform (its own) and shares its top bit :math:`r_{63}` and
-           :math:`q = \lfloor r_{<63}/d \rfloor` (:func:`jaxmpc.dealer.truncation_material`).
+           :math:`q = \lfloor r_{<63}/d \rfloor` (:func:`jaxmpc.protocols.additive.dealer.truncation_material`).
         2. Party 0 adds :math:`kd`; every party opens :math:`c = x' + r` (its share plus its share
            of :math:`r`; uniform, so it reveals nothing).
         3. With :math:`t = c_{63} \oplus r_{63} = c_{63} + (1 - 2 c_{63}) r_{63}` (linear in the
@@ -120,8 +122,8 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
 
 def truncate_drawn(masks, shares: jax.Array, divisor, transcript: list | None = None) -> jax.Array:
     """Dealer truncation (:func:`truncate_shares`, ``method="dealer"``) with its material already
-    drawn: ``masks`` as :func:`jaxmpc.dealer.truncation_masks` returns them, e.g. from
-    :func:`jaxmpc.dealer.with_truncation` in one draw with the product before it."""
+    drawn: ``masks`` as :func:`jaxmpc.protocols.additive.dealer.truncation_masks` returns them, e.g. from
+    :func:`jaxmpc.protocols.additive.dealer.with_truncation` in one draw with the product before it."""
     return _truncate(shares, divisor, "dealer", transcript, lambda n: masks)
 
 
@@ -192,7 +194,7 @@ def _divider(d: jax.Array):
 def _dealer_truncate(shares: jax.Array, d: jax.Array, masks, transcript) -> jax.Array:
     """Steps 2-3 of the dealer protocol with the dealer's draws ``masks`` (see truncate_shares).
 
-    The dealer's material is :func:`jaxmpc.dealer.truncation_material`, except that the shares of
+    The dealer's material is :func:`jaxmpc.protocols.additive.dealer.truncation_material`, except that the shares of
     r are never formed: the opening sum_i (x'_i + r_i) equals sum_i x'_i + r, the same bits.
 
     An output of at most ``ring.SMALL_DRAW`` words is stored once (``ring.materialize``): its

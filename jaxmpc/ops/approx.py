@@ -26,12 +26,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import accounting
-from .beaver import div_public, mul, mul_public
+from ..trace import accounting
+from ..protocols.additive.beaver import div_public, mul, mul_public
 from .compare import msb, tournament
-from .errors import InputTypeError, ProtocolError, ShareMismatchError
-from .keys import check_key
-from .shared import Shared, concatenate
+from ..errors import InputTypeError, ProtocolError, ShareMismatchError
+from ..core.keys import check_key
+from ..protocols.shared import Shared, concatenate
 
 __all__ = ["exp", "reciprocal", "divide", "sigmoid", "tanh", "rsqrt", "log", "softmax", "tree_max",
            "exp_plain", "reciprocal_plain", "divide_plain", "sigmoid_plain", "tanh_plain",
@@ -113,7 +113,7 @@ def exp(key, x: Shared, *, iterations: int = 8, truncation: str = "dealer") -> S
 
     Example:
         >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
-        >>> from jaxmpc.approx import exp
+        >>> from jaxmpc.ops.approx import exp
         >>> k0, k1 = jax.random.split(jaxmpc.key(0))
         >>> x = jaxmpc.share(k0, [0.0, 1.0, -2.0], jaxmpc.FixedPoint(2, 16))
         >>> jaxmpc.reveal(exp(k1, x)).round(1).tolist()
@@ -138,7 +138,7 @@ def exp_plain(x, iterations: int = 8):
 def _loop(step, key, y, n: int):
     """Apply ``y = step(k, y)`` ``n`` times with a fresh key each time, as one scanned body.
 
-    :func:`jaxmpc.accounting.scan` counts the body's costs ``n`` times; the key is carried and
+    :func:`jaxmpc.trace.accounting.scan` counts the body's costs ``n`` times; the key is carried and
     split at each step (compile time does not grow with ``n``).
     """
     if n == 0:
@@ -193,7 +193,7 @@ def reciprocal(key, x: Shared, *, iterations: int = 10, exp_iterations: int = 8,
 
     Example:
         >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
-        >>> from jaxmpc.approx import reciprocal
+        >>> from jaxmpc.ops.approx import reciprocal
         >>> k0, k1 = jax.random.split(jaxmpc.key(0))
         >>> x = jaxmpc.share(k0, [0.5, 4.0, 100.0], jaxmpc.FixedPoint(2, 16))
         >>> jaxmpc.reveal(reciprocal(k1, x)).round(3).tolist()
@@ -274,10 +274,10 @@ def sigmoid(key, x: Shared, *, iterations: int = 4, exp_iterations: int = 8,
     :math:`4 \cdot` ``iterations`` + 1 (select by :math:`b`) rounds: :math:`M + 36` for the
     defaults.
     """
-    return _sigmoid_parts(key, x, iterations, exp_iterations, truncation)[0]
+    return sigmoid_parts(key, x, iterations, exp_iterations, truncation)[0]
 
 
-def _sigmoid_parts(key, x: Shared, iterations: int, exp_iterations: int, truncation: str):
+def sigmoid_parts(key, x: Shared, iterations: int, exp_iterations: int, truncation: str):
     """:func:`sigmoid` and its by-products ``(sigma, b, bx, z)``: :math:`b = [x < 0]`,
     :math:`bx = b \\cdot x` (so :math:`\\max(x, 0) = x - bx`), :math:`z = 1 + e^{-|x|}`."""
     _check(key, x, "sigmoid")
@@ -449,7 +449,7 @@ def log_plain(x, iterations: int = 2, order: int = 8, exp_iterations: int = 8):
 
 # ---- softmax ------------------------------------------------------------------------------------
 def tree_max(key, x: Shared, axis: int = -1, keepdims: bool = False) -> Shared:
-    r"""Maximum over ``axis`` by a knockout tournament (:func:`jaxmpc.compare.tournament`, pairs
+    r"""Maximum over ``axis`` by a knockout tournament (:func:`jaxmpc.ops.compare.tournament`, pairs
     compared at once, no tags carried).
 
     Cost: :math:`\lceil \log_2 L \rceil (M + 1)` rounds for an axis of length :math:`L`.

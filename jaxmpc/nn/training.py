@@ -5,7 +5,8 @@ into a batch of runs over seeds, precisions and learning rates, compiled once.
 
 Example (the seed task, 3 steps):
     >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
-    >>> from jaxmpc import nn, losses, optim, train
+    >>> from jaxmpc import nn
+    >>> from jaxmpc.nn import losses, optim, training
     >>> model = nn.serial(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> k = jax.random.split(jax.random.key(0), 5)
     >>> fxp = jaxmpc.FixedPoint(10, 4)
@@ -13,7 +14,7 @@ Example (the seed task, 3 steps):
     >>> t = jaxmpc.share(k[1], [[0.], [0.], [1.], [1.]], fxp)
     >>> params = jaxmpc.share(k[2], model.init(jax.random.key(7)), fxp)
     >>> opt = optim.sgd(0.1, key=k[3])
-    >>> params, state, loss = train.fit(k[4], model, losses.sse, opt, params, opt.init(params), x, t, 3)
+    >>> params, state, loss = training.fit(k[4], model, losses.sse, opt, params, opt.init(params), x, t, 3)
     >>> loss.shape
     (3,)
 """
@@ -24,9 +25,9 @@ from typing import Callable
 import jax
 import optax
 
-from . import accounting
-from .nn import Layer
-from .shared import Shared, reveal
+from ..trace import accounting
+from .layers import Layer
+from ..protocols.shared import Shared, reveal
 
 
 def step(key, model: Layer, loss_fn: Callable, optimizer: optax.GradientTransformation,
@@ -36,8 +37,8 @@ def step(key, model: Layer, loss_fn: Callable, optimizer: optax.GradientTransfor
     Args:
         key: PRNG key (split into forward, loss and backward keys).
         model: a :class:`jaxmpc.nn.Layer`.
-        loss_fn: ``loss_fn(key, pred, target) -> (loss, dloss)`` (e.g. :func:`jaxmpc.losses.sse`).
-        optimizer: an optax transformation over shared params (e.g. :func:`jaxmpc.optim.sgd`).
+        loss_fn: ``loss_fn(key, pred, target) -> (loss, dloss)`` (e.g. :func:`jaxmpc.nn.losses.sse`).
+        optimizer: an optax transformation over shared params (e.g. :func:`jaxmpc.nn.optim.sgd`).
         params, opt_state: shared parameters and optimizer state.
         x, target: a shared batch.
     Returns:
@@ -55,7 +56,7 @@ def fit(key, model: Layer, loss_fn: Callable, optimizer: optax.GradientTransform
         params, opt_state, x: Shared, target: Shared, steps: int):
     """Full-batch training for ``steps`` steps in one ``lax.scan``; the loss is revealed each step.
 
-    :func:`jaxmpc.cost` of ``fit`` counts every step (the scan is :func:`jaxmpc.accounting.scan`).
+    :func:`jaxmpc.cost` of ``fit`` counts every step (the scan is :func:`jaxmpc.trace.accounting.scan`).
 
     Returns:
         ``(params, opt_state, losses)`` with ``losses: float64[steps]`` (revealed, before each update).

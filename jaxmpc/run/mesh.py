@@ -64,8 +64,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import config
 from . import lanes as _lanes
-from .errors import DeviceMeshError
-from .shared import Shared
+from ..errors import DeviceMeshError
+from ..protocols.shared import Shared
 
 RUNS = "runs"
 PARTY = "party"
@@ -208,7 +208,7 @@ def shard_sweep(fn: Callable, mesh: Mesh | None = None, *, in_axes=0, lanes: boo
     the run axis split over the devices of ``mesh``.
 
     Args:
-        fn: one run, a pure function of its arguments (e.g. ``jaxmpc.seed.run``).
+        fn: one run, a pure function of its arguments (e.g. ``jaxmpc.tasks.tutorial.run``).
         mesh: a 1-D ``"runs"`` mesh (default :func:`sweep_mesh`: every visible device).
         in_axes: ``0`` (every argument has a leading run axis) or one of ``0`` / ``None`` per
             positional argument (``None``: shared by every run, replicated).

@@ -14,7 +14,7 @@ Example:
     >>> fxp = jaxmpc.FixedPoint(10, 4)
     >>> params = jaxmpc.share(k_p, {"w": [1.0, 2.0]}, fxp)
     >>> grads = jaxmpc.share(k_g, {"w": [0.5, -1.0]}, fxp)
-    >>> opt = jaxmpc.optim.sgd(0.1, key=k_opt)
+    >>> opt = jaxmpc.nn.optim.sgd(0.1, key=k_opt)
     >>> updates, state = opt.update(grads, opt.init(params))
     >>> [round(float(w), 3) for w in jaxmpc.reveal(optax.apply_updates(params, updates))["w"]]
     [0.95, 2.1]
@@ -28,12 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import diagnostics, ring
-from .errors import EncodingError, InputTypeError
-from .fixedpoint import check_numeric
-from .keys import check_key
-from .shared import Shared, check_same_parties
-from .truncation import truncate_many
+from ..trace import diagnostics
+from ..core import ring
+from ..errors import EncodingError, InputTypeError
+from ..core.fixedpoint import check_numeric
+from ..core.keys import check_key
+from ..protocols.shared import Shared, check_same_parties
+from ..protocols.additive.truncation import truncate_many
 
 
 def _is_shared(x) -> bool:
@@ -65,7 +66,7 @@ def _mul_public_all(key, tree, c, truncation: str):
     r"""Every shared leaf of ``tree`` times the public real ``c``, with ONE truncation for all.
 
     Each leaf is multiplied by :math:`\mathrm{encode}(c)` locally; then all of them are truncated
-    together (:func:`jaxmpc.truncation.truncate_many`: one dealer draw, one opening round, the bits
+    together (:func:`jaxmpc.protocols.additive.truncation.truncate_many`: one dealer draw, one opening round, the bits
     of truncating their concatenation). Large leaves (``OWN_BLOCK`` elements or more) keep their
     own block, where copying them into one vector would cost more than the extra compiled code;
     the small ones share one block (each element keeps its own scale as its divisor, so leaves may

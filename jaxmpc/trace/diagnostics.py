@@ -45,22 +45,22 @@ ones), **underflow** :math:`\iff x \ne 0` and :math:`\mathrm{round}(P) = 0`; mag
 
 Precisions (``"precision range"``): a ``FixedPoint`` made from a traced precision (under ``jit`` /
 ``vmap``, so it could not raise) counts one element, a **failure** :math:`\iff` the precision is
-outside ``0..max_precision(base)``; such a run decodes to NaN (:mod:`jaxmpc.fixedpoint`). Linear
+outside ``0..max_precision(base)``; such a run decodes to NaN (:mod:`jaxmpc.core.fixedpoint`). Linear
 operations on operands whose traced precisions differ count a failure under ``"precision match"``.
 
 Each call name (``"matmul"``, ``"matmul/truncate/dealer"``, ``"sgd/truncate/dealer"``, ``"share"``;
 a truncation is named after the protocol it finishes, see :func:`label`) gets one :class:`Stats`:
 counts of calls, elements, wraps, failures, out-of-range elements and underflows, the largest
-magnitude, and the first loop step with a wrap or failure. :func:`jaxmpc.accounting.scan` (the loop of
-:func:`jaxmpc.train.fit`, the comparison and the approximations) carries the per-step statistics
+magnitude, and the first loop step with a wrap or failure. :func:`jaxmpc.trace.accounting.scan` (the loop of
+:func:`jaxmpc.nn.training.fit`, the comparison and the approximations) carries the per-step statistics
 out of the loop and aggregates them: sums of counts, the max of magnitudes, the first bad step.
 
 Limits. Observations must happen at the trace level of the collection, or inside
-:func:`jaxmpc.accounting.scan` loops. A protocol call inside a nested ``jax.jit``, ``jax.vmap``,
+:func:`jaxmpc.trace.accounting.scan` loops. A protocol call inside a nested ``jax.jit``, ``jax.vmap``,
 ``lax.cond`` or plain ``lax.scan`` in the diagnosed function raises :class:`jaxmpc.ProtocolError`
 (put ``jit`` and ``vmap`` outside: ``jax.jit(jax.vmap(diagnostics.run(f)))``). In a collection under
 a trace (the usual ``jax.jit(diagnostics.run(f))``) every nested ``jax.jit`` trace cache misses (as
-in :func:`jaxmpc.accounting.collecting`), so a cached inner ``jit`` raises too instead of silently
+in :func:`jaxmpc.trace.accounting.collecting`), so a cached inner ``jit`` raises too instead of silently
 hiding its calls. A diagnosed function run eagerly keeps JAX's caches (the cache-busting token
 would recompile every primitive), so there an inner ``jit`` traced earlier goes unseen.
 
@@ -92,8 +92,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax._src import core as _core  # the current trace, to refuse observations from nested traces
 
-from . import ring
-from .errors import InputTypeError, ProtocolError, UnknownNameError
+from ..core import fixedpoint, ring
+from ..errors import InputTypeError, ProtocolError, UnknownNameError
 
 HEADROOM_BITS = 62  # |x| < 2^62 - d: the range of dealer truncation (fixedpoint.HEADROOM_BITS)
 _I64 = jnp.int64
@@ -112,7 +112,7 @@ class Stats(NamedTuple):
         out_of_range: elements beyond the headroom :math:`2^{62}` (truncation: :math:`2^{62} - d`).
         underflows: truncations whose exact quotient is below one unit (sharing: encoded to 0).
         max_abs: largest exact magnitude, in ring units (float64).
-        first_bad: first step of the outermost :func:`jaxmpc.accounting.scan` loop with a wrap or
+        first_bad: first step of the outermost :func:`jaxmpc.trace.accounting.scan` loop with a wrap or
             failure (0 outside loops), or -1 if none.
     """
 
@@ -321,7 +321,7 @@ class _Collector:
                 "(jax.jit, jax.vmap, lax.cond or a plain lax.scan inside the diagnosed function), "
                 "whose values cannot leave it. Put jit and vmap outside the diagnosed function "
                 "(jax.jit(jax.vmap(diagnostics.run(f)))) and write loops with "
-                "jaxmpc.accounting.scan."
+                "jaxmpc.trace.accounting.scan."
             )
 
     def add(self, name: str, s: Stats) -> None:
@@ -371,7 +371,7 @@ def collecting(*, per_step: bool = False):
     # token would recompile every primitive
     eager = isinstance(c.trace, _core.EvalTrace)
     try:
-        with contextlib.nullcontext() if eager else _TRACE_EPOCH(("jaxmpc.diagnostics", next(_TOKENS))):
+        with contextlib.nullcontext() if eager else _TRACE_EPOCH(("jaxmpc.trace.diagnostics", next(_TOKENS))):
             yield lambda: Report(c.calls, c.stepped)
     finally:
         _ACTIVE.remove(c)
@@ -381,7 +381,7 @@ def run(fn: Callable, *, per_step: bool = False) -> Callable:
     """``fn`` with diagnostics: ``run(fn)(*args, **kwargs) -> (fn(*args, **kwargs), Report)``.
 
     Jit and vmap the result, not ``fn``: ``jax.jit(jax.vmap(diagnostics.run(fn)))``. With
-    ``per_step=True`` the calls inside the outermost :func:`jaxmpc.accounting.scan` loop keep one
+    ``per_step=True`` the calls inside the outermost :func:`jaxmpc.trace.accounting.scan` loop keep one
     entry per step (a last axis), e.g. to see when in training something starts to go wrong.
 
     Example (two runs in one ``vmap``; 0.004 is below one unit at precision 2):
@@ -429,7 +429,7 @@ def _observe(name: str, s: Stats) -> None:
 
 
 def scan_body(f: Callable):
-    """For :func:`jaxmpc.accounting.scan`: ``(body, finish)`` that carry a loop's diagnostics out.
+    """For :func:`jaxmpc.trace.accounting.scan`: ``(body, finish)`` that carry a loop's diagnostics out.
 
     ``body`` observes ``f``'s calls at the loop body's trace level and returns them with each step's
     output; ``finish`` turns the scan's result back into ``f``'s and adds the per-step statistics,
@@ -473,7 +473,7 @@ def register_float_twin(op: Callable, float_op: Callable) -> None:
     """Declare the float64 version of a ring bilinear map, used to compute exact products.
 
     ``jnp.multiply`` and any map written with ``jnp`` arithmetic work on floats as they are; a
-    ring-only implementation (like :func:`jaxmpc.ring.matmul`) needs its twin registered. A
+    ring-only implementation (like :func:`jaxmpc.core.gemm.matmul`) needs its twin registered. A
     ``functools.partial(op, *args, **kw)`` of a registered ``op`` uses
     ``functools.partial(float_op, *args, **kw)``.
 
@@ -492,9 +492,9 @@ def register_float_twin(op: Callable, float_op: Callable) -> None:
 
 
 def _float_twin(op: Callable) -> Callable:
-    from . import gemm
+    from ..core import gemm
     hp = functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
-    for f in (ring.matmul, gemm.matmul, gemm.matmul_small):
+    for f in (gemm.matmul, gemm.matmul_small):
         _FLOAT_TWINS.setdefault(f, hp)
     if op in _FLOAT_TWINS:
         return _FLOAT_TWINS[op]
@@ -570,3 +570,6 @@ def observe_encoding(name: str, x, v: jax.Array, fxp) -> None:
                           out_of_range=mag * s >= 2.0**HEADROOM_BITS,
                           underflows=(xf != 0) & (v == jnp.uint64(0)),
                           max_abs=mag))
+
+
+fixedpoint.on_traced_precision(observe_precision_range)

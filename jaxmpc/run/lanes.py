@@ -14,7 +14,7 @@ programs keep it there without moving data (elementwise operations, with the pri
 broadcasting; ``broadcast_in_dim``, ``reshape``, ``squeeze``, ``slice``, ``concatenate``,
 ``stack``, ``transpose``, reductions, ``jit`` and ``custom_jvp_call`` inlined, ``scan`` with
 batched carries, small integer ``dot_general`` as a multiply and a sum, and the draws and splits of
-:data:`jaxmpc.keys.SPLITMIX64` keys generated directly in this layout). Every other primitive, or a
+:data:`jaxmpc.core.keys.SPLITMIX64` keys generated directly in this layout). Every other primitive, or a
 rule's case it does not cover, falls back to JAX's own batching rule
 (``jax.vmap(primitive, in_axes=-1, out_axes=-1)``): the same values, with a transpose around it.
 Every rule is exact (integer arithmetic, or a fallback), and each equation's result is checked
@@ -30,9 +30,10 @@ program draws from raw key data, which the checker cannot follow).
 Example:
     >>> import jax, jax.numpy as jnp; jax.config.update("jax_enable_x64", True)
     >>> import jaxmpc
-    >>> from jaxmpc import lanes, seed
+    >>> from jaxmpc import lanes
+    >>> from jaxmpc.tasks import tutorial
     >>> keys = jax.random.split(jaxmpc.key(0), 4)
-    >>> losses = jaxmpc.config.jit(lanes.vmap(seed.run))(keys, jnp.array([2, 3, 4, 5]))
+    >>> losses = jaxmpc.config.jit(lanes.vmap(tutorial.run))(keys, jnp.array([2, 3, 4, 5]))
     >>> losses.shape
     (4, 20)
 """
@@ -47,9 +48,9 @@ import numpy as np
 from jax import lax
 from jax.extend import core as jcore
 
-from . import keys as _keys
-from . import ring
-from .errors import InputTypeError
+from ..core import keys as _keys
+from ..core import ring
+from ..errors import InputTypeError
 
 # primitives computed element by element (operands of equal rank; size-1 dimensions broadcast)
 ELEMENTWISE = frozenset({
@@ -175,7 +176,7 @@ def _eval(jaxpr, consts, args, n: int) -> list:
         outs = outs if eqn.primitive.multiple_results else [outs]
         for var, o in zip(eqn.outvars, outs):
             if o.shape != tuple(var.aval.shape):  # a rule's bug: fail while tracing
-                raise RuntimeError(f"jaxmpc.lanes: {eqn.primitive.name} gave per-run shape {o.shape}, "
+                raise RuntimeError(f"jaxmpc.run.lanes: {eqn.primitive.name} gave per-run shape {o.shape}, "
                                    f"expected {tuple(var.aval.shape)}: a bug in its lanes rule; use "
                                    "jax.vmap for this function meanwhile.")
             env[var] = o

@@ -10,11 +10,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .beaver import square_sum
-from .errors import InputTypeError, ShareMismatchError
-from .keys import check_key
-from .shared import Shared
-from .truncation import truncate_shares
+from ..protocols.additive.beaver import square_sum
+from ..errors import InputTypeError, ShareMismatchError
+from ..core.keys import check_key
+from ..protocols.shared import Shared
+from ..protocols.additive.truncation import truncate_shares
 
 
 def sse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
@@ -74,12 +74,12 @@ def mse_plain(pred, target):
     return jnp.mean((pred - target) ** 2)
 
 
-# ---- classification losses (with jaxmpc.approx) -------------------------------------------------
+# ---- classification losses (with jaxmpc.ops.approx) -------------------------------------------------
 
 
 def _times_target(key, t, z: Shared, truncation: str) -> Shared:
     """:math:`t \\odot z` for a target ``t`` that is a Shared (fixed-point or plain integer) or public."""
-    from .beaver import mul, mul_public
+    from ..protocols.additive.beaver import mul, mul_public
     if isinstance(t, Shared):
         return mul(key, t, z, truncation=truncation)
     t = jnp.asarray(t)
@@ -106,15 +106,15 @@ def softmax_cross_entropy(key, logits: Shared, onehot, *, iterations: int = 10,
               \frac{\partial L}{\partial x} = \frac{\mathrm{softmax}(x) - t}{B}.
 
     The log is taken of :math:`S \in [1, C]` (never of a small probability), where
-    :func:`jaxmpc.approx.log` is accurate; the loss needs no plaintext.
+    :func:`jaxmpc.ops.approx.log` is accurate; the loss needs no plaintext.
 
     Args:
         key: PRNG key.
         logits: fixed-point :class:`Shared` of shape ``(B, C)``.
         onehot: targets of shape ``(B, C)`` (rows sum to 1): a fixed-point :class:`Shared`, a
             plain-integer :class:`Shared` (``fxp=None``, no truncation), or a public array.
-        iterations, exp_iterations: of :func:`jaxmpc.approx.reciprocal` / :func:`~jaxmpc.approx.exp`.
-        log_iterations, log_order: of :func:`jaxmpc.approx.log`.
+        iterations, exp_iterations: of :func:`jaxmpc.ops.approx.reciprocal` / :func:`~jaxmpc.ops.approx.exp`.
+        log_iterations, log_order: of :func:`jaxmpc.ops.approx.log`.
         truncation: ``"dealer"`` or ``"local"``.
     Returns:
         ``(loss, dloss)``: a scalar :class:`Shared` and a :class:`Shared` shaped like ``logits``.
@@ -124,12 +124,12 @@ def softmax_cross_entropy(key, logits: Shared, onehot, *, iterations: int = 10,
     within 0.01 (the log's limit-exp bias, :math:`\approx \log(C)^2/2^{n_e+1}`), dloss within
     :math:`3 \cdot 10^{-3}/B`.
 
-    Cost: softmax (:func:`jaxmpc.approx.softmax`) + :func:`jaxmpc.approx.log` on :math:`B` values
+    Cost: softmax (:func:`jaxmpc.ops.approx.softmax`) + :func:`jaxmpc.ops.approx.log` on :math:`B` values
     + 1 product (:math:`t z`) + 2 truncations by :math:`B`. In rounds (accounted sequentially):
     :math:`\lceil\log_2 C\rceil(M+1) + (1 + 2n_e) + (2 + 2n_e + 4I) + 2 + 87 + 2 + 2`.
     """
-    from .approx import exp, log, reciprocal, tree_max
-    from .beaver import div_public, mul
+    from ..ops.approx import exp, log, reciprocal, tree_max
+    from ..protocols.additive.beaver import div_public, mul
     if not isinstance(logits, Shared) or logits.fxp is None or logits.ndim != 2:
         raise InputTypeError(
             f"softmax_cross_entropy: logits must be a fixed-point jaxmpc.Shared of shape (B, C), got "
@@ -174,15 +174,15 @@ def binary_cross_entropy_with_sigmoid(key, logits: Shared, targets, *, iteration
 
     (the stable softplus form; for logits of shape ``(B,)`` or ``(B, 1)``, :math:`N = B`). The
     sigmoid, :math:`b = [x < 0]`, :math:`\max(x, 0) = x - bx` and :math:`1 + e^{-|x|} \in (1, 2]`
-    all come from one :func:`jaxmpc.approx.sigmoid` evaluation; the log is of a value in (1, 2].
+    all come from one :func:`jaxmpc.ops.approx.sigmoid` evaluation; the log is of a value in (1, 2].
 
     Args:
         key: PRNG key.
         logits: fixed-point :class:`Shared`, any shape.
         targets: same shape, values in [0, 1]: fixed-point :class:`Shared`, plain-integer
             :class:`Shared`, or public array.
-        iterations, exp_iterations: of :func:`jaxmpc.approx.sigmoid`.
-        log_iterations, log_order: of :func:`jaxmpc.approx.log`.
+        iterations, exp_iterations: of :func:`jaxmpc.ops.approx.sigmoid`.
+        log_iterations, log_order: of :func:`jaxmpc.ops.approx.log`.
         truncation: ``"dealer"`` or ``"local"``.
     Returns:
         ``(loss, dloss)``: a scalar :class:`Shared` and a :class:`Shared` shaped like ``logits``.
@@ -191,11 +191,11 @@ def binary_cross_entropy_with_sigmoid(key, logits: Shared, targets, *, iteration
     :math:`s = 2^{16}`, :math:`x \in [-8, 8]`): loss within 3e-3, dloss within :math:`2 \cdot
     10^{-3}/N`.
 
-    Cost: :func:`jaxmpc.approx.sigmoid` (:math:`M + 36` rounds) + :func:`jaxmpc.approx.log`
+    Cost: :func:`jaxmpc.ops.approx.sigmoid` (:math:`M + 36` rounds) + :func:`jaxmpc.ops.approx.log`
     (87) + 1 product (:math:`tx`, 2) + 2 truncations by :math:`N` (2).
     """
-    from .approx import _sigmoid_parts, log
-    from .beaver import div_public
+    from ..ops.approx import sigmoid_parts, log
+    from ..protocols.additive.beaver import div_public
     if not isinstance(logits, Shared) or logits.fxp is None:
         raise InputTypeError(
             "binary_cross_entropy_with_sigmoid: logits must be a fixed-point jaxmpc.Shared, got "
@@ -209,7 +209,7 @@ def binary_cross_entropy_with_sigmoid(key, logits: Shared, targets, *, iteration
         )
     n = max(logits.size, 1)
     keys = jax.random.split(key, 5)
-    sig, _, bx, z = _sigmoid_parts(keys[0], logits, iterations, exp_iterations, truncation)
+    sig, _, bx, z = sigmoid_parts(keys[0], logits, iterations, exp_iterations, truncation)
     log_z = log(keys[1], z, iterations=log_iterations, order=log_order,
                 exp_iterations=exp_iterations, truncation=truncation)
     tx = _times_target(keys[2], targets, logits, truncation)

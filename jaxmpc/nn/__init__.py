@@ -1,0 +1,13 @@
+"""Neural networks on shared values: layers with hand-derived gradients, convolution and pooling,
+losses, optimizers, the training loop and private inference.
+
+The layers are re-exported here (``jaxmpc.nn.Linear``, ``jaxmpc.nn.Conv2d``, ...); losses, optimizers,
+training and inference are the submodules :mod:`~jaxmpc.nn.losses`, :mod:`~jaxmpc.nn.optim`,
+:mod:`~jaxmpc.nn.training` and :mod:`~jaxmpc.nn.inference`.
+"""
+from .layers import Layer, Linear, ReLU, serial
+from .conv import AvgPool2d, Conv2d, Flatten, MaxPool2d
+from . import conv, inference, layers, losses, optim, training
+
+__all__ = ["AvgPool2d", "Conv2d", "Flatten", "Layer", "Linear", "MaxPool2d", "ReLU", "serial",
+           "conv", "inference", "layers", "losses", "optim", "training"]

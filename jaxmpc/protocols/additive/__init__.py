@@ -1,0 +1,2 @@
+"""The additive family: n-party additive shares over Z_2^64 with a trusted dealer (Beaver triples, truncation pairs, binary triples)."""
+from . import beaver, dealer, truncation
