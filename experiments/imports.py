@@ -5,7 +5,10 @@
 
 Rules checked (from the source, with ``ast``; nothing is imported): a folder imports only from
 folders before it in ``LAYERS`` (or itself), no module imports another module's private name
-(``from .x import _y``), and the module graph has no cycle (imports inside functions count).
+(``from .x import _y``), the module graph has no cycle (imports inside functions count), and
+nothing above ``protocols`` imports a protocol family (``jaxmpc.protocols.<family>``): comparison,
+approximations, layers, losses, optimizers and runners are written once against the interface
+(``protocols.interface``, ``protocols.shared``, ``protocols.arith``).
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import pathlib
 import sys
 
 LAYERS = ("errors", "core", "trace", "protocols", "ops", "nn", "run", "tasks")
+GENERIC = ("protocols", "protocols.interface", "protocols.shared",
+           "protocols.arith")  # what the folders above protocols may import from it
 PKG = pathlib.Path(__file__).resolve().parent.parent / "jaxmpc"
 
 
@@ -72,6 +77,10 @@ def main(argv=None) -> int:
             fgraph.setdefault(fs, set()).add(fd)
             if fs in LAYERS and fd in LAYERS and LAYERS.index(fd) > LAYERS.index(fs):
                 problems.append(f"{src}:{line} imports {dst}: folder {fs} imports {fd}, which is above it")
+        if (fd == "protocols" and fs in LAYERS and LAYERS.index(fs) > LAYERS.index("protocols")
+                and dst not in GENERIC):
+            problems.append(f"{src}:{line} imports {dst}: above protocols, code is written against "
+                            "the interface, not a family")
         for n in names:
             if n.startswith("_") and dst != src:
                 problems.append(f"{src}:{line} imports the private name {n} of {dst}")

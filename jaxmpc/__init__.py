@@ -19,8 +19,9 @@ from .errors import (DeviceMeshError, EncodingError, InputTypeError, JaxMPCError
                      ShareMismatchError, X64Error)
 from .ops.approx import divide, exp, log, reciprocal, rsqrt, sigmoid, softmax, tanh
 from .ops.compare import greater, less, maximum, msb, relu, sign, where
-from .protocols.additive.beaver import beaver, div_public, matmul, mul, mul_public, square_sum
+from .protocols.additive.beaver import beaver
 from .protocols.additive.truncation import truncate_shares
+from .protocols.arith import div_public, matmul, mul, mul_public, square_sum, truncate
 from .protocols.shared import Shared, concatenate, reveal, share
 from .run import config, lanes, mesh
 from .run.batching import vmap
@@ -33,6 +34,6 @@ __all__ = [
     "beaver", "concatenate", "config", "core", "cost", "diagnostics", "div_public", "divide", "exp",
     "greater", "key", "lanes", "less", "log", "matmul", "maximum", "mesh", "msb", "mul",
     "mul_public", "nn", "ops", "protocols", "reciprocal", "relu", "reveal", "rsqrt", "run", "share",
-    "sigmoid", "sign", "softmax", "square_sum", "tanh", "tasks", "trace", "truncate_shares", "vmap",
+    "sigmoid", "sign", "softmax", "square_sum", "tanh", "tasks", "trace", "truncate", "truncate_shares", "vmap",
     "where",
 ]

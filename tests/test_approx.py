@@ -16,7 +16,7 @@ import pytest
 import jaxmpc
 from jaxmpc.ops import approx
 from jaxmpc.nn import losses
-from jaxmpc.ops.compare import msb_rounds
+from jaxmpc.protocols.additive.binary import msb_rounds
 from jaxmpc.errors import InputTypeError
 
 FXP = jaxmpc.FixedPoint(2, 16)

@@ -21,6 +21,7 @@ import jaxmpc
 from jaxmpc import FixedPoint, Shared
 from jaxmpc.trace import accounting
 from jaxmpc.ops import compare
+from jaxmpc.protocols.additive import binary
 from jaxmpc.core import ring
 from jaxmpc.errors import InputTypeError, ShareMismatchError
 
@@ -297,10 +298,10 @@ def test_cost_formulas(n):
     # adder: the generate word (2 opened, 3 dealt per element), then the tree on 16 elements:
     # 8, 4, 2, 1, 1 packed words with two ANDs sharing an operand (3 opened, 5 dealt), 1 with one
     opened, dealt = 2 * csa + 2 * m + 3 * 16 + 2, 3 * csa + 3 * m + 5 * 16 + 3
-    assert compare.tree_words(m) == (8, 4, 2, 1, 1, 1)
-    assert compare.csa_layers(n) == layers and compare.msb_words(n, m) == (opened, dealt)
+    assert binary.tree_words(m) == (8, 4, 2, 1, 1, 1)
+    assert binary.csa_layers(n) == layers and binary.msb_words(n, m) == (opened, dealt)
     rounds, sent, dealer_b = _cost(jaxmpc.msb, _key(0), x)
-    assert rounds == compare.msb_rounds(n) == layers + 8
+    assert rounds == binary.msb_rounds(n) == layers + 8
     assert sent == 8 * (n - 1) * opened + (n - 1) * m // 8
     assert dealer_b == 8 * dealt + 65 * m // 8
     rounds, sent, dealer_b = _cost(jaxmpc.relu, _key(0), x)
@@ -309,7 +310,7 @@ def test_cost_formulas(n):
     assert dealer_b == 8 * (dealt + 3 * m) + 65 * m // 8
     rounds_s, sent_s, _ = _cost(jaxmpc.sign, _key(0), x)  # one msb of 2m elements
     assert rounds_s == layers + 8
-    assert sent_s == 8 * (n - 1) * compare.msb_words(n, 2 * m)[0] + (n - 1) * 2 * m // 8
+    assert sent_s == 8 * (n - 1) * binary.msb_words(n, 2 * m)[0] + (n - 1) * 2 * m // 8
 
 
 def test_cost_per_element_for_large_inputs():
@@ -332,7 +333,7 @@ def test_carry_tree_pads_and_packs_any_size(n, m):
     v[:min(m, len(edges))] = edges[:m]
     k_share, k_msb = jax.random.split(_key(m))
     shares = ring.share_value(k_share, ring.const(jnp.asarray(v)), n)
-    bit = jax.jit(compare.msb_shares)(k_msb, shares)
+    bit = jax.jit(binary.msb_shares)(k_msb, shares)
     np.testing.assert_array_equal(np.asarray(ring.party_sum(bit)), (v < 0).astype(np.uint64))
 
 
@@ -342,7 +343,7 @@ def test_adder_program_does_not_grow_with_the_size():
     unrolled per-element adder would grow with the size). The cap counts the per-party draws:
     each of msb's three draws splits its key into n + 1 streams."""
     def eqns(m):
-        jaxpr = jax.make_jaxpr(compare.msb_shares)(_key(0), _abstract(2, (m,)).shares)
+        jaxpr = jax.make_jaxpr(binary.msb_shares)(_key(0), _abstract(2, (m,)).shares)
         return len(jaxpr.jaxpr.eqns)
     small, large = eqns(3), eqns(3000)
     assert small <= large == eqns(30000) < 480
@@ -362,7 +363,7 @@ def _transcript_fn(n: int):
             k_share, k_msb = jax.random.split(k)
             shares = ring.share_value(k_share, v, n)
             tr: list = []
-            compare.msb_shares(k_msb, shares, tr)
+            binary.msb_shares(k_msb, shares, tr)
             return jnp.concatenate([t.reshape((-1, 1)) for t in tr], axis=0)
 
         return jax.vmap(one)(keys)
@@ -419,7 +420,7 @@ def test_openings_are_uniform_and_independent_of_the_secret(n):
     wb = _transcript(n, SECRETS["far_negative"], 22)
     m = 8
     # the AND gates' openings (their count from the cost formula), then one B2A bit per element
-    assert wa.shape == (N_SAMPLES, compare.msb_words(n, m)[0] + m, 1)
+    assert wa.shape == (N_SAMPLES, binary.msb_words(n, m)[0] + m, 1)
     mask = _opened_mask(wa, m)
     assert ((wa[:, -m:] >> np.uint64(1)) == 0).all()  # the B2A openings are single bits
     assert _uniform_pvalue(wa, mask) > ALPHA

@@ -260,7 +260,7 @@ def test_pooling_cost_formula(n_p):
         return f
 
     fwd = jaxmpc.cost(lambda k, x: conv.MaxPool2d(2).forward(k, {}, x), jaxmpc.key(0), x)
-    assert fwd.rounds == conv.maxpool_rounds(4, n_p) == 2 * (jaxmpc.ops.compare.msb_rounds(n_p) + 1)
+    assert fwd.rounds == conv.maxpool_rounds(4, n_p) == 2 * (jaxmpc.protocols.additive.binary.msb_rounds(n_p) + 1)
     # level 1 selects 2 pairs of values (public one-hot rows); level 2 one pair of values + 4 bits
     assert fwd.ops["mul"].elements_opened == 2 * (2 * ny) + (1 + (1 + 4)) * ny
     both = jaxmpc.cost(step(conv.MaxPool2d(2)), jaxmpc.key(0), x, dy)

@@ -146,7 +146,7 @@ def test_relu_matches_its_docstring(n_p, shape):
     tree = [-(-m // 2)] + [1] * 5
     opened = 4 * (n_p - 2) * m + 2 * m + 3 * sum(tree[:5]) + 2 * tree[5]
     dealt = 6 * (n_p - 2) * m + 3 * m + 5 * sum(tree[:5]) + 3 * tree[5]
-    assert jaxmpc.ops.compare.msb_words(n_p, m) == (opened, dealt)
+    assert jaxmpc.protocols.additive.binary.msb_words(n_p, m) == (opened, dealt)
     r = jaxmpc.cost(jaxmpc.relu, jax.random.key(0), sds(n_p, *shape))
     assert r.rounds == L + 9
     assert r.bytes_per_party == 8 * (n_p - 1) * (opened + 2 * m) + (n_p - 1) * m / 8

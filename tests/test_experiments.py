@@ -83,7 +83,7 @@ def test_secure_argmax_cost_formula():
     x = jaxmpc.Shared(jax.ShapeDtypeStruct((2, 4, 10), jnp.uint64), fxp)
     report = jaxmpc.cost(inference.argmax, jaxmpc.key(0), x)
     assert inference.argmax_rounds(10) == 4
-    assert report.rounds == 4 * (jaxmpc.ops.compare.msb_rounds(2) + 1)
+    assert report.rounds == 4 * (jaxmpc.protocols.additive.binary.msb_rounds(2) + 1)
     assert "reveal" not in report.ops  # nothing is opened but masked values
 
 

@@ -10,7 +10,7 @@ Its *view* of one protocol run is everything it holds or sees:
   the recomputed mask equals the plaintext value the protocol masked with it, bit for bit;
 - every value opened during the run (public to all), recorded by the protocols themselves through
   their ``transcript`` lists (:func:`jaxmpc.protocols.additive.beaver`, :func:`jaxmpc.truncate_shares`,
-  :func:`jaxmpc.ops.compare.msb_shares`). The runs are compositions of those internals, checked to be
+  :func:`jaxmpc.protocols.additive.binary.msb_shares`). The runs are compositions of those internals, checked to be
   bit-identical to the public functions (``share``, ``mul``, ``matmul``, ``div_public``, ``relu``).
 
 Each view is collected over ``S`` independent keys (one ``vmap``) for two very different secrets
@@ -56,7 +56,7 @@ import pytest
 import jaxmpc
 from jaxmpc import FixedPoint
 from jaxmpc.ops import compare
-from jaxmpc.protocols.additive import dealer, truncation
+from jaxmpc.protocols.additive import binary, dealer, truncation
 from jaxmpc.core import gemm, ring
 from jaxmpc.protocols import shared
 
@@ -271,7 +271,7 @@ def _plain_and_inputs(s: np.ndarray) -> tuple:
     """Plaintext inputs of every AND of msb on the ring values whose n shares are ``s[S, n, M]``,
     in transcript order: ``(x, y)`` of the compressors (n = 3) and of the generate word, then
     ``(x, (y_g, y_p))`` of each level of the carry tree (``(x, (y_g,))`` at the last), recomputed
-    here in NumPy from the packing rule of ``compare._carry_tree``."""
+    here in NumPy from the packing rule of ``binary._carry_tree``."""
     words = [s[:, i] for i in range(s.shape[1])]
     ands = []
     if len(words) == 3:  # one layer of 3:2 compressors
@@ -302,23 +302,23 @@ def _plain_and_inputs(s: np.ndarray) -> tuple:
 @functools.cache
 def _relu_fn(n: int):
     """One relu run per key: the public function's outputs, and the same run composed of
-    compare._msb_from_keys + beaver with transcripts, and the recomputed dealer material."""
+    binary.msb_from_keys + beaver with transcripts, and the recomputed dealer material."""
     n_csa = 2 * (n - 2)
 
     def one(key, xv):
         k_x, k_op = jax.random.split(key)
         x = jaxmpc.share(k_x, xv, FXP, n_parties=n)
         y_ref, d_ref = jaxmpc.relu(jax.random.clone(k_op), x)
-        keys = jax.random.split(k_op, 1 + compare.MSB_KEYS)  # as relu splits its key
+        keys = jax.random.split(k_op, 1 + binary.MSB_KEYS)  # as relu splits its key
         k_mul, k_pre, k_b2a, k_tree = jax.random.clone(keys)
         tr: list = []
-        bit = compare._msb_from_keys(keys[1:], (-x).shares, tr)
+        bit = binary.msb_from_keys(keys[1:], (-x).shares, tr)
         y = jaxmpc.beaver(keys[0], bit, x.shares, jnp.multiply, transcript=tr)
         shape = x.shape
         pre = dealer.and_triple(k_pre, (n_csa + 1,) + shape, n)
-        tree = dealer.and_triple(k_tree, (sum(compare.tree_words(x.size)),), n, fanout=2)
+        tree = dealer.and_triple(k_tree, (sum(binary.tree_words(x.size)),), n, fanout=2)
         levels, used = {}, 0  # the tree's triple, drawn once, is sliced level by level
-        for j, k in enumerate(compare.tree_words(x.size)):
+        for j, k in enumerate(binary.tree_words(x.size)):
             levels.update({f"t{j}_{v}": m[..., used:used + k] for v, m in zip("abc", tree)})
             used += k
         r_bin, r_arith = dealer.random_bits(k_b2a, shape, n)

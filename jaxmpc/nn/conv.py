@@ -54,12 +54,13 @@ import numpy as np
 from jax import lax
 
 from ..core import gemm, ring
-from ..protocols.additive.beaver import check_operands, product, check_mode, div_public, mul
-from ..ops.compare import msb_rounds, tournament
+from ..ops.compare import tournament
+from ..protocols import interface
+from ..protocols.arith import bilinear, check_operands, check_truncation, div_public, mul
+from ..protocols.interface import check_mode
 from ..errors import InputTypeError, ProtocolError, ShareMismatchError
 from .layers import Layer
 from ..protocols.shared import Shared
-from ..protocols.additive.truncation import check_method
 
 
 # ---- static configuration --------------------------------------------------------------------------
@@ -331,7 +332,7 @@ def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, truncation: str = 
     stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     _check_conv("conv2d", x.shape, w.shape, stride, padding)
     op, op_opened = _maps(conv2d_ring, stride=stride, padding=padding)
-    return product(key, x, w, op, "conv2d", truncation, mode, op_opened)
+    return bilinear(key, x, w, op, "conv2d", truncation, mode, op_opened)
 
 
 def conv2d_weight_grad(key, dy: Shared, x: Shared, *, kernel_size, stride=1, padding=0,
@@ -360,7 +361,7 @@ def conv2d_weight_grad(key, dy: Shared, x: Shared, *, kernel_size, stride=1, pad
         raise ShareMismatchError(f"conv2d_weight_grad: dy must have shape (B, O, H_o, W_o) = "
                                  f"{want} for input shape {x.shape}, got {dy.shape}.")
     op, op_opened = _maps(conv2d_weight_ring, kernel_size=kernel, stride=stride, padding=padding)
-    return product(key, dy, x, op, "conv2d/weight_grad", truncation, mode, op_opened)
+    return bilinear(key, dy, x, op, "conv2d/weight_grad", truncation, mode, op_opened)
 
 
 def conv2d_input_grad(key, dy: Shared, w: Shared, *, input_size, stride=1, padding=0,
@@ -389,7 +390,7 @@ def conv2d_input_grad(key, dy: Shared, w: Shared, *, input_size, stride=1, paddi
             f"conv2d_input_grad: dy {dy.shape} does not match a convolution of an input of size "
             f"{size} with weight {w.shape} (stride {stride}, padding {padding}).")
     op, op_opened = _maps(conv2d_input_ring, input_size=size, stride=stride, padding=padding)
-    return product(key, dy, w, op, "conv2d/input_grad", truncation, mode, op_opened)
+    return bilinear(key, dy, w, op, "conv2d/input_grad", truncation, mode, op_opened)
 
 
 # ---- layers ---------------------------------------------------------------------------------------
@@ -457,11 +458,12 @@ def Conv2d(in_channels: int, out_channels: int, kernel_size, *, stride=1, paddin
     return Layer(init, forward, backward, plain)
 
 
-def maxpool_rounds(window: int, n_parties: int) -> int:
+def maxpool_rounds(window: int, n_parties: int, protocol: str = "additive") -> int:
     r"""Rounds of :func:`MaxPool2d`'s forward for a window of ``window`` entries:
-    :math:`\lceil \log_2 T \rceil` levels of (comparison + 1 Beaver round)."""
+    :math:`\lceil \log_2 T \rceil` levels of (comparison + 1 product round), the comparison's
+    rounds being the family's ``msb`` kernel's at ``n_parties``."""
     levels = math.ceil(math.log2(window)) if window > 1 else 0
-    return levels * (msb_rounds(n_parties) + 1)
+    return levels * (interface.family(protocol).kernels["msb"].rounds(n_parties) + 1)
 
 
 def MaxPool2d(kernel_size, stride=None, *, mode: str = "protocol") -> Layer:
@@ -491,7 +493,7 @@ def MaxPool2d(kernel_size, stride=None, *, mode: str = "protocol") -> Layer:
         _check_input(x, "MaxPool2d")
         _check_window("MaxPool2d", x.shape, kernel, (0, 0))
         cols = jnp.moveaxis(patches(x.shares, kernel, stride), -3, -1)  # [n, B, C, Ho, Wo, T]
-        y, onehot = tournament(key, Shared(cols, x.fxp), np.eye(cols.shape[-1], dtype=np.int64), mode=mode)
+        y, onehot = tournament(key, x.like(cols), np.eye(cols.shape[-1], dtype=np.int64), mode=mode)
         return y, (onehot, InputShape(x.shape))
 
     def backward(key, params, residual, dy, need_dx: bool = True):
@@ -499,8 +501,8 @@ def MaxPool2d(kernel_size, stride=None, *, mode: str = "protocol") -> Layer:
             return {}, None
         onehot, in_shape = residual
         dcols = mul(key, onehot, dy.reshape(dy.shape + (1,)), mode=mode)  # [B, C, Ho, Wo, T]
-        return {}, Shared(fold_patches(jnp.moveaxis(dcols.shares, -1, -3), in_shape.shape[2:],
-                                       kernel, stride), dy.fxp)
+        return {}, dcols.like(fold_patches(jnp.moveaxis(dcols.shares, -1, -3), in_shape.shape[2:],
+                                          kernel, stride), dy.fxp)
 
     def plain(params, x):
         cols = jnp.moveaxis(patches(x, kernel, stride), -3, -1)
@@ -528,8 +530,8 @@ def AvgPool2d(kernel_size, stride=None, *, truncation: str = "dealer") -> Layer:
     def forward(key, params, x):
         _check_input(x, "AvgPool2d")
         _check_window("AvgPool2d", x.shape, kernel, (0, 0))
-        check_method(truncation, x.n_parties)
-        total = Shared(jnp.sum(patches(x.shares, kernel, stride), axis=-3, dtype=ring.DTYPE), x.fxp)
+        check_truncation(truncation, x)
+        total = x.like(jnp.sum(patches(x.shares, kernel, stride), axis=-3, dtype=ring.DTYPE))
         return div_public(key, total, window, truncation=truncation), InputShape(x.shape)
 
     def backward(key, params, in_shape, dy, need_dx: bool = True):
@@ -537,7 +539,7 @@ def AvgPool2d(kernel_size, stride=None, *, truncation: str = "dealer") -> Layer:
             return {}, None
         d = div_public(key, dy, window, truncation=truncation).shares
         cols = jnp.broadcast_to(d[..., None, :, :], d.shape[:-2] + (window,) + d.shape[-2:])
-        return {}, Shared(fold_patches(cols, in_shape.shape[2:], kernel, stride), dy.fxp)
+        return {}, dy.like(fold_patches(cols, in_shape.shape[2:], kernel, stride))
 
     def plain(params, x):
         return jnp.mean(patches(x, kernel, stride), axis=-3)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..protocols.additive.beaver import mul
+from ..protocols.arith import mul
 from ..errors import InputTypeError
 from ..core.keys import check_key
 from .layers import Layer

@@ -29,7 +29,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..protocols.additive.beaver import matmul, mul
+from ..protocols.arith import matmul, mul
 from ..errors import InputTypeError, ShareMismatchError
 from ..protocols.shared import Shared
 

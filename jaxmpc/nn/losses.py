@@ -10,11 +10,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..protocols.additive.beaver import square_sum
+from ..protocols.arith import square_sum, truncate
 from ..errors import InputTypeError, ShareMismatchError
 from ..core.keys import check_key
 from ..protocols.shared import Shared
-from ..protocols.additive.truncation import truncate_shares
+
 
 
 def sse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
@@ -45,7 +45,7 @@ def mse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
     n = max(d.size, 1)
     k_loss, k_grad = jax.random.split(key)
     loss = square_sum(k_loss, d, divisor=n, truncation=truncation)
-    grad = Shared(truncate_shares(k_grad, (d * 2).shares, jnp.uint64(n), truncation), d.fxp)
+    grad = truncate(k_grad, d * 2, jnp.uint64(n), truncation=truncation)
     return loss, grad
 
 
@@ -79,7 +79,7 @@ def mse_plain(pred, target):
 
 def _times_target(key, t, z: Shared, truncation: str) -> Shared:
     """:math:`t \\odot z` for a target ``t`` that is a Shared (fixed-point or plain integer) or public."""
-    from ..protocols.additive.beaver import mul, mul_public
+    from ..protocols.arith import mul, mul_public
     if isinstance(t, Shared):
         return mul(key, t, z, truncation=truncation)
     t = jnp.asarray(t)
@@ -91,7 +91,7 @@ def _times_target(key, t, z: Shared, truncation: str) -> Shared:
 def _minus(p: Shared, t):
     """:math:`p - t` for a fixed-point ``p`` and a target that may be a plain-integer Shared."""
     if isinstance(t, Shared) and t.fxp is None:
-        t = Shared(t.shares * p.fxp.ring_scale, p.fxp)  # encode the integers: exact, local
+        t = t.like(t.shares * p.fxp.ring_scale, p.fxp)  # encode the integers: exact, local
     return p - t
 
 
@@ -129,7 +129,7 @@ def softmax_cross_entropy(key, logits: Shared, onehot, *, iterations: int = 10,
     :math:`\lceil\log_2 C\rceil(M+1) + (1 + 2n_e) + (2 + 2n_e + 4I) + 2 + 87 + 2 + 2`.
     """
     from ..ops.approx import exp, log, reciprocal, tree_max
-    from ..protocols.additive.beaver import div_public, mul
+    from ..protocols.arith import div_public, mul
     if not isinstance(logits, Shared) or logits.fxp is None or logits.ndim != 2:
         raise InputTypeError(
             f"softmax_cross_entropy: logits must be a fixed-point jaxmpc.Shared of shape (B, C), got "
@@ -195,7 +195,7 @@ def binary_cross_entropy_with_sigmoid(key, logits: Shared, targets, *, iteration
     (87) + 1 product (:math:`tx`, 2) + 2 truncations by :math:`N` (2).
     """
     from ..ops.approx import sigmoid_parts, log
-    from ..protocols.additive.beaver import div_public
+    from ..protocols.arith import div_public
     if not isinstance(logits, Shared) or logits.fxp is None:
         raise InputTypeError(
             "binary_cross_entropy_with_sigmoid: logits must be a fixed-point jaxmpc.Shared, got "

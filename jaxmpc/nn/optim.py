@@ -34,7 +34,7 @@ from ..errors import EncodingError, InputTypeError
 from ..core.fixedpoint import check_numeric
 from ..core.keys import check_key
 from ..protocols.shared import Shared, check_same_parties
-from ..protocols.additive.truncation import truncate_many
+from ..protocols import interface
 
 
 def _is_shared(x) -> bool:
@@ -66,8 +66,8 @@ def _mul_public_all(key, tree, c, truncation: str):
     r"""Every shared leaf of ``tree`` times the public real ``c``, with ONE truncation for all.
 
     Each leaf is multiplied by :math:`\mathrm{encode}(c)` locally; then all of them are truncated
-    together (:func:`jaxmpc.protocols.additive.truncation.truncate_many`: one dealer draw, one opening round, the bits
-    of truncating their concatenation). Large leaves (``OWN_BLOCK`` elements or more) keep their
+    together (the family's ``truncate_many`` kernel; additive: one dealer draw, one opening round,
+    the bits of truncating their concatenation). Large leaves (``OWN_BLOCK`` elements or more) keep their
     own block, where copying them into one vector would cost more than the extra compiled code;
     the small ones share one block (each element keeps its own scale as its divisor, so leaves may
     even have different precisions).
@@ -92,13 +92,14 @@ def _mul_public_all(key, tree, c, truncation: str):
         divisors.append(jnp.concatenate([jnp.broadcast_to(leaves[i].fxp.ring_scale, (leaves[i].size,))
                                          for i in small]))
     with diagnostics.label("sgd"):
-        blocks = truncate_many(key, blocks, divisors, truncation)
+        blocks = interface.kernels_of(*leaves).kernel("truncate_many")(key, blocks, divisors,
+                                                                       truncation)
     out = [blocks[j] for j in range(len(blocks) - bool(small))]
     flat, start = (blocks[-1] if small else None), 0
     for i in small:
         out.insert(i, flat[:, start:start + leaves[i].size].reshape(leaves[i].shares.shape))
         start += leaves[i].size
-    return jax.tree_util.tree_unflatten(treedef, [Shared(z, leaf.fxp) for z, leaf in zip(out, leaves)])
+    return jax.tree_util.tree_unflatten(treedef, [leaf.like(z) for z, leaf in zip(out, leaves)])
 
 
 class SgdState(NamedTuple):
@@ -131,7 +132,7 @@ def sgd(learning_rate, *, key, momentum: float | None = None, truncation: str = 
 
     def init(params):
         trace = () if momentum is None else jax.tree_util.tree_map(
-            lambda p: Shared(jnp.zeros_like(p.shares), p.fxp), params, is_leaf=_is_shared)
+            lambda p: p.like(jnp.zeros_like(p.shares)), params, is_leaf=_is_shared)
         return SgdState(key=key, trace=trace)
 
     def update(grads, state, params=None):

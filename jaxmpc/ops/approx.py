@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..trace import accounting
-from ..protocols.additive.beaver import div_public, mul, mul_public
+from ..protocols.arith import div_public, mul, mul_public
 from .compare import msb, tournament
 from ..errors import InputTypeError, ProtocolError, ShareMismatchError
 from ..core.keys import check_key
@@ -430,7 +430,7 @@ def log(key, x: Shared, *, iterations: int = 2, order: int = 8, exp_iterations: 
                 return (hk, kk), hk.shares
 
             _, more = accounting.scan(power, (h, k[2]), None, length=order - 1)
-            more = Shared(jnp.moveaxis(more, 0, 1), h.fxp)  # party axis first
+            more = h.like(jnp.moveaxis(more, 0, 1))  # party axis first
             stacked = concatenate([stacked, more], axis=0)
         return y - mul_public(k[3], stacked, coeffs, truncation=truncation).sum(axis=0)
 
@@ -464,7 +464,7 @@ def tree_max(key, x: Shared, axis: int = -1, keepdims: bool = False) -> Shared:
         raise InputTypeError("tree_max: cannot take the maximum over an empty axis.")
     out, _ = tournament(key, x, np.zeros((x.shape[-1], 0), np.int64))
     if keepdims:
-        out = Shared(jnp.expand_dims(out.shares, axis + 1), out.fxp)
+        out = out.like(jnp.expand_dims(out.shares, axis + 1))
     return out
 
 
@@ -501,7 +501,7 @@ def softmax(key, x: Shared, axis: int = -1, *, iterations: int = 10, exp_iterati
     k_max, k_exp, k_rec, k_mul = jax.random.split(key, 4)
     m = tree_max(k_max, x, axis, keepdims=True)
     e = exp(k_exp, x - m.broadcast_to(x.shape), iterations=exp_iterations, truncation=truncation)
-    s = Shared(jnp.sum(e.shares, axis=axis + 1, keepdims=True, dtype=e.shares.dtype), e.fxp)
+    s = e.like(jnp.sum(e.shares, axis=axis + 1, keepdims=True, dtype=e.shares.dtype))
     r = reciprocal(k_rec, s, iterations=iterations, exp_iterations=exp_iterations,
                    truncation=truncation)
     return mul(k_mul, e, r, truncation=truncation)

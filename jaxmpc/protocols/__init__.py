@@ -1,2 +1,3 @@
-"""Protocols: the shared value (shares, encoding and protocol) and the families that implement the kernels."""
-from . import additive, shared
+"""Protocols: the interface every family implements, the shared value (shares, encoding and
+protocol), the products written once against the kernels, and the families."""
+from . import interface, shared, arith, additive

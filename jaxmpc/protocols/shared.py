@@ -1,7 +1,9 @@
 r"""Secret-shared values: the :class:`Shared` pytree, :func:`share`, :func:`reveal`, local operations.
 
-A value :math:`x` is held as additive shares :math:`x = \sum_i x_i \bmod 2^{64}` in a single array
-``shares: uint64[n_parties, *shape]`` whose leading axis is the party. Local operations (no
+A value :math:`x` is held as additive components :math:`x = \sum_i x_i \bmod 2^{64}` in a single
+array ``shares: uint64[n_parties, *shape]`` whose leading axis is the party, under a
+:class:`~jaxmpc.protocols.interface.Protocol` (family, parties, ring) that says who holds which
+component and which kernels compute on them (:mod:`jaxmpc.protocols.interface`). Local operations (no
 communication, no key): ``+``, ``-``, unary ``-``, adding a public value (party 0 adds it), multiplying
 by a public *integer*, and sum / reshape / transpose / indexing / concatenation over non-party axes.
 Products of two shared values, or by a public fraction, need a protocol and a key: see
@@ -17,29 +19,38 @@ import numpy as np
 
 from ..trace import accounting, diagnostics
 from ..core import ring
+from ..core import ring as ring_module  # share() has an argument named ring
 from ..errors import InputTypeError, ShareMismatchError
 from ..core.fixedpoint import FixedPoint, check_numeric
 from ..core.keys import check_key
+from . import interface
+from .interface import Protocol
 
 
 @jax.tree_util.register_pytree_node_class
 class Shared:
-    """Additive secret shares of a fixed-point (or plain integer) array.
+    r"""Secret shares of a fixed-point (or plain integer) array under a protocol.
 
     Attributes:
-        shares: ``uint64[n_parties, *shape]``; party ``i`` holds ``shares[i]``.
+        shares: ``uint64[n_parties, *shape]``, the additive components of the value (in the
+            additive family party ``i`` holds ``shares[i]``).
         fxp: the :class:`FixedPoint` encoding, or ``None`` for plain ring integers (bits, counts).
+        protocol: the :class:`~jaxmpc.protocols.interface.Protocol` (static, hashable): family,
+            number of parties, ring width. Default: the additive family among
+            ``shares.shape[0]`` parties over :math:`\mathbb{Z}_{2^{64}}`.
 
     Example:
         >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
         >>> x = jaxmpc.share(jax.random.key(0), [1.5, -2.0], jaxmpc.FixedPoint(10, 3))
         >>> x.n_parties, x.shape, jaxmpc.reveal(x + x).tolist()
         (2, (2,), [3.0, -4.0])
+        >>> x.protocol
+        Protocol(family='additive', n_parties=2, ring_bits=64)
     """
 
     __array_priority__ = 1000  # so that `ndarray + Shared` defers to Shared.__radd__
 
-    def __init__(self, shares: jax.Array, fxp: FixedPoint | None):
+    def __init__(self, shares: jax.Array, fxp: FixedPoint | None, protocol: Protocol | None = None):
         if getattr(shares, "dtype", None) != ring.DTYPE or shares.ndim < 1:
             raise InputTypeError(
                 f"Shared(shares=...) must be a uint64 array with the party axis first, got "
@@ -50,21 +61,32 @@ class Shared:
             raise InputTypeError(f"Shared needs at least 2 parties, got shares of shape {shares.shape}.")
         if fxp is not None and not isinstance(fxp, FixedPoint):
             raise InputTypeError(f"Shared(fxp=...) must be a FixedPoint or None, got {fxp!r}.")
+        if protocol is None:
+            protocol = Protocol("additive", int(shares.shape[0]), ring.RING_BITS)
+        elif not isinstance(protocol, Protocol) or protocol.n_parties != shares.shape[0]:
+            raise InputTypeError(
+                f"Shared(protocol=...) must be a jaxmpc.protocols.interface.Protocol among "
+                f"{shares.shape[0]} parties (the shares' leading axis), got {protocol!r}.")
         self.shares = shares
         self.fxp = fxp
-        self._parties = int(shares.shape[0])
+        self.protocol = protocol
 
-    # pytree: the party count is static, so a transformation that maps the party axis away (e.g.
-    # jax.vmap(f)(x)) leaves shares that disagree with it, which n_parties reports
+    # pytree: the protocol (with the party count) is static, so a transformation that maps the
+    # party axis away (e.g. jax.vmap(f)(x)) leaves shares that disagree with it (see n_parties)
     def tree_flatten(self):
-        return (self.shares, self.fxp), self._parties
+        return (self.shares, self.fxp), self.protocol
 
     @classmethod
     def tree_unflatten(cls, aux, children):
         obj = object.__new__(cls)
         obj.shares, obj.fxp = children
-        obj._parties = aux
+        obj.protocol = aux
         return obj
+
+    def like(self, shares, fxp=...) -> "Shared":
+        """A value under this value's protocol with other ``shares`` (and encoding, by default
+        this value's); what every protocol returns for its results."""
+        return Shared(shares, self.fxp if fxp is ... else fxp, self.protocol)
 
     # ---- shape information -------------------------------------------------------------------
     @property
@@ -77,9 +99,10 @@ class Shared:
             axis 0 of the shares (the parties). Batch shared values with :func:`jaxmpc.vmap`.
         """
         shape = tuple(self.shares.shape)
-        if self._parties is not None and (not shape or shape[0] != self._parties):
+        n = self.protocol.n_parties
+        if not shape or shape[0] != n:
             raise ShareMismatchError(
-                f"this Shared value has {self._parties} parties, but its shares have shape {shape}: "
+                f"this Shared value has {n} parties, but its shares have shape {shape}: "
                 "the party axis (axis 0 of the shares) was mapped away or moved, e.g. by "
                 "jax.vmap(f)(x), which maps axis 0. Batch shared values with jaxmpc.vmap(f)(x) (it "
                 "maps the first non-party axis, axis 1 of the shares), or give jax.vmap the spec "
@@ -101,10 +124,12 @@ class Shared:
 
     def __repr__(self) -> str:
         shape = tuple(getattr(self.shares, "shape", ()))
-        return f"Shared(shape={shape[1:]}, n_parties={self._parties}, fxp={self.fxp!r})"
+        p = self.protocol
+        return (f"Shared(shape={shape[1:]}, n_parties={p.n_parties}, fxp={self.fxp!r}, "
+                f"protocol={p.family!r}, ring={p.ring_bits})")
 
     def _new(self, shares) -> "Shared":
-        return Shared(shares, self.fxp)
+        return self.like(shares)
 
     # ---- local arithmetic ----------------------------------------------------------------------
     def _public(self, c, name: str = "public operand") -> jax.Array:
@@ -123,7 +148,7 @@ class Shared:
     def __add__(self, other):
         if isinstance(other, Shared):
             x, y = _align(self, other)
-            return Shared(x + y, common_fxp(self, other, "+"))
+            return self.like(x + y, common_fxp(self, other, "+"))
         v = self._public(other)
         return self._new(ring.add_to_party0(_broadcast_shares(self.shares, v.shape), v))
 
@@ -261,11 +286,14 @@ def _align(x: Shared, y: Shared) -> tuple[jax.Array, jax.Array]:
 
 
 def check_same_parties(x: Shared, y: Shared) -> None:
+    """Raise :class:`~jaxmpc.errors.ShareMismatchError` unless ``x`` and ``y`` are shared under the
+    same protocol (family, number of parties and ring)."""
     if x.n_parties != y.n_parties:
         raise ShareMismatchError(
             f"operands are shared among different numbers of parties ({x.n_parties} and "
             f"{y.n_parties}); share both with the same n_parties."
         )
+    interface.common_protocol(x, y)
 
 
 def common_fxp(x: Shared, y: Shared, op: str) -> FixedPoint | None:
@@ -307,20 +335,26 @@ def concatenate(xs, axis: int = 0) -> Shared:
             raise ShareMismatchError(
                 f"concatenate along axis {ax}: shapes {xs[0].shape} and {x.shape} must have the same "
                 "rank and agree on every other axis.")
-    return Shared(jnp.concatenate([x.shares for x in xs], axis=ax + 1), fxp)
+    return xs[0].like(jnp.concatenate([x.shares for x in xs], axis=ax + 1), fxp)
 
 
-def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2):
+def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2, protocol: str = "additive",
+          ring: int = 64):
     r"""Secret-share a public array (or every array of a pytree) among ``n_parties``.
 
-    :math:`v = \mathrm{encode}(x)`; parties 0..n-2 get uniform ring elements, the last gets
-    :math:`v - \sum_{i<n-1} x_i`. Any n-1 shares are uniform and independent of ``x``.
+    :math:`v = \mathrm{encode}(x)`, then the family's ``share`` kernel; in the additive family
+    parties 0..n-2 get uniform ring elements, the last gets :math:`v - \sum_{i<n-1} x_i`, so any
+    n-1 shares are uniform and independent of ``x``.
 
     Args:
-        key: a PRNG key (consumed; split per leaf).
+        key: a PRNG key (consumed; one draw for every leaf).
         x: a float/int array, or a pytree of them.
         fxp: the :class:`FixedPoint` encoding; ``None`` shares integers as plain ring elements.
         n_parties: number of parties, at least 2 (static).
+        protocol: the protocol family's name (static; :func:`jaxmpc.protocols.interface.names`
+            lists them). Every function on the result takes the protocol from it.
+        ring: the ring width in bits, :math:`\mathbb{Z}_{2^{\ell}}` (static; the family says which
+            it supports).
     Returns:
         A :class:`Shared` (or the same pytree of them) with shares ``uint64[n_parties, *shape]``.
 
@@ -330,10 +364,9 @@ def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2):
         >>> x["w"].shares.shape
         (3, 1)
     """
-    ring.require_x64()
+    ring_module.require_x64()
     check_key(key)
-    if isinstance(n_parties, bool) or not isinstance(n_parties, (int, np.integer)) or n_parties < 2:
-        raise InputTypeError(f"n_parties must be an int >= 2, got {n_parties!r}.")
+    proto = interface.protocol(protocol, n_parties, ring)
     if fxp is not None and not isinstance(fxp, FixedPoint):
         raise InputTypeError(
             f"fxp must be a jaxmpc.FixedPoint (or None for plain integers), got {fxp!r}. "
@@ -354,12 +387,11 @@ def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2):
             fxp.check_values(leaf, name)
         elif not jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.integer):
             raise InputTypeError(f"{name}: fxp=None shares integers only, got dtype {jnp.asarray(leaf).dtype}.")
-    values = [ring.const(jnp.asarray(leaf)) if fxp is None else fxp.encode(leaf) for leaf in leaves]
+    values = [ring_module.const(jnp.asarray(leaf)) if fxp is None else fxp.encode(leaf) for leaf in leaves]
     for leaf, v in zip(leaves, values):
         diagnostics.observe_encoding("share", leaf, v, fxp)  # nothing unless collecting
-    n_parties = int(n_parties)
-    masks = ring.draw(key, n_parties, *[(n_parties - 1, tuple(v.shape)) for v in values])  # one draw
-    out = [Shared(ring.shares_from_mask(v, m), fxp) for v, m in zip(values, masks)]
+    shares = interface.family(proto.family).kernel("share")(key, values, proto.n_parties)
+    out = [Shared(s, fxp, proto) for s in shares]
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
@@ -385,9 +417,10 @@ def _is_shared(x) -> bool:
 
 
 def reveal(x):
-    """Open shared values to every party: sum the shares over the party axis and decode.
+    """Open shared values to every party (the family's ``open`` kernel) and decode.
 
-    Cost: 1 round; each party sends :math:`8 (n-1)` bytes per element.
+    Cost: the family's ``open``; additive: 1 round, each party sends :math:`8 (n-1)` bytes per
+    element.
 
     Args:
         x: a :class:`Shared` or a pytree containing them.
@@ -398,7 +431,7 @@ def reveal(x):
         if not isinstance(s, Shared):
             raise InputTypeError(f"reveal() takes Shared values, got {type(s).__name__}.")
         accounting.record("reveal", n_parties=s.n_parties, rounds=1, elements_opened=s.size)
-        v = ring.party_sum(s.shares)
+        v = interface.family(s.protocol.family).kernel("open")(s.shares)
         return ring.to_signed(v) if s.fxp is None else s.fxp.decode(v)
 
     return jax.tree_util.tree_map(_reveal, x, is_leaf=_is_shared)

@@ -16,25 +16,28 @@ import numpy as np
 
 from ..errors import InputTypeError
 from ..core.fixedpoint import FixedPoint
-from ..protocols.additive.truncation import check_method
+from ..protocols import interface
 
 
-def check(*, n_parties, truncation: str = "dealer", base: int = 10, precisions=()) -> None:
+def check(*, n_parties, truncation: str = "dealer", base: int = 10, precisions=(),
+          protocol: str = "additive", ring: int = 64) -> None:
     """Raise a :class:`jaxmpc.JaxMPCError` unless the configuration is valid.
 
     Args:
-        n_parties: an int >= 2.
-        truncation: ``"dealer"`` (any party count) or ``"local"`` (2 parties only).
+        n_parties: an int >= 2 that the protocol supports.
+        truncation: a truncation option of the protocol at ``n_parties`` (additive: ``"dealer"``,
+            any party count, or ``"local"``, 2 parties only).
         base: 2 or 10.
         precisions: the precisions that will be used (each must fit the ring for ``base``).
+        protocol, ring: the protocol family's name and the ring width in bits, as
+            :func:`jaxmpc.share` takes them.
 
     Example:
         >>> import jax; jax.config.update("jax_enable_x64", True)
         >>> check(n_parties=3, truncation="dealer", base=2, precisions=[12, 16])
     """
-    if isinstance(n_parties, bool) or not isinstance(n_parties, (int, np.integer)) or n_parties < 2:
-        raise InputTypeError(f"n_parties must be an int >= 2, got {n_parties!r}.")
-    check_method(truncation, int(n_parties))
+    proto = interface.protocol(protocol, n_parties, ring)
+    interface.family(proto.family).check_truncation(truncation, proto.n_parties)
     for p in precisions:
         FixedPoint(base, p)  # raises with the allowed range for this base
 

@@ -295,7 +295,7 @@ def place_parties(tree: Any, mesh: Mesh) -> Any:
 
     def place(s: Shared) -> Shared:
         _check_parties(s, mesh)
-        return Shared(jax.device_put(s.shares, sharding), s.fxp)
+        return s.like(jax.device_put(s.shares, sharding))
     return _map_shared(place, tree)
 
 
@@ -306,7 +306,7 @@ def constrain_parties(tree: Any, mesh: Mesh) -> Any:
 
     def constrain(s: Shared) -> Shared:
         _check_parties(s, mesh)
-        return Shared(jax.lax.with_sharding_constraint(s.shares, sharding), s.fxp)
+        return s.like(jax.lax.with_sharding_constraint(s.shares, sharding))
     return _map_shared(constrain, tree)
 
 

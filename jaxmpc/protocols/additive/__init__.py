@@ -1,2 +1,3 @@
-"""The additive family: n-party additive shares over Z_2^64 with a trusted dealer (Beaver triples, truncation pairs, binary triples)."""
-from . import beaver, dealer, truncation
+"""The additive family: n-party additive shares over Z_2^64 with a trusted dealer (Beaver triples,
+truncation pairs, binary triples); :mod:`.family` registers its kernels."""
+from . import beaver, binary, dealer, family, truncation

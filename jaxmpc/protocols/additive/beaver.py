@@ -1,4 +1,5 @@
-r"""Beaver's multiplication protocol, generic over the bilinear map, and the products built on it.
+r"""Beaver's multiplication protocol, generic over the bilinear map: the additive family's
+``product`` and ``square_sum`` kernels.
 
 For a bilinear map :math:`\circ` (elementwise product, matrix product, convolution) and a dealer
 triple :math:`c = a \circ b`:
@@ -17,19 +18,10 @@ import jax.numpy as jnp
 
 from ...trace import accounting, diagnostics
 from . import dealer
-from ...core import gemm, ring
-from ...errors import InputTypeError, ProtocolError, ShareMismatchError
-from ...core.keys import check_key
-from ..shared import Shared, common_fxp, check_same_parties
+from ...core import ring
+from ..interface import check_mode
+from ..shared import Shared, common_fxp
 from .truncation import check_method, truncate_drawn, truncate_shares
-
-
-MODES = ("protocol", "faithful", "ideal")
-
-
-def check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ProtocolError(f"mode must be one of {MODES}, got {mode!r}.")
 
 
 def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
@@ -98,23 +90,14 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
     return jnp.concatenate([head, last[None]], axis=0)
 
 
-def check_operands(key, x, y, fname: str) -> None:
-    check_key(key)
-    for name, v in (("x", x), ("y", y)):
-        if not isinstance(v, Shared):
-            raise InputTypeError(
-                f"{fname}: {name} must be a jaxmpc.Shared, got {type(v).__name__}. Share it first "
-                f"with jaxmpc.share(key, {name}, fxp), or use mul_public for a public operand."
-            )
-    check_same_parties(x, y)
-
-
 def product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: str,
             op_opened=None) -> Shared:
     """The generic bilinear product of two shared values: :func:`beaver` on ``op`` (elementwise
     product, matmul, a convolution), then truncation back to the operands' scale when both are
-    fixed point. :func:`mul`, :func:`matmul` and the convolutions of :mod:`jaxmpc.nn.conv` are
-    one-line wrappers; ``op_opened`` is a faster, equally exact ``op`` for the opened operands.
+    fixed point: the additive family's ``product`` kernel, which :func:`jaxmpc.mul`,
+    :func:`jaxmpc.matmul` and the convolutions of :mod:`jaxmpc.nn.conv` reach through
+    :func:`jaxmpc.protocols.arith.bilinear`; ``op_opened`` is a faster, equally exact ``op`` for
+    the opened operands.
 
     Cost: :func:`beaver`'s, plus the truncation's (:func:`jaxmpc.truncate_shares`).
     """
@@ -130,120 +113,16 @@ def product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: str
         z = beaver(key, x.shares, y.shares, op, name, mode, op_opened, masks=triple)
         diagnostics.observe_product(name, x.shares, y.shares, z, op)  # nothing unless collecting
         with diagnostics.label(name):
-            return Shared(_truncate_product(key, trunc, z, fxp.ring_scale, truncation), fxp)
+            return x.like(_truncate_product(key, trunc, z, fxp.ring_scale, truncation), fxp)
     fxp = x.fxp if x.fxp is not None else y.fxp  # a plain integer (e.g. a 0/1 bit) scales nothing
     z = beaver(key, x.shares, y.shares, op, name, mode, op_opened)
     diagnostics.observe_product(name, x.shares, y.shares, z, op)
-    return Shared(z, fxp)
+    return x.like(z, fxp)
 
 
-def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "protocol") -> Shared:
-    r"""Elementwise product of two shared values (with broadcasting): :math:`z \approx x y`.
-
-    Beaver's protocol on :math:`v_x v_y = x y s^2`, then truncation by :math:`s`. If either operand
-    is a plain integer sharing (``fxp=None``, e.g. a 0/1 bit from :func:`jaxmpc.relu`), the
-    product is exact and no truncation is needed.
-
-    Args:
-        key: PRNG key (one draw: the triple, and the dealer truncation's masks).
-        x, y: :class:`Shared` values with broadcastable shapes, same parties and encoding.
-        truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
-        mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`beaver`.
-    Returns:
-        :class:`Shared` of the broadcast shape.
-
-    Cost: Beaver (1 round, :math:`8(n-1)(|x|+|y|)` bytes per party) plus truncation
-    (dealer: 1 round, :math:`8(n-1)|z|` bytes per party; local: free).
-
-    Example:
-        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
-        >>> k0, k1, k2 = jax.random.split(jax.random.key(0), 3)
-        >>> fxp = jaxmpc.FixedPoint(10, 3)
-        >>> x, y = jaxmpc.share(k0, [1.5, -2.0], fxp), jaxmpc.share(k1, [2.0, 0.25], fxp)
-        >>> z = jaxmpc.reveal(jaxmpc.mul(k2, x, y))  # within 1.5e-3: truncation rounds at random
-        >>> (z.round(2) + 0.0).tolist()
-        [3.0, -0.5]
-    """
-    check_operands(key, x, y, "mul")
-    try:
-        jnp.broadcast_shapes(x.shape, y.shape)
-    except ValueError:
-        raise ShareMismatchError(f"mul: shapes {x.shape} and {y.shape} do not broadcast.") from None
-    rank = max(x.ndim, y.ndim)  # equal ranks (size-1 axes broadcast; nothing extra is opened)
-    x, y = (v.reshape((1,) * (rank - v.ndim) + v.shape) for v in (x, y))
-    return product(key, x, y, jnp.multiply, "mul", truncation, mode)
-
-
-def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "protocol") -> Shared:
-    r"""Matrix product of two shared values with ``jnp.matmul`` shape rules: :math:`z \approx x y`.
-
-    Args:
-        key: PRNG key.
-        x: :class:`Shared` of shape ``(..., m, k)`` (or ``(k,)``).
-        y: :class:`Shared` of shape ``(..., k, n)`` (or ``(k,)``).
-        truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
-        mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`beaver`.
-    Returns:
-        :class:`Shared` of shape ``(..., m, n)``.
-
-    Cost: for ``(m, k) @ (k, n)``: Beaver opens :math:`mk + kn` elements in 1 round
-    (:math:`8(n_p-1)(mk+kn)` bytes per party), dealer sends :math:`8(mk + kn + mn)` bytes per party;
-    dealer truncation adds 1 round and :math:`8(n_p-1)mn` bytes per party.
-    """
-    check_operands(key, x, y, "matmul")
-    try:
-        jax.eval_shape(jnp.matmul, jax.ShapeDtypeStruct(x.shape, jnp.float32),
-                       jax.ShapeDtypeStruct(y.shape, jnp.float32))
-    except (TypeError, ValueError) as e:
-        raise ShareMismatchError(f"matmul: shapes {x.shape} and {y.shape} are not compatible: {e}") from None
-    return product(key, x, y, gemm.matmul, "matmul", truncation, mode, gemm.matmul_small)
-
-
-def mul_public(key, x: Shared, c, *, truncation: str = "dealer") -> Shared:
-    r"""Product of a shared value and a public real :math:`c`: :math:`z \approx c x`.
-
-    Each party multiplies its share by :math:`\mathrm{encode}(c)` locally, then the result is
-    truncated by :math:`s`. For a public *integer*, ``x * c`` is exact and needs no key.
-
-    Cost: the truncation only (dealer: 1 round, :math:`8(n-1)|z|` bytes per party; local: free).
-    """
-    check_key(key)
-    if not isinstance(x, Shared):
-        raise InputTypeError(f"mul_public: x must be a jaxmpc.Shared, got {type(x).__name__}.")
-    if x.fxp is None:
-        raise InputTypeError("mul_public needs a fixed-point Shared; for integers use x * c.")
-    check_method(truncation, x.n_parties)
-    v = x._public(c, "c")
-    xs = x.broadcast_to(jnp.shape(v)).shares
-    z = xs * ring.per_party(v, xs)
-    diagnostics.observe_product("mul_public", xs, v, z, jnp.multiply, y_public=True)
-    with diagnostics.label("mul_public"):
-        return Shared(truncate_shares(key, z, x.fxp.ring_scale, truncation), x.fxp)
-
-
-def div_public(key, x: Shared, d, *, truncation: str = "dealer") -> Shared:
-    r"""Division of a shared value by a public positive integer :math:`d`: :math:`z \approx x / d`.
-
-    One truncation by :math:`d` (exact within 2 units for the dealer protocol).
-
-    Example:
-        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
-        >>> x = jaxmpc.share(jax.random.key(0), [[9., 12.], [3.3, 0.]], jaxmpc.FixedPoint(10, 3))
-        >>> (jaxmpc.reveal(jaxmpc.div_public(jax.random.key(1), x, 3)).round(2) + 0.0).tolist()
-        [[3.0, 4.0], [1.1, 0.0]]
-    """
-    check_key(key)
-    if not isinstance(x, Shared):
-        raise InputTypeError(f"div_public: x must be a jaxmpc.Shared, got {type(x).__name__}.")
-    if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d < 2**62:
-        raise InputTypeError(f"div_public: d must be a positive Python int below 2^62, got {d!r}.")
-    check_method(truncation, x.n_parties)
-    with diagnostics.label("div_public"):
-        return Shared(truncate_shares(key, x.shares, jnp.uint64(d), truncation), x.fxp)
-
-
-def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") -> Shared:
-    r"""Sum of squares of a shared value divided by a public integer: :math:`z \approx \sum x^2 / D`.
+def square_sum(key, x: Shared, divisor: int, truncation: str) -> Shared:
+    r"""Sum of squares of a shared value divided by a public integer: :math:`z \approx \sum x^2 / D`
+    (the additive family's ``square_sum`` kernel; :func:`jaxmpc.square_sum` checks the inputs).
 
     Protocol:
         1. Get :math:`([a], [\sum a^2])` from the dealer (:func:`jaxmpc.protocols.additive.dealer.square_sum_pair`).
@@ -255,10 +134,6 @@ def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") 
     Cost: 2 rounds with dealer truncation (1 with local); each party sends :math:`8(n-1)(|x| + 1)`
     bytes; the dealer sends :math:`8(|x| + 1)` bytes (+ truncation material) to each party.
     """
-    check_key(key)
-    if not isinstance(x, Shared) or x.fxp is None:
-        raise InputTypeError("square_sum needs a fixed-point jaxmpc.Shared.")
-    check_method(truncation, x.n_parties)
     n = x.n_parties
     flat = x.shares.reshape(n, -1)
     if truncation == "dealer":  # the pair and the truncation's (scalar) material in one draw
@@ -275,7 +150,9 @@ def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") 
     diagnostics.observe_product("square_sum", flat, flat, z, lambda a, b: jnp.sum(a * b))
     divisor_ring = x.fxp.ring_scale * jnp.uint64(divisor)
     with diagnostics.label("square_sum"):
-        return Shared(_truncate_product(key, trunc, z, divisor_ring, truncation), x.fxp)
+        return x.like(_truncate_product(key, trunc, z, divisor_ring, truncation))
+
+
 
 
 def _truncate_product(key, trunc, z: jax.Array, divisor, truncation: str) -> jax.Array:

@@ -1,6 +1,6 @@
 r"""Truncation: divide a shared ring value by a public integer (the scale, after a product).
 
-Two protocols behind one static option, ``method``:
+Two protocols behind one static option, ``truncation``:
 
 ``"dealer"`` (default; any number of parties, any divisor, base 10 included)
     Valid when :math:`|x| < 2^{62} - d`. Never catastrophically wrong inside that range; the result
@@ -31,11 +31,11 @@ MSB_SHIFT = dealer.MSB_SHIFT
 LOW_MASK = dealer.LOW_MASK
 
 
-def check_method(method: str, n_parties: int) -> None:
-    """Raise :class:`ProtocolError` for an unknown method, or local truncation with n > 2."""
-    if method not in METHODS:
-        raise ProtocolError(f"truncation must be one of {METHODS}, got {method!r}.")
-    if method == "local" and n_parties != 2:
+def check_method(truncation: str, n_parties: int) -> None:
+    """Raise :class:`ProtocolError` for an unknown truncation option, or local truncation with n > 2."""
+    if truncation not in METHODS:
+        raise ProtocolError(f"truncation must be one of {METHODS}, got {truncation!r}.")
+    if truncation == "local" and n_parties != 2:
         raise ProtocolError(
             f"local (SecureML) truncation is only correct for 2 parties, got n_parties={n_parties}: "
             "with more shares the local errors do not cancel and results are garbage (PySyft's bug). "
@@ -80,7 +80,7 @@ def check_divisor(divisor, shape: tuple[int, ...]) -> None:
                                 f"[{lo}, {hi}].")
 
 
-def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
+def truncate_shares(key, shares: jax.Array, divisor, truncation: str = "dealer",
                     transcript: list | None = None) -> jax.Array:
     r"""Shares of :math:`\approx x / d` from shares of :math:`x` (``uint64[n, *shape]``).
 
@@ -89,7 +89,7 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
         shares: ``uint64[n_parties, *shape]`` shares of a signed value :math:`x`.
         divisor: public positive integer :math:`d` below 2^62 (uint64 array data, may be traced): a
             scalar, or one divisor per element (an array of ``shape``).
-        method: ``"dealer"`` or ``"local"`` (static).
+        truncation: ``"dealer"`` or ``"local"`` (static).
         transcript: if a list, the opened value ``c`` is appended to it (privacy tests; ``"local"``
             opens nothing).
     Returns:
@@ -116,25 +116,25 @@ def truncate_shares(key, shares: jax.Array, divisor, method: str = "dealer",
     ring elements per element to each party. ``"local"``: nothing.
     """
     check_key(key)
-    return _truncate(shares, divisor, method, transcript,
+    return _truncate(shares, divisor, truncation, transcript,
                      lambda n: dealer.truncation_masks(key, shares.shape[1:], n))
 
 
 def truncate_drawn(masks, shares: jax.Array, divisor, transcript: list | None = None) -> jax.Array:
-    """Dealer truncation (:func:`truncate_shares`, ``method="dealer"``) with its material already
+    """Dealer truncation (:func:`truncate_shares`, ``truncation="dealer"``) with its material already
     drawn: ``masks`` as :func:`jaxmpc.protocols.additive.dealer.truncation_masks` returns them, e.g. from
     :func:`jaxmpc.protocols.additive.dealer.with_truncation` in one draw with the product before it."""
     return _truncate(shares, divisor, "dealer", transcript, lambda n: masks)
 
 
-def _truncate(shares, divisor, method, transcript, get_masks) -> jax.Array:
+def _truncate(shares, divisor, truncation, transcript, get_masks) -> jax.Array:
     _check_shares(shares, "truncate_shares")
     n = shares.shape[0]
-    check_method(method, n)
+    check_method(truncation, n)
     check_divisor(divisor, tuple(shares.shape[1:]))
     size = int(shares[0].size)
     d = jnp.asarray(divisor, ring.DTYPE)
-    if method == "local":
+    if truncation == "local":
         accounting.record("truncate/local", n_parties=n)
         s = ring.to_signed(shares)
         ds = d.astype(ring.SIGNED)
@@ -227,7 +227,7 @@ def _dealer_truncate(shares: jax.Array, d: jax.Array, masks, transcript) -> jax.
     return out
 
 
-def truncate_many(key, shares: list, divisors: list, method: str = "dealer") -> list:
+def truncate_many(key, shares: list, divisors: list, truncation: str = "dealer") -> list:
     r""":func:`truncate_shares` of several arrays at once: one dealer draw, one opening round.
 
     Bit-identical to truncating the concatenation of the flattened arrays (each element with its
@@ -238,7 +238,7 @@ def truncate_many(key, shares: list, divisors: list, method: str = "dealer") -> 
         key: PRNG key.
         shares: list of ``uint64[n_parties, *shape_i]`` shares (same ``n_parties``).
         divisors: one divisor per array (a scalar, or an array of ``shape_i``).
-        method: ``"dealer"`` or ``"local"``.
+        truncation: ``"dealer"`` or ``"local"``.
     Returns:
         The list of truncated shares.
 
@@ -247,8 +247,8 @@ def truncate_many(key, shares: list, divisors: list, method: str = "dealer") -> 
     check_key(key)
     if len(shares) != len(divisors):
         raise InputTypeError(f"truncate_many: {len(shares)} share arrays but {len(divisors)} divisors.")
-    if method == "local" or not shares:
-        return [truncate_shares(key, s, d, method) for s, d in zip(shares, divisors)]
+    if truncation == "local" or not shares:
+        return [truncate_shares(key, s, d, truncation) for s, d in zip(shares, divisors)]
     for s, d in zip(shares, divisors):
         _check_shares(s, "truncate_many")
         check_divisor(d, tuple(s.shape[1:]))
@@ -256,7 +256,7 @@ def truncate_many(key, shares: list, divisors: list, method: str = "dealer") -> 
     if any(s.shape[0] != n for s in shares):
         raise InputTypeError(f"truncate_many: every array needs the same number of parties, got "
                              f"{[s.shape[0] for s in shares]}.")
-    check_method(method, n)
+    check_method(truncation, n)
     sizes = [int(s[0].size) for s in shares]
     total = sum(sizes)
     accounting.record("truncate/dealer", n_parties=n, rounds=1, elements_opened=total,

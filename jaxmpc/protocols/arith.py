@@ -1,0 +1,222 @@
+r"""Products and divisions of shared values, written once against the protocol family's kernels.
+
+:func:`bilinear` is the one generic product (elementwise, matmul, convolution: the bilinear map is
+an argument, as in Beaver's protocol); :func:`mul`, :func:`matmul` and the convolutions of
+:mod:`jaxmpc.nn.conv` are wrappers that check their operands first. :func:`mul_public`,
+:func:`div_public` and :func:`truncate` use the family's ``truncate`` kernel, :func:`square_sum` its
+``square_sum`` kernel. The family comes from the operands (:func:`jaxmpc.protocols.interface.kernels_of`):
+mixing protocols raises :class:`~jaxmpc.errors.ShareMismatchError`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ..core import gemm, ring
+from ..core.keys import check_key
+from ..errors import InputTypeError, ShareMismatchError
+from ..trace import diagnostics
+from . import interface
+from .interface import check_mode
+from .shared import Shared, check_same_parties
+
+
+def check_truncation(truncation, x: Shared) -> None:
+    """Raise unless ``x``'s family offers the truncation option ``truncation`` at its party count."""
+    interface.kernels_of(x).check_truncation(truncation, x.n_parties)
+
+
+def check_operands(key, x, y, fname: str) -> None:
+    """Raise unless ``key`` is a key and ``x``, ``y`` are :class:`Shared` under one protocol."""
+    check_key(key)
+    for name, v in (("x", x), ("y", y)):
+        if not isinstance(v, Shared):
+            raise InputTypeError(
+                f"{fname}: {name} must be a jaxmpc.Shared, got {type(v).__name__}. Share it first "
+                f"with jaxmpc.share(key, {name}, fxp), or use mul_public for a public operand."
+            )
+    check_same_parties(x, y)  # same protocol too
+
+
+def bilinear(key, x: Shared, y: Shared, op: Callable, name: str, truncation: str = "dealer",
+             mode: str = "protocol", op_opened: Callable | None = None) -> Shared:
+    """The generic bilinear product ``op(x, y)`` of two shared values, truncated back to the
+    operands' scale when both are fixed point: the family's ``product`` kernel (additive:
+    :func:`jaxmpc.protocols.additive.beaver.product`). ``op`` acts on ring arrays without the party
+    axis; ``op_opened`` is an equally exact, faster ``op`` for opened (small) operands.
+
+    Cost: the family's ``product`` kernel (additive: Beaver's 1 round plus the truncation's).
+    """
+    fam = interface.kernels_of(x, y, op=name)
+    fam.check_truncation(truncation, x.n_parties)
+    check_mode(mode)
+    return fam.kernel("product")(key, x, y, op, name, truncation, mode, op_opened)
+
+
+def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "protocol") -> Shared:
+    r"""Elementwise product of two shared values (with broadcasting): :math:`z \approx x y`.
+
+    Beaver's protocol on :math:`v_x v_y = x y s^2`, then truncation by :math:`s`. If either operand
+    is a plain integer sharing (``fxp=None``, e.g. a 0/1 bit from :func:`jaxmpc.relu`), the
+    product is exact and no truncation is needed.
+
+    Args:
+        key: PRNG key (one draw: the triple, and the dealer truncation's masks).
+        x, y: :class:`Shared` values with broadcastable shapes, same parties and encoding.
+        truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
+        mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`beaver`.
+    Returns:
+        :class:`Shared` of the broadcast shape.
+
+    Cost: Beaver (1 round, :math:`8(n-1)(|x|+|y|)` bytes per party) plus truncation
+    (dealer: 1 round, :math:`8(n-1)|z|` bytes per party; local: free).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1, k2 = jax.random.split(jax.random.key(0), 3)
+        >>> fxp = jaxmpc.FixedPoint(10, 3)
+        >>> x, y = jaxmpc.share(k0, [1.5, -2.0], fxp), jaxmpc.share(k1, [2.0, 0.25], fxp)
+        >>> z = jaxmpc.reveal(jaxmpc.mul(k2, x, y))  # within 1.5e-3: truncation rounds at random
+        >>> (z.round(2) + 0.0).tolist()
+        [3.0, -0.5]
+    """
+    check_operands(key, x, y, "mul")
+    try:
+        jnp.broadcast_shapes(x.shape, y.shape)
+    except ValueError:
+        raise ShareMismatchError(f"mul: shapes {x.shape} and {y.shape} do not broadcast.") from None
+    rank = max(x.ndim, y.ndim)  # equal ranks (size-1 axes broadcast; nothing extra is opened)
+    x, y = (v.reshape((1,) * (rank - v.ndim) + v.shape) for v in (x, y))
+    return bilinear(key, x, y, jnp.multiply, "mul", truncation, mode)
+
+
+def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "protocol") -> Shared:
+    r"""Matrix product of two shared values with ``jnp.matmul`` shape rules: :math:`z \approx x y`.
+
+    Args:
+        key: PRNG key.
+        x: :class:`Shared` of shape ``(..., m, k)`` (or ``(k,)``).
+        y: :class:`Shared` of shape ``(..., k, n)`` (or ``(k,)``).
+        truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
+        mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`beaver`.
+    Returns:
+        :class:`Shared` of shape ``(..., m, n)``.
+
+    Cost: for ``(m, k) @ (k, n)``: Beaver opens :math:`mk + kn` elements in 1 round
+    (:math:`8(n_p-1)(mk+kn)` bytes per party), dealer sends :math:`8(mk + kn + mn)` bytes per party;
+    dealer truncation adds 1 round and :math:`8(n_p-1)mn` bytes per party.
+    """
+    check_operands(key, x, y, "matmul")
+    try:
+        jax.eval_shape(jnp.matmul, jax.ShapeDtypeStruct(x.shape, jnp.float32),
+                       jax.ShapeDtypeStruct(y.shape, jnp.float32))
+    except (TypeError, ValueError) as e:
+        raise ShareMismatchError(f"matmul: shapes {x.shape} and {y.shape} are not compatible: {e}") from None
+    return bilinear(key, x, y, gemm.matmul, "matmul", truncation, mode, gemm.matmul_small)
+
+
+def mul_public(key, x: Shared, c, *, truncation: str = "dealer") -> Shared:
+    r"""Product of a shared value and a public real :math:`c`: :math:`z \approx c x`.
+
+    Each party multiplies its share by :math:`\mathrm{encode}(c)` locally, then the result is
+    truncated by :math:`s`. For a public *integer*, ``x * c`` is exact and needs no key.
+
+    Cost: the truncation only (dealer: 1 round, :math:`8(n-1)|z|` bytes per party; local: free).
+    """
+    check_key(key)
+    if not isinstance(x, Shared):
+        raise InputTypeError(f"mul_public: x must be a jaxmpc.Shared, got {type(x).__name__}.")
+    if x.fxp is None:
+        raise InputTypeError("mul_public needs a fixed-point Shared; for integers use x * c.")
+    check_truncation(truncation, x)
+    v = x._public(c, "c")
+    xs = x.broadcast_to(jnp.shape(v)).shares
+    z = xs * ring.per_party(v, xs)
+    diagnostics.observe_product("mul_public", xs, v, z, jnp.multiply, y_public=True)
+    with diagnostics.label("mul_public"):
+        return x.like(_truncate(key, x, z, x.fxp.ring_scale, truncation))
+
+
+def div_public(key, x: Shared, d, *, truncation: str = "dealer") -> Shared:
+    r"""Division of a shared value by a public positive integer :math:`d`: :math:`z \approx x / d`.
+
+    One truncation by :math:`d` (exact within 2 units for the dealer protocol).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> x = jaxmpc.share(jax.random.key(0), [[9., 12.], [3.3, 0.]], jaxmpc.FixedPoint(10, 3))
+        >>> (jaxmpc.reveal(jaxmpc.div_public(jax.random.key(1), x, 3)).round(2) + 0.0).tolist()
+        [[3.0, 4.0], [1.1, 0.0]]
+    """
+    check_key(key)
+    if not isinstance(x, Shared):
+        raise InputTypeError(f"div_public: x must be a jaxmpc.Shared, got {type(x).__name__}.")
+    if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d < 2**62:
+        raise InputTypeError(f"div_public: d must be a positive Python int below 2^62, got {d!r}.")
+    check_truncation(truncation, x)
+    with diagnostics.label("div_public"):
+        return x.like(_truncate(key, x, x.shares, jnp.uint64(d), truncation))
+
+
+def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") -> Shared:
+    r"""Sum of squares of a shared value divided by a public integer: :math:`z \approx \sum x^2 / D`.
+
+    The family's ``square_sum`` kernel: one opening of :math:`|x|` masked values instead of the
+    :math:`2|x|` of an elementwise product.
+
+    Protocol (additive family):
+        1. Get :math:`([a], [\sum a^2])` from the dealer (:func:`jaxmpc.protocols.additive.dealer.square_sum_pair`).
+        2. Open :math:`e = x - a` (one round; uniform).
+        3. Combine: :math:`\sum x^2 = \sum a^2 + 2\, e \cdot a + e \cdot e` (party 0 adds
+           :math:`e \cdot e`), all at scale :math:`s^2`.
+        4. One truncation of the scalar by :math:`s D`.
+
+    Cost (additive family): 2 rounds with dealer truncation (1 with local); each party sends
+    :math:`8(n-1)(|x| + 1)` bytes; the dealer sends :math:`8(|x| + 1)` bytes (+ truncation
+    material) to each party.
+    """
+    check_key(key)
+    if not isinstance(x, Shared) or x.fxp is None:
+        raise InputTypeError("square_sum needs a fixed-point jaxmpc.Shared.")
+    if isinstance(divisor, bool) or not isinstance(divisor, int) or not 1 <= divisor < 2**62:
+        raise InputTypeError(f"square_sum: divisor must be a positive Python int below 2^62, got "
+                             f"{divisor!r}.")
+    check_truncation(truncation, x)
+    return interface.kernels_of(x).kernel("square_sum")(key, x, divisor, truncation)
+
+
+def truncate(key, x: Shared, divisor, *, truncation: str = "dealer") -> Shared:
+    r"""Shares of :math:`\approx x / d` for a public positive integer :math:`d` (array data, may be
+    traced; a scalar or one per element), in the ring: no rescaling of the encoding. The family's
+    ``truncate`` kernel (additive: :func:`jaxmpc.protocols.additive.truncation.truncate_shares`).
+
+    Cost: the family's ``truncate`` (additive dealer: 1 round, :math:`8(n-1)|x|` bytes per party).
+    """
+    check_key(key)
+    if not isinstance(x, Shared):
+        raise InputTypeError(f"truncate: x must be a jaxmpc.Shared, got {type(x).__name__}.")
+    check_truncation(truncation, x)
+    return x.like(_truncate(key, x, x.shares, divisor, truncation))
+
+
+def truncate_many(key, xs: list, divisors: list, *, truncation: str = "dealer") -> list:
+    """:func:`truncate` of several shared values at once (one dealer draw and one round in the
+    additive family): the family's ``truncate_many`` kernel."""
+    check_key(key)
+    xs = list(xs)
+    if not xs:
+        return []
+    if not all(isinstance(x, Shared) for x in xs):
+        raise InputTypeError("truncate_many takes a list of jaxmpc.Shared values.")
+    for x in xs[1:]:
+        check_same_parties(xs[0], x)
+    check_truncation(truncation, xs[0])
+    out = interface.kernels_of(*xs).kernel("truncate_many")(key, [x.shares for x in xs], divisors,
+                                                            truncation)
+    return [x.like(z) for x, z in zip(xs, out)]
+
+
+def _truncate(key, x: Shared, shares, divisor, truncation: str):
+    return interface.kernels_of(x).kernel("truncate")(key, shares, divisor, truncation)
