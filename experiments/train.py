@@ -82,10 +82,10 @@ def make_model(cfg: Config) -> nn.Layer:
     if cfg.model == "cnn":
         c, h, w = cfg.image_shape
         c1, c2 = cfg.channels
-        layers = [conv.Conv2d(c, c1, 3, padding=1, **opts), conv.MaxPool2d(2, mode=cfg.mode),
+        layers = [conv.Conv2d(c, c1, 3, padding=1, **opts), nn.MaxPool2d(2, mode=cfg.mode),
                   nn.ReLU(mode=cfg.mode),
                   conv.Conv2d(c1, c2, 3, padding=1, **opts), nn.ReLU(mode=cfg.mode),
-                  conv.AvgPool2d(2, truncation=cfg.truncation), conv.Flatten()]
+                  nn.AvgPool2d(2, truncation=cfg.truncation), nn.Flatten()]
         d = c2 * (h // 4) * (w // 4)
     for h in cfg.hidden:
         layers += [nn.Linear(d, h, **opts), nn.ReLU(mode=cfg.mode)]

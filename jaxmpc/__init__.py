@@ -21,7 +21,8 @@ from .ops.approx import divide, exp, log, reciprocal, rsqrt, sigmoid, softmax, t
 from .ops.compare import greater, less, maximum, msb, relu, sign, where
 from .protocols.additive.beaver import beaver
 from .protocols.additive.truncation import truncate_shares
-from .protocols.arith import div_public, matmul, mul, mul_public, square_sum, truncate
+from .protocols.arith import (conv2d, div_public, matmul, mul, mul_public, square_sum,
+                              truncate)
 from .protocols.shared import Shared, concatenate, reveal, share
 from .run import config, lanes, mesh
 from .run.batching import vmap
@@ -31,7 +32,7 @@ from .trace.accounting import LAN, WAN, CostReport, NetworkModel, cost
 __all__ = [
     "CostReport", "DeviceMeshError", "EncodingError", "FixedPoint", "InputTypeError", "JaxMPCError",
     "LAN", "NetworkModel", "ProtocolError", "ShareMismatchError", "Shared", "WAN", "X64Error",
-    "beaver", "concatenate", "config", "core", "cost", "diagnostics", "div_public", "divide", "exp",
+    "beaver", "concatenate", "config", "conv2d", "core", "cost", "diagnostics", "div_public", "divide", "exp",
     "greater", "key", "lanes", "less", "log", "matmul", "maximum", "mesh", "msb", "mul",
     "mul_public", "nn", "ops", "protocols", "reciprocal", "relu", "reveal", "rsqrt", "run", "share",
     "sigmoid", "sign", "softmax", "square_sum", "tanh", "tasks", "trace", "truncate", "truncate_shares", "vmap",

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc.core import ring
+from jaxmpc.core import im2col, ring
 from jaxmpc.errors import ProtocolError, ShareMismatchError
 from jaxmpc.nn import conv
 from jaxmpc.protocols import interface
@@ -145,7 +145,7 @@ def test_products(p):
 def test_conv2d(p):
     r = _rng(2)
     x, w = r.normal(size=(1, 2, 4, 4)), r.normal(size=(3, 2, 3, 3))
-    want = np.asarray(conv.conv2d_plain(jnp.asarray(_encoded(x)), jnp.asarray(_encoded(w)), padding=1))
+    want = np.asarray(im2col.conv2d_plain(jnp.asarray(_encoded(x)), jnp.asarray(_encoded(w)), padding=1))
     _within(_jitted("conv2d", p)(_keys(5, 3), x, w), want, 1, "conv2d")
 
 

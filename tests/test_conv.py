@@ -19,6 +19,7 @@ import pytest
 from jax import lax
 
 import jaxmpc
+from jaxmpc.core import im2col
 from jaxmpc.nn import conv
 from jaxmpc.errors import InputTypeError, ProtocolError, ShareMismatchError
 
@@ -40,7 +41,7 @@ def test_ring_maps_are_exact(b, c, h, w, o, kernel, stride, padding, method):
     x.flat[:5], k.flat[:5] = EDGES, EDGES[::-1]
     x, k = jnp.asarray(x), jnp.asarray(k)
     mm = functools.partial(jaxmpc.core.gemm.matmul, method=method)
-    st, pd = conv._pair(stride, "stride", 1), conv._pair(padding, "padding", 0)
+    st, pd = im2col.pair(stride, "stride", 1), im2col.pair(padding, "padding", 0)
     # The oracle runs on the CPU: XLA's GPU backend has no uint64 convolution (cuDNN takes int8 only)
     cpu = jax.devices("cpu")[0]
     ref = lax.conv_general_dilated(jax.device_put(x, cpu), jax.device_put(k, cpu), st,
@@ -52,8 +53,8 @@ def test_ring_maps_are_exact(b, c, h, w, o, kernel, stride, padding, method):
     @jax.jit  # one compilation (eager dispatch of the im2col loop would compile every slice)
     def maps(x, k, dy):
         opts = {"stride": stride, "padding": padding, "matmul": mm}
-        return (conv.conv2d_ring(x, k, **opts), conv.conv2d_weight_ring(dy, x, kernel_size=kernel, **opts),
-                conv.conv2d_input_ring(dy, k, input_size=(h, w), **opts))
+        return (im2col.conv2d_ring(x, k, **opts), im2col.conv2d_weight_ring(dy, x, kernel_size=kernel, **opts),
+                im2col.conv2d_input_ring(dy, k, input_size=(h, w), **opts))
 
     y, dw, dx = maps(x, k, dy)
     assert y.dtype == dw.dtype == dx.dtype == jnp.uint64
@@ -74,10 +75,10 @@ def test_ring_maps_are_exact(b, c, h, w, o, kernel, stride, padding, method):
 # keeps the compilation short.
 CASES = [
     ("conv", conv.Conv2d(2, 3, (3, 2), stride=2, padding=(1, 0)), (2, 2, 5, 4), (2, 3, 5)),
-    ("maxpool", conv.MaxPool2d((2, 3), 2), (2, 2, 4, 8), (2,)),
-    ("maxpool_ideal", conv.MaxPool2d(2, mode="ideal"), (2, 2, 4, 5), (3, 5)),
-    ("avgpool", conv.AvgPool2d(3, 2), (1, 2, 5, 6), (2, 3, 5)),
-    ("flatten", conv.Flatten(), (2, 2, 2, 3), (2, 3, 5)),
+    ("maxpool", jaxmpc.nn.MaxPool2d((2, 3), 2), (2, 2, 4, 8), (2,)),
+    ("maxpool_ideal", jaxmpc.nn.MaxPool2d(2, mode="ideal"), (2, 2, 4, 5), (3, 5)),
+    ("avgpool", jaxmpc.nn.AvgPool2d(3, 2), (1, 2, 5, 6), (2, 3, 5)),
+    ("flatten", jaxmpc.nn.Flatten(), (2, 2, 2, 3), (2, 3, 5)),
 ]
 N_RUNS = 2  # vmapped runs (different keys) per case
 
@@ -198,9 +199,9 @@ def test_bad_input_gets_a_clear_error():
     with pytest.raises(ShareMismatchError, match="weight must have rank 4"):
         conv.conv2d(key, _shared(1, 3, 5, 5), _shared(4, 3, 3))
     with pytest.raises(ShareMismatchError, match="rank 4"):
-        conv.MaxPool2d(2).forward(key, {}, _shared(4, 4))
+        jaxmpc.nn.MaxPool2d(2).forward(key, {}, _shared(4, 4))
     with pytest.raises(ShareMismatchError, match="larger than the padded input"):
-        conv.AvgPool2d(3).forward(key, {}, _shared(1, 1, 2, 2))
+        jaxmpc.nn.AvgPool2d(3).forward(key, {}, _shared(1, 1, 2, 2))
     with pytest.raises(ShareMismatchError, match="dy must have shape"):
         conv.conv2d_weight_grad(key, _shared(1, 4, 2, 2), _shared(1, 3, 5, 5), kernel_size=3)
     with pytest.raises(ProtocolError, match="stride must be >= 1"):
@@ -259,15 +260,15 @@ def test_pooling_cost_formula(n_p):
             return layer.backward(k_b, {}, res, dy)
         return f
 
-    fwd = jaxmpc.cost(lambda k, x: conv.MaxPool2d(2).forward(k, {}, x), jaxmpc.key(0), x)
-    assert fwd.rounds == conv.maxpool_rounds(4, n_p) == 2 * (jaxmpc.protocols.additive.binary.msb_rounds(n_p) + 1)
+    fwd = jaxmpc.cost(lambda k, x: jaxmpc.nn.MaxPool2d(2).forward(k, {}, x), jaxmpc.key(0), x)
+    assert fwd.rounds == jaxmpc.nn.pool.maxpool_rounds(4, n_p) == 2 * (jaxmpc.protocols.additive.binary.msb_rounds(n_p) + 1)
     # level 1 selects 2 pairs of values (public one-hot rows); level 2 one pair of values + 4 bits
     assert fwd.ops["mul"].elements_opened == 2 * (2 * ny) + (1 + (1 + 4)) * ny
-    both = jaxmpc.cost(step(conv.MaxPool2d(2)), jaxmpc.key(0), x, dy)
+    both = jaxmpc.cost(step(jaxmpc.nn.MaxPool2d(2)), jaxmpc.key(0), x, dy)
     back = both.ops["mul"].elements_opened - fwd.ops["mul"].elements_opened
     assert both.rounds == fwd.rounds + 1 and back == 4 * ny + ny  # one-hot bits and dy, no truncation
-    avg = jaxmpc.cost(step(conv.AvgPool2d(2)), jaxmpc.key(0), x, dy)
+    avg = jaxmpc.cost(step(jaxmpc.nn.AvgPool2d(2)), jaxmpc.key(0), x, dy)
     assert list(avg.ops) == ["truncate/dealer"] and avg.rounds == 2
     assert avg.elements_opened == 2 * ny
-    flat = jaxmpc.cost(step(conv.Flatten()), jaxmpc.key(0), x, _sds(n_p, 2, 48))
+    flat = jaxmpc.cost(step(jaxmpc.nn.Flatten()), jaxmpc.key(0), x, _sds(n_p, 2, 48))
     assert flat.rounds == 0 and flat.bytes_per_party == 0

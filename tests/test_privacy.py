@@ -56,7 +56,7 @@ import pytest
 import jaxmpc
 from jaxmpc import FixedPoint
 from jaxmpc.ops import compare
-from jaxmpc.protocols.additive import binary, dealer, truncation
+from jaxmpc.protocols.additive import binary, dealer, family, truncation
 from jaxmpc.core import gemm, ring
 from jaxmpc.protocols import shared
 
@@ -509,7 +509,7 @@ def test_control_leaky_randomness_is_detected(monkeypatch, protocol, n, leak):
     owner's) are rejected at every seed tried: some coalition's view then depends on the secret,
     through a relation between elements (reuse, offset), between two calls (cross) or directly
     (zero masks). The programs are traced with the leak in place; 512 runs per secret suffice."""
-    module = shared if protocol == "share" else dealer
+    module = family if protocol == "share" else dealer  # the modules that draw the masks
     monkeypatch.setattr(module, "ring", _LeakyRing(leak))
     fns = (_share_fn, _mul_fn, _relu_fn)
     for fn in fns:

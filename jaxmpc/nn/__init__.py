@@ -5,9 +5,10 @@ The layers are re-exported here (``jaxmpc.nn.Linear``, ``jaxmpc.nn.Conv2d``, ...
 training and inference are the submodules :mod:`~jaxmpc.nn.losses`, :mod:`~jaxmpc.nn.optim`,
 :mod:`~jaxmpc.nn.training` and :mod:`~jaxmpc.nn.inference`.
 """
-from .layers import Layer, Linear, ReLU, serial
-from .conv import AvgPool2d, Conv2d, Flatten, MaxPool2d
-from . import conv, inference, layers, losses, optim, training
+from . import conv, inference, layers, losses, optim, pool, training
+from .conv import Conv2d
+from .layers import Flatten, Layer, Linear, ReLU, serial
+from .pool import AvgPool2d, MaxPool2d
 
 __all__ = ["AvgPool2d", "Conv2d", "Flatten", "Layer", "Linear", "MaxPool2d", "ReLU", "serial",
-           "conv", "inference", "layers", "losses", "optim", "training"]
+           "conv", "inference", "layers", "losses", "optim", "pool", "training"]

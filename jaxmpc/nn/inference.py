@@ -18,14 +18,12 @@ from __future__ import annotations
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ..protocols.arith import mul
 from ..errors import InputTypeError
 from ..core.keys import check_key
 from .layers import Layer
-from ..protocols.shared import Shared, concatenate, reveal
+from ..protocols.shared import Shared, reveal
 
 
 def argmax_rounds(n_classes: int) -> int:

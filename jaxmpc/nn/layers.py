@@ -23,6 +23,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -159,3 +160,29 @@ def serial(*layers: Layer) -> Layer:
         return x
 
     return Layer(init, forward, backward, plain)
+
+
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class InputShape:
+    """A static shape kept as a layer's residual: a pytree with no leaves, so it passes through
+    ``jit``, ``vmap`` and ``scan`` unchanged (the backward of a pooling or flatten layer needs only
+    the shape of its input)."""
+
+    shape: tuple[int, ...]
+
+
+def Flatten() -> Layer:
+    """Flatten every axis but the batch: ``(B, ...) -> (B, prod(...))`` (local, like ``nn.Flatten``).
+
+    The backward reshapes the gradient back (the residual is the input's static shape).
+    """
+    def forward(key, params, x):
+        if not isinstance(x, Shared) or x.ndim < 1:
+            raise InputTypeError(f"Flatten: x must be a jaxmpc.Shared with a batch axis, got {x!r}.")
+        return x.reshape(x.shape[0], -1), InputShape(x.shape)
+
+    def backward(key, params, in_shape, dy, need_dx: bool = True):
+        return {}, (dy.reshape(in_shape.shape) if need_dx else None)
+
+    return Layer(lambda key: {}, forward, backward, lambda params, x: x.reshape(x.shape[0], -1))

@@ -12,7 +12,6 @@ import warnings
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ..errors import InputTypeError
 from ..core.fixedpoint import FixedPoint
