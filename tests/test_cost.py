@@ -149,19 +149,28 @@ def test_relu_matches_its_docstring(n_p, shape):
     assert jaxmpc.protocols.additive.binary.msb_words(n_p, m) == (opened, dealt)
     r = jaxmpc.cost(jaxmpc.relu, jax.random.key(0), sds(n_p, *shape))
     assert r.rounds == L + 9
-    assert r.bytes_per_party == 8 * (n_p - 1) * (opened + 2 * m) + (n_p - 1) * m / 8
-    assert r.dealer_bytes_per_party == 8 * (dealt + 3 * m) + 65 * m / 8
+    # the B2A's 1-bit openings and 65-bit dealer elements: one message each, in whole bytes
+    assert r.bytes_per_party == 8 * (n_p - 1) * (opened + 2 * m) + (n_p - 1) * -(-m // 8)
+    assert r.dealer_bytes_per_party == 8 * (dealt + 3 * m) + -(-65 * m // 8)
 
 
-def test_bit_openings_are_counted_exactly():
+def test_bit_openings_are_whole_bytes_per_message():
+    """Bits are exact; bytes are each message rounded up to whole bytes, then summed (integers)."""
     def f(x):
-        accounting.record("bits", n_parties=3, rounds=1, elements_opened=3, bits_per_element=1,
-                          dealer_elements=3, dealer_bits=65)
+        for _ in range(2):  # two 1-bit openings of 3 elements among 3 parties
+            accounting.record("bits", n_parties=3, rounds=1, elements_opened=3, bits_per_element=1,
+                              dealer_elements=3, dealer_bits=65)
         return x
     r = jaxmpc.cost(f, jnp.zeros(()))
-    assert r.bytes_per_party == 2 * 3 / 8  # 0.75 bytes, not 0
-    assert r.bytes_total == 3 * 2 * 3 / 8
-    assert r.dealer_bytes_per_party == 3 * 65 / 8
+    c = r.ops["bits"]
+    assert (c.bits_per_party, c.bits_total, c.dealer_bits_per_party) == (2 * 2 * 3, 3 * 2 * 2 * 3, 2 * 3 * 65)
+    # each opening: one 3-bit message (1 byte) to each of the 2 others; not 0.75 bytes, nor
+    # ceil(12 / 8) = 2 bytes for the two openings together
+    assert r.bytes_per_party == 2 * 2 * 1 and r.bytes_total == 3 * 2 * 2 * 1
+    assert r.dealer_bytes_per_party == 2 * 25  # ceil(195 / 8) per record
+    d = r.to_dict()
+    assert all(isinstance(d[k], int) for k in ("bytes_per_party", "bytes_total", "dealer_bytes_per_party"))
+    assert d["bits_per_party"] == 12
 
 
 def test_local_operations_cost_nothing():

@@ -105,8 +105,8 @@ def msb(key, x: Shared, *, mode: str = "protocol") -> Shared:
     3 for 5). With ``(O, D) = binary.msb_words(n, m)``, the words opened and dealt in the AND gates
     (:math:`O = 4(n-2)m + 2m + 3 \sum_{j<5} \lceil m/2^{j+1} \rceil + 2 \lceil m/64 \rceil`,
     :math:`D = 6(n-2)m + 3m + 5 \sum_{j<5} \lceil m/2^{j+1} \rceil + 3 \lceil m/64 \rceil`),
-    each party sends :math:`8(n-1) O + (n-1) m / 8` bytes and the dealer sends each party
-    :math:`8 D + 65 m / 8` bytes. For 2 parties and :math:`m` a multiple of 64: :math:`O = 4.9375 m`,
+    each party sends :math:`8(n-1) O + (n-1) \lceil m / 8 \rceil` bytes and the dealer sends each
+    party :math:`8 D + \lceil 65 m / 8 \rceil` bytes (the B2A's bit messages in whole bytes). For 2 parties and :math:`m` a multiple of 64: :math:`O = 4.9375 m`,
     39.625 m bytes sent per party (a full Kogge-Stone adder: 192.125 m) and 71.25 m dealt.
     """
     check_key(key)
@@ -147,9 +147,9 @@ def relu(key, x: Shared, *, mode: str = "protocol") -> tuple[Shared, Shared]:
            integer, so there is no truncation.
 
     Cost: :func:`msb` plus one Beaver product: :math:`L(n) + 9` rounds; with
-    ``(O, D) = binary.msb_words(n, m)`` each party sends :math:`8(n-1)(O + 2m) + (n-1) m/8` bytes
+    ``(O, D) = binary.msb_words(n, m)`` each party sends :math:`8(n-1)(O + 2m) + (n-1) \lceil m/8 \rceil` bytes
     (55.625 m for 2 parties, :math:`m` a multiple of 64) and the dealer sends each party
-    :math:`8(D + 3m) + 65 m/8` bytes.
+    :math:`8(D + 3m) + \lceil 65 m/8 \rceil` bytes.
     """
     check_key(key)
     _check_shared(x, "relu")

@@ -7,10 +7,15 @@ shapes, party counts and the ring, never on values, so they are known when JAX t
 
 Conventions (per simulated run, i.e. per element of any ``vmap``):
 
-- an *opening* broadcasts each party's share of every opened element to the n-1 others, so it costs
-  ``bits_per_party = (n-1) * elements * bits_per_element`` (bytes are bits / 8, kept exact: a 1-bit
-  opening of 3 elements is 0.375 bytes, not 0); openings that happen together are one round;
-- dealer material is counted as the bits of correlated randomness each party receives (offline);
+- an *opening* broadcasts each party's share of every opened element to the n-1 others: one message
+  of ``elements * bits_per_element`` bits to each, so it costs ``bits_per_party = (n-1) * elements *
+  bits_per_element`` bits and ``bytes_per_party = (n-1) * ceil(elements * bits_per_element / 8)``
+  bytes (a message is whole bytes: a 1-bit opening of 3 elements sends 1 byte to each other party, not
+  0.375); openings that happen together are one round;
+- dealer material is counted as the correlated randomness each party receives (offline), one message
+  per record: ``dealer_elements * dealer_bits`` bits, rounded up to whole bytes the same way;
+- bytes are rounded up per message (per :func:`record`, per recipient), then summed, so every byte
+  count is an integer; the exact bit counts are kept beside them (``bits_per_party``, ...);
 - rounds of successive operations add up (sequential composition; independent operations that a
   scheduler could overlap are not merged, so the round count is an upper bound for a whole program);
 - every party sends the same amount in a broadcast opening, so "per party" is also the largest amount
@@ -60,14 +65,18 @@ def _fresh_epoch() -> None:
     _TRACE_EPOCH(("jaxmpc.trace.accounting", next(_TOKENS))).__enter__()
 
 
-def _exact_bytes(bits: int) -> int | float:
-    """Bits as bytes: an int when whole, else the exact fraction as a float."""
-    return bits // 8 if bits % 8 == 0 else bits / 8
+def _message_bytes(bits: int) -> int:
+    """Whole bytes of one message of ``bits`` bits (rounded up: a message is whole bytes)."""
+    return -(-int(bits) // 8)
 
 
 @dataclasses.dataclass
 class OpCost:
-    """Cost of one operation kind, summed over its calls (bits kept exact; bytes derived)."""
+    """Cost of one operation kind, summed over its calls.
+
+    Bits are exact; bytes are whole bytes per message (each record's message to each recipient
+    rounded up to a byte), summed, so they are integers and at least ``bits / 8``.
+    """
 
     calls: int = 0
     rounds: int = 0
@@ -76,6 +85,9 @@ class OpCost:
     bits_total: int = 0
     dealer_bits_per_party: int = 0
     n_parties: int = 0
+    bytes_per_party: int = 0  # each party sends (the largest: all send the same in a broadcast)
+    bytes_total: int = 0  # all parties together
+    dealer_bytes_per_party: int = 0  # correlated randomness the dealer sends to each party
 
     def add(self, other: "OpCost") -> None:
         for f in dataclasses.fields(self):
@@ -89,25 +101,12 @@ class OpCost:
         return OpCost(**{f.name: (getattr(self, f.name) if f.name == "n_parties"
                                   else k * getattr(self, f.name)) for f in dataclasses.fields(self)})
 
-    @property
-    def bytes_per_party(self) -> int | float:
-        """Bytes each party sends (the largest over parties: all send the same in a broadcast)."""
-        return _exact_bytes(self.bits_per_party)
-
-    @property
-    def bytes_total(self) -> int | float:
-        """Bytes sent by all parties together."""
-        return _exact_bytes(self.bits_total)
-
-    @property
-    def dealer_bytes_per_party(self) -> int | float:
-        """Bytes of correlated randomness the dealer sends to each party."""
-        return _exact_bytes(self.dealer_bits_per_party)
-
     def to_dict(self) -> dict[str, Any]:
         return {"calls": self.calls, "rounds": self.rounds, "elements_opened": self.elements_opened,
                 "bytes_per_party": self.bytes_per_party, "bytes_total": self.bytes_total,
-                "dealer_bytes_per_party": self.dealer_bytes_per_party}
+                "dealer_bytes_per_party": self.dealer_bytes_per_party,
+                "bits_per_party": self.bits_per_party, "bits_total": self.bits_total,
+                "dealer_bits_per_party": self.dealer_bits_per_party}
 
 
 @dataclasses.dataclass
@@ -139,16 +138,23 @@ def record(name: str, *, n_parties: int, rounds: int = 0, elements_opened: int =
         bits_per_element: 64 for ring elements, 1 for single bits.
         dealer_elements: correlated-randomness elements each party receives from the dealer.
         dealer_bits: bits per dealer element.
+
+    Each party sends one message of ``elements_opened * bits_per_element`` bits to each of the n-1
+    others, and receives one of ``dealer_elements * dealer_bits`` bits from the dealer; the bytes
+    are those messages rounded up to whole bytes (the bits are kept exact beside them).
     """
     if not _ACTIVE:
         return
     k = _REPEAT[-1]
     n = int(n_parties)
-    bits_pp = (n - 1) * int(elements_opened) * int(bits_per_element)
+    message = int(elements_opened) * int(bits_per_element)  # bits each party sends to each other one
+    dealer = int(dealer_elements) * int(dealer_bits)  # bits the dealer sends to each party
+    bytes_pp = (n - 1) * _message_bytes(message)
     cost = OpCost(calls=1, rounds=int(rounds), elements_opened=int(elements_opened),
-                  bits_per_party=bits_pp, bits_total=n * bits_pp,
-                  dealer_bits_per_party=int(dealer_elements) * int(dealer_bits),
-                  n_parties=n).scaled(k)
+                  bits_per_party=(n - 1) * message, bits_total=n * (n - 1) * message,
+                  dealer_bits_per_party=dealer, n_parties=n,
+                  bytes_per_party=bytes_pp, bytes_total=n * bytes_pp,
+                  dealer_bytes_per_party=_message_bytes(dealer)).scaled(k)
     for t in list(_ACTIVE):
         t.add(name, cost)
     _fresh_epoch()  # a jitted function that recorded must be re-traced if it is called again
@@ -376,17 +382,17 @@ class CostReport:
         return self.total.elements_opened
 
     @property
-    def bytes_per_party(self) -> int | float:
+    def bytes_per_party(self) -> int:
         """Bytes the busiest party sends (all send the same with broadcast openings)."""
         return self.total.bytes_per_party
 
     @property
-    def bytes_total(self) -> int | float:
+    def bytes_total(self) -> int:
         """Bytes sent by all parties together."""
         return self.total.bytes_total
 
     @property
-    def dealer_bytes_per_party(self) -> int | float:
+    def dealer_bytes_per_party(self) -> int:
         """Bytes of dealer material each party receives (offline; not in the online estimate)."""
         return self.total.dealer_bytes_per_party
 

@@ -254,8 +254,9 @@ def b2a_bit(key, bit: jax.Array, transcript: list | None = None) -> jax.Array:
         2. Mask and open :math:`c = b \oplus r` (1 bit per element; uniform, since :math:`r` is).
         3. Combine locally: :math:`[b]_A = c + (1 - 2c) [r]_A` (party 0 adds :math:`c`).
 
-    Cost: 1 round; each party sends :math:`(n-1) m / 8` bytes for :math:`m` elements; the dealer
-    sends each party 1 bit and 1 ring element (65 bits) per element.
+    Cost: 1 round; each party sends :math:`(n-1) \lceil m / 8 \rceil` bytes for :math:`m` elements
+    (one message of :math:`m` bits to each other party, in whole bytes); the dealer sends each party
+    1 bit and 1 ring element (65 bits) per element, :math:`\lceil 65 m / 8 \rceil` bytes.
     """
     n = bit.shape[0]
     shape = tuple(bit.shape[1:])

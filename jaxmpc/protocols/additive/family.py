@@ -18,7 +18,8 @@ party):
   local (SecureML, 2 parties only): free.
 - ``xor_share``: as ``share``, with XOR.
 - ``and``: 1 round, :math:`16(n-1)` bytes sent per word, 24 dealt.
-- ``b2a``: 1 round, :math:`(n-1)m/8` bytes sent, :math:`65m/8` dealt.
+- ``b2a``: 1 round, :math:`(n-1) \lceil m/8 \rceil` bytes sent, :math:`\lceil 65m/8 \rceil` dealt
+  (messages are whole bytes).
 - ``msb``: :math:`L(n) + 8` rounds (:func:`jaxmpc.protocols.additive.binary.msb_rounds`); bytes
   from :func:`jaxmpc.protocols.additive.binary.msb_words`.
 """
@@ -67,7 +68,7 @@ FAMILY = interface.register(interface.Family(
         "xor_share": interface.Kernel(xor_share, "0 rounds; the dealer's masks", rounds=_const(0)),
         "and": interface.Kernel(binary.and_shares, "1 round; 16(n-1) sent, 24 dealt per word",
                                 rounds=_const(1)),
-        "b2a": interface.Kernel(binary.b2a_bit, "1 round; (n-1) m / 8 sent, 65 m / 8 dealt",
+        "b2a": interface.Kernel(binary.b2a_bit, "1 round; (n-1) ceil(m / 8) sent, ceil(65 m / 8) dealt",
                                 rounds=_const(1)),
         "msb": interface.Kernel(binary.msb_in_mode, "L(n) + 8 rounds; msb_words(n, m)",
                                 keys=binary.MSB_KEYS, rounds=binary.msb_rounds),
