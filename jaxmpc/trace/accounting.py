@@ -29,10 +29,10 @@ twice when a weakly-typed carry gets promoted). Use one or the other, not both. 
 ``lax.switch`` trace every branch, so their records are the *sum* over branches (an upper bound).
 
 Caching. JAX caches the traces of ``jax.jit``-ed functions (also of ones nested inside ``fn``), and a
-cache hit does not re-run the Python code, so its records would be missing. While collecting, this
-module sets a :func:`jax.make_user_context` value that is part of JAX's tracing cache key to a fresh
-token on entry and after every record, so every jitted function that records is re-traced (only
-traced: :func:`cost` never compiles), each time it is called. It does not touch the caches used by
+cache hit does not re-run the Python code, so its records would be missing. While collecting, every
+jit trace cache misses, and a fresh token after each record makes a jitted function that recorded be
+traced again each time it is called (only traced: :func:`cost` never compiles); the mechanism is
+:mod:`jaxmpc.trace.collector`, shared with the diagnostics. It does not touch the caches used by
 normal (non-collecting) calls. Code that cannot be re-traced is still invisible: ahead-of-time
 compiled executables (``jit(f).lower(...).compile()``), jaxprs built once and evaluated with
 ``jax.core.eval_jaxpr``, and Python-level memoisation (``functools.cache``) of traced code.
@@ -41,28 +41,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import math
 from typing import Any, Callable
 
 import jax
 import numpy as np
 
-from . import diagnostics
+from . import collector, diagnostics
 from ..errors import InputTypeError, ProtocolError
 
-_ACTIVE: list["Tally"] = []
+_TALLIES = collector.Channel("accounting")  # the active tallies
 _REPEAT: list[int] = [1]
-
-# A jit-cache-sensitive context: changing its value makes every jit/scan trace cache miss, so the
-# Python code of cached functions runs again while costs are collected (see "Caching" above).
-_TRACE_EPOCH = jax.make_user_context(None)
-_TOKENS = itertools.count(1)
-
-
-def _fresh_epoch() -> None:
-    """Set the trace-cache token to a new value (restored when the enclosing collection ends)."""
-    _TRACE_EPOCH(("jaxmpc.trace.accounting", next(_TOKENS))).__enter__()
 
 
 def _message_bytes(bits: int) -> int:
@@ -143,7 +132,7 @@ def record(name: str, *, n_parties: int, rounds: int = 0, elements_opened: int =
     others, and receives one of ``dealer_elements * dealer_bits`` bits from the dealer; the bytes
     are those messages rounded up to whole bytes (the bits are kept exact beside them).
     """
-    if not _ACTIVE:
+    if not _TALLIES:
         return
     k = _REPEAT[-1]
     n = int(n_parties)
@@ -155,9 +144,9 @@ def record(name: str, *, n_parties: int, rounds: int = 0, elements_opened: int =
                   dealer_bits_per_party=dealer, n_parties=n,
                   bytes_per_party=bytes_pp, bytes_total=n * bytes_pp,
                   dealer_bytes_per_party=_message_bytes(dealer)).scaled(k)
-    for t in list(_ACTIVE):
+    for t in list(_TALLIES.active):
         t.add(name, cost)
-    _fresh_epoch()  # a jitted function that recorded must be re-traced if it is called again
+    _TALLIES.refresh()  # a jitted function that recorded must be re-traced if it is called again
 
 
 @contextlib.contextmanager
@@ -187,10 +176,9 @@ def repeat(k: int):
 
 def collecting_now() -> bool:
     """Whether costs are being collected (code that skips a protocol can then trace it for its cost)."""
-    return bool(_ACTIVE)
+    return bool(_TALLIES)
 
 
-@contextlib.contextmanager
 def collecting():
     """Collect records made while the block runs (or traces) into a fresh :class:`Tally`.
 
@@ -198,25 +186,7 @@ def collecting():
     Prefer :func:`tally` / :func:`cost`, which only trace: *running* a jitted function inside this
     block re-traces and recompiles it.
     """
-    t = Tally()
-    _ACTIVE.append(t)
-    try:
-        with _TRACE_EPOCH(("jaxmpc.trace.accounting", next(_TOKENS))):
-            yield t
-    finally:
-        _ACTIVE.remove(t)
-
-
-@contextlib.contextmanager
-def _isolated():
-    """Records inside go only to a fresh tally (not to the enclosing ones)."""
-    sub = Tally()
-    saved = list(_ACTIVE)
-    _ACTIVE[:] = [sub]
-    try:
-        yield sub
-    finally:
-        _ACTIVE[:] = saved
+    return _TALLIES.collecting(Tally())
 
 
 def scan(f: Callable, init, xs=None, length: int | None = None, **kwargs):
@@ -235,7 +205,7 @@ def scan(f: Callable, init, xs=None, length: int | None = None, **kwargs):
         7
     """
     f, finish = diagnostics.scan_body(f)  # carries jaxmpc.trace.diagnostics out of the loop (no-op when off)
-    if not _ACTIVE:
+    if not _TALLIES:
         return finish(jax.lax.scan(f, init, xs, length, **kwargs))
     if length is None:
         leaves = jax.tree_util.tree_leaves(xs)
@@ -246,15 +216,15 @@ def scan(f: Callable, init, xs=None, length: int | None = None, **kwargs):
     traces: list[Tally] = []
 
     def body(carry, x):
-        with _isolated() as sub:
+        with _TALLIES.isolated(Tally()) as sub:  # the body's records go only to its own tally
             traces.append(sub)
             return f(carry, x)
 
     out = jax.lax.scan(body, init, xs, length, **kwargs)
     if traces:
-        for t in _ACTIVE:
+        for t in _TALLIES.active:
             t.merge(traces[-1], int(length))
-        _fresh_epoch()
+        _TALLIES.refresh()
     return finish(out)
 
 
@@ -432,19 +402,11 @@ class CostReport:
                 for name, c in self.ops.items()]
         t = self.total
         total = ("total", t.calls, t.rounds, t.elements_opened, t.bytes_per_party, t.dealer_bytes_per_party)
-        cells = [head] + [tuple(_fmt_cell(v) for v in r) for r in rows + [total]]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
-
-        def line(r):
-            return "  ".join(r[0].ljust(widths[0]) if i == 0 else r[i].rjust(widths[i])
-                             for i in range(len(head)))
-
-        rule = "-" * len(line(head))
-        out = [f"cost of one run, {self.n_parties} parties (traced, per vmap element)", line(head), rule]
-        out += [line(r) for r in cells[1:-1]] if rows else ["(no communication recorded)"]
-        out += [rule, line(cells[-1]),
-                f"bytes/party {_fmt_bytes(t.bytes_per_party)}, all parties {_fmt_bytes(t.bytes_total)}, "
-                f"dealer/party {_fmt_bytes(t.dealer_bytes_per_party)}"]
+        out = [f"cost of one run, {self.n_parties} parties (traced, per vmap element)"]
+        out += collector.table(head, [tuple(_fmt_cell(v) for v in r) for r in rows],
+                               tuple(_fmt_cell(v) for v in total), empty="(no communication recorded)")
+        out.append(f"bytes/party {_fmt_bytes(t.bytes_per_party)}, all parties {_fmt_bytes(t.bytes_total)}, "
+                   f"dealer/party {_fmt_bytes(t.dealer_bytes_per_party)}")
         if models:
             out.append("ESTIMATED online time = rounds x latency + bytes/party / bandwidth "
                        "(a network model, not a measurement):")

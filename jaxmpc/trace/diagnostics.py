@@ -83,7 +83,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -92,6 +91,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax._src import core as _core  # the current trace, to refuse observations from nested traces
 
+from . import collector
 from ..core import fixedpoint, ring
 from ..errors import InputTypeError, ProtocolError, UnknownNameError
 
@@ -276,21 +276,13 @@ class Report:
                          f"{_bits(r['max_abs']):.1f}" if r["max_abs"] > 0 else "-",
                          f"{r['max_abs'] / 2.0**HEADROOM_BITS:.2g}",
                          "-" if r["first_bad"] < 0 else str(r["first_bad"])))
-        cells = [head] + rows
-        widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
-
-        def line(c):
-            return "  ".join(c[0].ljust(widths[0]) if i == 0 else c[i].rjust(widths[i])
-                             for i in range(len(head)))
-
-        rule = "-" * len(line(head))
         runs = self.runs()
         verdict = "OK: no wrap-around, no failure" if self.total()["wraps"] + \
             self.total()["failures"] == 0 else "FAILED: see wraps / failures"
         out = [f"diagnostics ({runs} run{'s' if runs != 1 else ''}; counts summed over runs and loop "
-               f"steps; simulator-only information)", line(head), rule]
-        out += [line(c) for c in rows[:-1]] if len(rows) > 1 else ["(no protocol call observed)"]
-        out += [rule, line(rows[-1]), verdict]
+               f"steps; simulator-only information)"]
+        out += collector.table(head, rows[:-1], rows[-1], empty="(no protocol call observed)")
+        out.append(verdict)
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -341,15 +333,13 @@ class _Collector:
         self.stepped.append(name)
 
 
-_ACTIVE: list[_Collector] = []
+_COLLECTORS = collector.Channel("diagnostics")  # one _Collector per trace level, innermost last
 _LABELS: list[str] = []
-_TRACE_EPOCH = jax.make_user_context(None)  # part of JAX's trace-cache key (see "Limits")
-_TOKENS = itertools.count(1)
 
 
 def active() -> bool:
     """Whether diagnostics are being collected."""
-    return bool(_ACTIVE)
+    return bool(_COLLECTORS)
 
 
 @contextlib.contextmanager
@@ -366,15 +356,11 @@ def collecting(*, per_step: bool = False):
         2
     """
     c = _Collector(per_step)
-    _ACTIVE.append(c)
     # under a trace, make nested jit caches miss (see "Limits"); not when running eagerly, where the
     # token would recompile every primitive
     eager = isinstance(c.trace, _core.EvalTrace)
-    try:
-        with contextlib.nullcontext() if eager else _TRACE_EPOCH(("jaxmpc.trace.diagnostics", next(_TOKENS))):
-            yield lambda: Report(c.calls, c.stepped)
-    finally:
-        _ACTIVE.remove(c)
+    with _COLLECTORS.collecting(c, fresh_caches=not eager):
+        yield lambda: Report(c.calls, c.stepped)
 
 
 def run(fn: Callable, *, per_step: bool = False) -> Callable:
@@ -410,7 +396,7 @@ def run(fn: Callable, *, per_step: bool = False) -> Callable:
 def label(name: str):
     """Name the calls observed inside by a prefix (``label("sgd")`` turns a truncation's
     ``"truncate/dealer"`` into ``"sgd/truncate/dealer"``). A no-op context when not collecting."""
-    if not _ACTIVE:
+    if not _COLLECTORS:
         return contextlib.nullcontext()
     return _labelled(name)
 
@@ -425,7 +411,7 @@ def _labelled(name: str):
 
 
 def _observe(name: str, s: Stats) -> None:
-    _ACTIVE[-1].add("/".join(_LABELS + [name]), s)
+    _COLLECTORS.top.add("/".join(_LABELS + [name]), s)
 
 
 def scan_body(f: Callable):
@@ -435,21 +421,17 @@ def scan_body(f: Callable):
     output; ``finish`` turns the scan's result back into ``f``'s and adds the per-step statistics,
     aggregated over steps, to the enclosing collection. Without a collection: ``(f, identity)``.
     """
-    if not _ACTIVE:
+    if not _COLLECTORS:
         return f, lambda out: out
 
     def body(carry, x):
-        c = _Collector()
-        _ACTIVE.append(c)
-        try:
+        with _COLLECTORS.collecting(_Collector(), fresh_caches=False) as c:  # the body's trace level
             carry, y = f(carry, x)
-        finally:
-            _ACTIVE.remove(c)
         return carry, (y, Report(c.calls))
 
     def finish(out):
         carry, (ys, steps) = out
-        target = _ACTIVE[-1]
+        target = _COLLECTORS.top
         for name, s in steps.calls.items():
             if target.per_step:
                 target.add_steps(name, s)
@@ -507,7 +489,7 @@ def observe_product(name: str, x: jax.Array, y: jax.Array, z: jax.Array, op: Cal
                     y_public: bool = False) -> None:
     """Hook: the ring product ``z = op(x, y)`` before truncation (shares ``uint64[n, ...]``; ``y``
     may be a public ring array with ``y_public=True``). Nothing is traced unless collecting."""
-    if not _ACTIVE:
+    if not _COLLECTORS:
         return
     xf, yf = _open(x, False).astype(_F64), _open(y, y_public).astype(_F64)
     exact = _float_twin(op)(xf, yf)
@@ -525,7 +507,7 @@ def observe_product(name: str, x: jax.Array, y: jax.Array, z: jax.Array, op: Cal
 
 def observe_truncation(name: str, x: jax.Array, divisor, y: jax.Array) -> None:
     """Hook: shares ``y`` of about ``x / divisor`` from shares ``x`` (``uint64[n, ...]``)."""
-    if not _ACTIVE:
+    if not _COLLECTORS:
         return
     xv, yv = _open(x, False), _open(y, False)
     d = jnp.broadcast_to(ring.to_signed(jnp.asarray(divisor, ring.DTYPE)), xv.shape)
@@ -543,7 +525,7 @@ def observe_precisions(name: str, a, b) -> None:
     compared while tracing) must have the same precision; a mismatch counts as a failure (the
     result would be decoded at the wrong scale). Skipped inside nested transformations, where local
     operations are allowed to run."""
-    if not _ACTIVE or _core.trace_ctx.trace is not _ACTIVE[-1].trace:
+    if not _COLLECTORS or _core.trace_ctx.trace is not _COLLECTORS.top.trace:
         return
     _observe(name, _stats(1, failures=a.precision != b.precision))
 
@@ -553,14 +535,14 @@ def observe_precision_range(fxp) -> None:
     range-checked while tracing; one outside ``0..max_precision(base)`` counts as a failure under
     ``"precision range"`` (such a run decodes to NaN). Concrete precisions raise when the
     ``FixedPoint`` is made, so they are not observed; nor inside nested transformations."""
-    if not _ACTIVE or _core.trace_ctx.trace is not _ACTIVE[-1].trace or fxp.concrete_precision() is not None:
+    if not _COLLECTORS or _core.trace_ctx.trace is not _COLLECTORS.top.trace or fxp.concrete_precision() is not None:
         return
     _observe("precision range", _stats(1, failures=~fxp.valid))
 
 
 def observe_encoding(name: str, x, v: jax.Array, fxp) -> None:
     """Hook: the encoding ``v = encode(x)`` of a real array ``x`` by ``fxp`` (a ``FixedPoint``)."""
-    if not _ACTIVE or fxp is None:
+    if not _COLLECTORS or fxp is None:
         return
     xf = jnp.asarray(x, _F64)
     s = jnp.where(fxp.valid, fxp.scale, 1.0)  # an out-of-range precision counts under "precision range"
