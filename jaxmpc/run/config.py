@@ -76,7 +76,7 @@ def compiler_options(backend: str | None = None) -> dict:
     task, the vmapped seed sweep and the MNIST-size training step); the results are bit-identical
     (integer arithmetic; ``tests/test_config.py`` checks it). ``experiments/bench.py
     --xla-options default`` compiles with JAX's defaults instead, for a comparison on the machine
-    at hand; recorded figures are in ``docs/performance.md``.
+    at hand (``docs/performance.md`` records a run with these options only).
 
     Plaintext float32 JAX does not gain, which is why these are per-compilation options
     (``jax.jit(..., compiler_options=...)``), not a process-wide ``XLA_FLAGS``. Other backends get
