@@ -4,21 +4,29 @@ Every record times a jit-compiled function after a warm-up (median of --repeats 
 block_until_ready), times its compilation separately, and divides by the plaintext time measured
 in the same process. jaxmpc's functions are compiled with jaxmpc's XLA options
 (``jaxmpc.config.compiler_options``; ``--xla-options default`` for JAX's defaults), plaintext
-functions with JAX's defaults (the options do not help float32 code: the plaintext MNIST-size
-step ran about 5% slower with them). Modes: ``protocol`` (the real protocol, bit-identical fast
-paths) and ``ideal`` (the ideal functionality for bilinear maps: exact product re-shared, same
-truncation protocol).
+functions with JAX's defaults (the options do not help float32 code). Modes: ``protocol`` (the
+real protocol, bit-identical fast paths) and ``ideal`` (the ideal functionality for bilinear maps:
+exact product re-shared, same truncation protocol).
 
-    python experiments/bench.py --json bench.json            # everything (a few minutes on 2 cores)
-    python experiments/bench.py --only seed_20 matmul_512
+    .venv/bin/python experiments/bench.py --json bench.json            # everything
+    .venv/bin/python experiments/bench.py --only seed_20 matmul_512
+    .venv/bin/python experiments/bench.py --json docs/performance.json  # the recorded run, then
+    .venv/bin/python experiments/performance.py                         # docs/performance.md from it
+
+The JSON holds ``{"machine": ..., "benchmarks": [...]}``: the machine record says where and when it
+ran (platform, CPU model and count, JAX and jaxlib versions, backend and device, the load average at
+the start and at the end, the UTC start time, the command line and the git commit), so that a figure
+never travels without its context.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -204,6 +212,53 @@ MODES = {"digits_mlp_step": ("protocol", "ideal"), "mnist_mlp_step": ("protocol"
          "matmul_512": ("protocol", "ideal"), "matmul_1024": ("protocol", "ideal")}
 
 
+def _load_average():
+    """The 1, 5 and 15 minute load averages, or None where the OS has none."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def _cpu_model():
+    """The CPU's model name (from /proc/cpuinfo on Linux), else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _git_commit():
+    """The checked-out commit of the repository holding this script (``-dirty`` appended when
+    tracked files under jaxmpc/ or experiments/ differ from it), or None outside a git checkout."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ":/jaxmpc", ":/experiments")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (commit + ("-dirty" if dirty else "")) or None
+
+
+def machine_record(argv=None):
+    """Where and when the benchmarks ran: what a figure needs beside it to be read later."""
+    import jaxlib
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "backend": jax.default_backend(),
+            "device": jax.devices()[0].device_kind, "device_count": jax.device_count(),
+            "cpus": os.cpu_count(), "cpu_model": _cpu_model(), "machine": platform.machine(),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "load_average_start": _load_average(), "load_average_end": None,
+            "command": " ".join(["python", "experiments/bench.py"] + list(sys.argv[1:] if argv is None else argv)),
+            "commit": _git_commit()}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="+", choices=sorted(BENCHES), help="run only these benchmarks")
@@ -220,13 +275,15 @@ def main(argv=None):
           f"{jax.devices()[0].device_kind}; jaxmpc's XLA options {OPTIONS}")
     print(f"{'name':>18} {'mode':>8} {'ms':>11} {'plain ms':>11} {'ratio':>9} {'compile s':>9}")
     jax.jit(lambda v: v + 1).lower(jnp.zeros((), jnp.uint64)).compile()  # JAX's one-time start-up
-    meta = {"jax": jax.__version__, "backend": jax.default_backend(), "cpus": os.cpu_count(),
-            "device": jax.devices()[0].device_kind, "machine": platform.machine(),
-            "python": platform.python_version(), "compiler_options": OPTIONS}
+    meta = machine_record(argv)
+    meta["compiler_options"] = OPTIONS
+    meta["repeats"], meta["default_repeats"] = args.repeats, p.get_default("repeats")
+    meta["only"] = args.only  # None: every benchmark
     out = []
     for name in names:
         for mode in MODES.get(name, ("protocol",)):
             out.append(BENCHES[name](mode, args.repeats))
+            meta["load_average_end"] = _load_average()
             if args.json:  # rewritten after every record: a run stopped early keeps what it measured
                 with open(args.json, "w") as f:
                     json.dump({"machine": meta, "benchmarks": out}, f, indent=1)

@@ -1,8 +1,9 @@
 r"""Exact matrix products modulo 2^64 of ``uint64`` arrays, built from fast floating-point GEMMs.
 
-XLA multiplies ``uint64`` matrices with a naive loop (on a 2-core CPU, 12x a float32 GEMM at
-n=128, 150x at n=512). :func:`matmul` computes the same bits from a few GEMMs that the hardware
-does fast.
+XLA multiplies ``uint64`` matrices with a naive loop (on CPU, many times slower than a float32
+GEMM of the same shape, and more so as the matrices grow). :func:`matmul` computes the same bits
+from a few GEMMs that the hardware does fast. ``experiments/bench_gemm.py`` times every method per
+shape against float32 and XLA's loop.
 
 Maths. Write each ring element in balanced (signed) digits of widths :math:`w_0, w_1, \dots` at
 offsets :math:`o_i = w_0 + \dots + w_{i-1}`, :math:`\sum_i w_i = 64`:
@@ -38,18 +39,18 @@ Methods (``method=``):
   :math:`P_{00}, K, P_{11}, A_0 B_2, A_2 B_0`. Terms: :math:`|A_0 B_0| \le 2^{42}`,
   :math:`|K| \le (2^{21} + 2^{20})^2 = 9 \cdot 2^{40}`, the others :math:`\le 2^{41}`, so
   :math:`k_{max} = \lfloor 2^{53} / (9 \cdot 2^{40}) \rfloor = 910`. Cost: 5 float64
-  :math:`mnk` GEMMs (one batched call); the plain split needs 6 and measured 10-20% slower.
+  :math:`mnk` GEMMs (one batched call); the plain split needs 6 (and measured slower).
 * ``"i8"``: 8 digits of 8 bits as int8 (balanced digits fit int8 exactly), int32 accumulation;
   the 36 products with :math:`i + j \le 7`, terms :math:`\le 2^{14}`, :math:`k_{max} = 131071`
   (in practice never chunked). Cost: 36 int8 :math:`mnk` GEMMs. For hardware with fast int8 GEMMs
-  (TPU MXU); on this CPU an int8 GEMM runs at float32 speed, so it loses to f64. **Not on GPUs**
-  (refused there, see :func:`methods`): XLA's GPU int8 GEMM (JAX 0.11.2, NVIDIA H200) returned
-  exactly twice the true product for some shapes, e.g. ``(5, 7) @ (7, 3)`` and
+  (TPU MXU); on the CPUs measured an int8 GEMM ran no faster than float32, so it loses to f64.
+  **Not on GPUs** (refused there, see :func:`methods`): XLA's GPU int8 GEMM (JAX 0.11.2, NVIDIA
+  H200) returned exactly twice the true product for some shapes, e.g. ``(5, 7) @ (7, 3)`` and
   ``(64, 64) @ (64, 64)`` (each one batched call of 36 int8 GEMMs), while 128^3 to 2048^3 were
   exact; with XLA's Triton GEMMs switched off, cuBLASLt had no int8 kernel for the batched call.
 * ``"f32"``: the same 8-bit digits as float32 (HIGHEST precision, so no TF32 on GPUs), exact to
   :math:`2^{24}`: :math:`k_{max} = 1024`. Cost: 36 float32 :math:`mnk` GEMMs. For hardware with
-  fast float32 but slow float64 and no int8 GEMMs; the slowest of the three here.
+  fast float32 but slow float64 and no int8 GEMMs; the slowest of the three on CPU.
 
 Automatic choice (``method=None``): :func:`choose_method`, from the backend and the static shapes.
 
@@ -130,8 +131,8 @@ SCHEMES = {
 }
 METHODS = ("xla",) + tuple(SCHEMES)
 
-# CPU crossover, measured on a 2-core AMD EPYC (JAX 0.10): XLA's integer loop is fast while a
-# column of ``b`` stays in cache (small ``n`` or ``k``), and the digit split costs
+# CPU crossover, chosen from experiments/bench_gemm.py on a 2-core CPU: XLA's integer loop is fast
+# while a column of ``b`` stays in cache (small ``n`` or ``k``), and the digit split costs
 # O(P (mk + kn + mn)) elementwise work that only pays off once every dimension is moderate.
 CPU_MIN_M, CPU_MIN_KN, CPU_MIN_MACS = 16, 64, 1 << 19
 
@@ -140,14 +141,14 @@ def choose_method(m: int, k: int, n: int, batch: int = 1, backend: str | None = 
     """The method ``method=None`` picks for a product ``(batch, m, k) @ (batch, k, n)``.
 
     CPU: ``"f64"`` if ``m >= 16``, ``k >= 64``, ``n >= 64`` and ``batch m k n >= 2^19``, else
-    ``"xla"`` (measured: ``"xla"`` wins, by up to 3x, or ties on most shapes below that, e.g.
-    (1024, 1024, 1), (1024, 32, 1024), (128, 128, 10); ``"f64"`` wins 1.3x to 5x on (64, 128, 64),
-    (128, 64, 128), (256, 64, 256), 2x to 3x at 128^3 and on (16, 2048, 1024), about 10x at 512^3
-    and 1024^3; it loses up to 1.4x on 80^3 to 112^3 and (1024, 64, 64)). GPU: ``"f64"`` (measured
-    on an NVIDIA H200 with ``experiments/bench_gemm.py``, ms: 128^3 0.11 against 0.10 for
-    ``"xla"``, 128x784x128 0.11 / 0.14, 512^3 0.22 / 0.21, 1024^3 0.58 / 0.98, 2048^3 2.8 / 8.6).
-    Other backends: ``"xla"``. A batch that reaches :func:`matmul` through ``jax.vmap`` is not
-    seen here: the choice is made per example.
+    ``"xla"`` (chosen from ``experiments/bench_gemm.py``: below the thresholds ``"xla"`` wins or
+    ties on most shapes, e.g. (1024, 1024, 1), (1024, 32, 1024), (128, 128, 10); above them
+    ``"f64"`` wins, e.g. on (64, 128, 64), (128, 64, 128), (256, 64, 256), (16, 2048, 1024) and
+    cubes from 128^3, by more the larger the product; it loses a little on a few shapes just above,
+    80^3 to 112^3 and (1024, 64, 64)). GPU: ``"f64"`` (on an NVIDIA H200, with the same script, it
+    ties ``"xla"`` up to 512^3 and wins from 1024^3 up, by more the larger the product). Other
+    backends: ``"xla"``. A batch that reaches :func:`matmul` through ``jax.vmap`` is not seen here:
+    the choice is made per example.
     """
     backend = backend or jax.default_backend()
     if backend == "cpu":
@@ -176,7 +177,7 @@ def _operands(v: jax.Array, scheme: _Scheme, side: int) -> jax.Array:
     ``((u >> o_{p,t}) & (2^{w_{p,t}} - 1)) - 2^{w_{p,t} - 1}`` of :math:`u = v + H`, with per-row
     constant shifts and masks (a missing term has mask 0 and offset 0). No per-operand pieces are
     stacked together: a concatenation fuses every producer's code once per piece, which costs
-    compile time (the 128x784x128 limb product compiled in 0.53 s that way, 0.23 s this way)."""
+    compile time."""
     offs, widths = scheme.offsets, scheme.widths
     combos = [p[side] for p in scheme.products]
     n_terms = max(len(c) for c in combos)
@@ -319,9 +320,9 @@ def matmul_small(a, b) -> jax.Array:
     Under ``vmap`` the run-time choice becomes a select, so both branches are computed. A tiny
     product (at most ``TINY_MACS`` multiply-adds, e.g. the seed task's 4x2 @ 2x2) is XLA's integer
     loop alone: exact, as fast, and one kernel to compile instead of a bound, a branch and two
-    products (seed task compile 3.2-3.5 s -> 1.7-2.0 s). Not beyond that: for the MNIST step's
+    products, which shortens the seed task's compile. Not beyond that: for the MNIST step's
     products with 10 classes (128x128 @ 128x10, 164K multiply-adds), where :func:`matmul` picks
-    the loop for uniform ring values, the float GEMM is faster in the step (14 ms, not 23 ms).
+    the loop for uniform ring values, the float GEMM made the step faster.
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
     if a.dtype == _U64 and b.dtype == _U64 and _macs(a.shape, b.shape) <= TINY_MACS:

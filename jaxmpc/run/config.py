@@ -72,20 +72,15 @@ def compiler_options(backend: str | None = None) -> dict:
     A jaxmpc program is a long chain of small integer kernels: uint64 shares of a few elements per
     party in a training step, stacked by ``vmap`` over hundreds of configurations in a sweep. On
     the CPU, XLA's older loop emitters (``xla_cpu_use_fusion_emitters=False``) compile such kernels
-    much faster than its MLIR fusion emitters and run them as fast or faster; the results are
-    bit-identical (integer arithmetic; ``tests/test_config.py`` checks it). Measured in
-    alternation on a 2-core AMD EPYC (JAX 0.10.2, one core):
+    faster than its MLIR fusion emitters and run them as fast or faster (measured on the seed
+    task, the vmapped seed sweep and the MNIST-size training step); the results are bit-identical
+    (integer arithmetic; ``tests/test_config.py`` checks it). ``experiments/bench.py
+    --xla-options default`` compiles with JAX's defaults instead, for a comparison on the machine
+    at hand (``docs/performance.md`` records a run with these options only).
 
-    - seed task, 20 iterations: compile 1.9 - 2.4 s instead of 3.5 - 3.7 s, a run 150 us either way;
-    - the vmapped 256-run seed sweep: 6.5 - 6.8 ms instead of 8.0 - 8.3 ms, compile 2.4 - 2.7 s
-      instead of 4.5 - 4.7 s;
-    - MNIST-size training step (both cores): compile 4.0 - 5.7 s instead of 5.1 - 7.2 s, step time
-      within the noise.
-
-    Plaintext float32 JAX does not gain (in alternation, the plaintext MNIST-size step took 1.09 -
-    1.16 ms with them against 1.03 - 1.08 ms without), which is why these are per-compilation
-    options (``jax.jit(..., compiler_options=...)``), not a process-wide ``XLA_FLAGS``. Other
-    backends get ``{}``.
+    Plaintext float32 JAX does not gain, which is why these are per-compilation options
+    (``jax.jit(..., compiler_options=...)``), not a process-wide ``XLA_FLAGS``. Other backends get
+    ``{}``.
 
     An XLA that does not know an option refuses to compile, so the options are tried once per
     backend on a trivial program; if they are refused (another JAX version), this returns ``{}``

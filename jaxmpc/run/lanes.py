@@ -4,9 +4,9 @@ r"""``jax.vmap`` with the run axis innermost: sweeps whose configurations are th
 works on arrays like ``uint64[256, 2, 4, 2]`` (256 configurations, 2 parties, a 4x2 matrix): its
 innermost dimension, the one XLA's CPU code vectorises, has 2 elements. :func:`vmap` computes the
 same function with the run axis *last* inside the program (``uint64[2, 4, 2, 256]``), so every
-elementwise share operation runs across configurations in full vector registers. The vmapped
-seed-task sweep of 256 runs took 4.1 ms instead of 5.8 ms (best of 15, one core), with the same
-results bit for bit.
+elementwise share operation runs across configurations in full vector registers, with the same
+results bit for bit. ``experiments/bench.py`` times the 256-run seed-task sweep both ways
+(``seed_sweep_256`` and ``seed_sweep_256_lanes``; recorded figures in ``docs/performance.md``).
 
 How: ``fn`` is traced once for one run (``jax.make_jaxpr``) and its equations are evaluated with
 every batched value carrying the run axis last. Rules for the primitives that dominate jaxmpc's

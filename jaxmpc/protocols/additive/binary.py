@@ -205,10 +205,11 @@ def _carry_tree(triple, g: jax.Array, p: jax.Array, transcript) -> jax.Array:
     each word holds 64 elements, element ``64 i + t`` at bit ``t``. Six rounds; about :math:`3m`
     words opened and :math:`5m` dealt in all (:func:`adder_words`), where the Kogge-Stone prefix
     levels that it replaced opened :math:`22m` and dealt :math:`33m`. The levels are unrolled
-    (their shapes shrink), each level's output is stored once (:func:`jaxmpc.core.ring.materialize`; a
-    ReLU of :math:`10^6` elements took 300 ms instead of 100-116 ms when XLA fused every level into
-    the next), and the triple is drawn once and sliced per level. Level 5 uses only the first of
-    its two triples: the second is drawn (:math:`2 \lceil m/64 \rceil` words) but not dealt.
+    (their shapes shrink), each level's output is stored once (:func:`jaxmpc.core.ring.materialize`:
+    when XLA fused every level into the next, it recomputed each level inside the next one's
+    kernels and a large ReLU ran much slower), and the triple is drawn once and sliced per
+    level. Level 5 uses only the first of its two triples: the second is drawn
+    (:math:`2 \lceil m/64 \rceil` words) but not dealt.
     """
     n, used = g.shape[0], 0
     gp = jnp.stack([g, p], axis=1)  # [n, 2, words]: generate and propagate travel together

@@ -161,7 +161,7 @@ def _divider(d: jax.Array):
     :math:`\lfloor v/d \rfloor = \lfloor m v / 2^{63+l} \rfloor`, i.e. the high word of the
     128-bit product :math:`m v` shifted right by :math:`l - 1` (:math:`d = 1`: :math:`v`). Four
     32-bit multiplies per element that vectorise, instead of a 64-bit division that does not
-    (measured 3x faster on this CPU); :math:`m` costs one 64-step long division per scalar.
+    (measured faster on CPU); :math:`m` costs one 64-step long division per scalar.
     An array ``d`` (one divisor per element) uses the hardware division.
     """
     if jnp.ndim(d) != 0:
