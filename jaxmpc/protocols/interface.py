@@ -31,8 +31,11 @@ A family also says which truncation options it offers (``check_truncation``). Th
 (bit-exact shares at the least work), ``"faithful"`` (every party's share computed as written) and
 ``"ideal"`` (the ideal functionality: exact outputs freshly shared, the protocol's cost recorded).
 
-Each :class:`Kernel` holds its body and its cost formula (rounds and bytes per party, as text; the
-tallies of :mod:`jaxmpc.trace.accounting` are what tests check against).
+Each :class:`Kernel` holds its body and its cost formula: as text (:attr:`Kernel.cost`) and, where the
+family gives it, as a function (:attr:`Kernel.formula`) of the protocol and the element counts of
+:data:`FORMULA_SIZES`, returning ``(rounds, bytes sent per party, bytes dealt per party)``.
+``tests/test_complexity_doc.py`` checks every formula against the tallies of
+:mod:`jaxmpc.trace.accounting` (the code that runs), and ``docs/complexity.md`` shows both.
 
 Example:
     >>> import jaxmpc
@@ -54,6 +57,18 @@ from ..errors import InputTypeError, ProtocolError, ShareMismatchError
 KERNELS = ("share", "open", "product", "square_sum", "truncate", "truncate_many", "xor_share", "and",
            "b2a", "msb")
 MODES = ("protocol", "faithful", "ideal")
+FORMULA_SIZES = {  # the arguments of each kernel's Kernel.formula after the Protocol
+    "share": "m: ring values shared",
+    "open": "m: ring values opened",
+    "product": "x, y, z: elements of the operands and of the product (its truncation apart)",
+    "square_sum": "x: elements of x (the truncation of the sum apart)",
+    "truncate": "m, truncation: elements, the truncation option",
+    "truncate_many": "m, truncation: elements of all the arrays together, the truncation option",
+    "xor_share": "m: words shared",
+    "and": "m: words AND-ed",
+    "b2a": "m: bits converted",
+    "msb": "m: elements compared",
+}
 
 
 def check_mode(mode) -> None:
@@ -75,12 +90,21 @@ class Protocol:
 @dataclasses.dataclass(frozen=True)
 class Kernel:
     """One kernel of a family: its body, its cost formula (rounds; bytes sent per party, as text),
-    the number of keys it takes and, where no option changes them, its rounds at ``n`` parties."""
+    the number of keys it takes, where no option changes them its rounds at ``n`` parties, and the
+    cost formula as a function.
+
+    ``formula(p, *sizes) -> (rounds, bytes sent per party, bytes dealt per party)`` for the
+    :class:`Protocol` ``p`` and the kernel's :data:`FORMULA_SIZES`, counted as
+    :mod:`jaxmpc.trace.accounting` counts (each message rounded up to whole bytes); ``None`` where
+    the family gives only the text. It must equal the traced :func:`jaxmpc.cost` of the kernel's
+    calls (``tests/test_complexity_doc.py`` checks it for every registered family).
+    """
 
     body: Callable
     cost: str
     keys: int = 1  # keys the body takes, split by the caller (1: a single key)
     rounds: Callable[[int], int] | None = None  # rounds at n parties, where no option changes them
+    formula: Callable[..., tuple[int, int, int]] | None = None  # (p, *sizes) -> (rounds, sent, dealt)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,2 +1,3 @@
-"""Tasks: the tutorial task of the seed notebook and the data sets the experiments use."""
-from . import data, tutorial
+"""Tasks: the tutorial task of the seed notebook, the data sets the experiments use, and the
+complexity table of docs/complexity.md (:mod:`~jaxmpc.tasks.complexity`)."""
+from . import complexity, data, tutorial

@@ -13,15 +13,21 @@ party):
 - ``open``: 1 round, :math:`8(n-1)m` bytes sent.
 - ``product``: Beaver, 1 round, :math:`8(n-1)(|x|+|y|)` sent, :math:`8(|x|+|y|+|z|)` dealt; then
   ``truncate`` of :math:`z` when both operands are fixed point.
-- ``square_sum``: 1 round, :math:`8(n-1)(|x|+1)` sent; then ``truncate`` of one element.
+- ``square_sum``: 1 round, :math:`8(n-1)|x|` sent, :math:`8(|x|+1)` dealt; then ``truncate`` of
+  one element.
 - ``truncate`` / ``truncate_many``: dealer, 1 round, :math:`8(n-1)m` sent, :math:`24m` dealt;
   local (SecureML, 2 parties only): free.
 - ``xor_share``: as ``share``, with XOR.
 - ``and``: 1 round, :math:`16(n-1)` bytes sent per word, 24 dealt.
 - ``b2a``: 1 round, :math:`(n-1) \lceil m/8 \rceil` bytes sent, :math:`\lceil 65m/8 \rceil` dealt
   (messages are whole bytes).
-- ``msb``: :math:`L(n) + 8` rounds (:func:`jaxmpc.protocols.additive.binary.msb_rounds`); bytes
-  from :func:`jaxmpc.protocols.additive.binary.msb_words`.
+- ``msb``: :math:`L(n) + 8` rounds (:func:`jaxmpc.protocols.additive.binary.msb_rounds`); with
+  :math:`(O, D)` = :func:`jaxmpc.protocols.additive.binary.msb_words` of :math:`(n, m)`,
+  :math:`8(n-1)O + (n-1)\lceil m/8 \rceil` sent, :math:`8D + \lceil 65m/8 \rceil` dealt (the
+  AND gates' words, then ``b2a``).
+
+Each formula is also a function (``Kernel.formula``, below), which ``tests/test_complexity_doc.py``
+checks against the traced tallies.
 """
 from __future__ import annotations
 
@@ -47,6 +53,51 @@ def _const(r: int):
     return lambda n_parties: r
 
 
+# ---- the cost formulas as functions (Kernel.formula): (rounds, bytes sent, bytes dealt) per party --
+_W = ring.RING_BITS // 8  # bytes of a ring element
+
+
+def _bytes(bits: int) -> int:
+    """Whole bytes of one message of ``bits`` bits (as :mod:`jaxmpc.trace.accounting` counts)."""
+    return -(-int(bits) // 8)
+
+
+def _free(p, m):
+    return 0, 0, 0
+
+
+def _open(p, m):
+    return 1, _W * (p.n_parties - 1) * m, 0
+
+
+def _product(p, x, y, z):
+    return 1, _W * (p.n_parties - 1) * (x + y), _W * (x + y + z)
+
+
+def _square_sum(p, x):
+    return 1, _W * (p.n_parties - 1) * x, _W * (x + 1)
+
+
+def _truncate(p, m, method):
+    truncation.check_method(method, p.n_parties)
+    return (1, _W * (p.n_parties - 1) * m, 3 * _W * m) if method == "dealer" else (0, 0, 0)
+
+
+def _and(p, m):
+    return 1, 2 * _W * (p.n_parties - 1) * m, 3 * _W * m
+
+
+def _b2a(p, m):
+    return 1, (p.n_parties - 1) * _bytes(m), _bytes((ring.RING_BITS + 1) * m)
+
+
+def _msb(p, m):
+    opened, dealt = binary.msb_words(p.n_parties, m)
+    _, b2a_sent, b2a_dealt = _b2a(p, m)
+    return (binary.msb_rounds(p.n_parties), _W * (p.n_parties - 1) * opened + b2a_sent,
+            _W * dealt + b2a_dealt)
+
+
 FAMILY = interface.register(interface.Family(
     name="additive",
     rings=(ring.RING_BITS,),
@@ -56,21 +107,27 @@ FAMILY = interface.register(interface.Family(
     check_truncation=truncation.check_method,
     doc="semi-honest, any n - 1 of n parties colluding, a trusted dealer",
     kernels={
-        "share": interface.Kernel(share, "0 rounds; the dealer's masks", rounds=_const(0)),
-        "open": interface.Kernel(ring.party_sum, "1 round; 8(n-1) m bytes sent", rounds=_const(1)),
+        "share": interface.Kernel(share, "0 rounds; the dealer's masks", rounds=_const(0),
+                                  formula=_free),
+        "open": interface.Kernel(ring.party_sum, "1 round; 8(n-1) m bytes sent", rounds=_const(1),
+                                 formula=_open),
         "product": interface.Kernel(beaver.product, "1 round; 8(n-1)(|x|+|y|) sent, "
-                                    "8(|x|+|y|+|z|) dealt; + truncate(|z|)"),
-        "square_sum": interface.Kernel(beaver.square_sum, "1 round; 8(n-1)(|x|+1) sent, 8(|x|+1) "
-                                       "dealt; + truncate(1)"),
+                                    "8(|x|+|y|+|z|) dealt; + truncate(|z|)",
+                                    formula=_product),
+        "square_sum": interface.Kernel(beaver.square_sum, "1 round; 8(n-1) |x| sent, 8(|x|+1) "
+                                       "dealt; + truncate(1)", formula=_square_sum),
         "truncate": interface.Kernel(truncation.truncate_shares, "dealer: 1 round, 8(n-1) m sent, "
-                                     "24 m dealt; local: free"),
-        "truncate_many": interface.Kernel(truncation.truncate_many, "as truncate on the total"),
-        "xor_share": interface.Kernel(xor_share, "0 rounds; the dealer's masks", rounds=_const(0)),
+                                     "24 m dealt; local: free", formula=_truncate),
+        "truncate_many": interface.Kernel(truncation.truncate_many, "as truncate on the total",
+                                          formula=_truncate),
+        "xor_share": interface.Kernel(xor_share, "0 rounds; the dealer's masks", rounds=_const(0),
+                                      formula=_free),
         "and": interface.Kernel(binary.and_shares, "1 round; 16(n-1) sent, 24 dealt per word",
-                                rounds=_const(1)),
+                                rounds=_const(1), formula=_and),
         "b2a": interface.Kernel(binary.b2a_bit, "1 round; (n-1) ceil(m / 8) sent, ceil(65 m / 8) dealt",
-                                rounds=_const(1)),
-        "msb": interface.Kernel(binary.msb_in_mode, "L(n) + 8 rounds; msb_words(n, m)",
-                                keys=binary.MSB_KEYS, rounds=binary.msb_rounds),
+                                rounds=_const(1), formula=_b2a),
+        "msb": interface.Kernel(binary.msb_in_mode, "L(n) + 8 rounds; (O, D) = msb_words(n, m): "
+                                "8(n-1) O + (n-1) ceil(m / 8) sent, 8 D + ceil(65 m / 8) dealt",
+                                keys=binary.MSB_KEYS, rounds=binary.msb_rounds, formula=_msb),
     },
 ))
