@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from typing import Callable
 
 import jax
@@ -48,7 +49,7 @@ from . import tutorial
 M = 1024  # elements of every elementwise input of the main tables
 SIZES = (1, 100)  # the element counts of the "other sizes" table (not multiples of 8 or 64)
 PARTIES = (2, 3, 5)
-FXP = FixedPoint(2, 16)
+FXP_BASE, FXP_PRECISION = 2, 16  # the encoding of every fixed-point input (built lazily: import makes no array)
 COMMAND = ".venv/bin/python experiments/complexity.py"
 SHAPES = {  # the inputs that are not M elements in a row
     "matmul": ((32, 32), (32, 32)),
@@ -62,8 +63,17 @@ Figures = tuple[int, int, int]  # (rounds, bytes sent per party, bytes dealt per
 _U = jnp.uint64
 
 
-def _sds(p: Protocol, shape, fxp=FXP) -> Shared:
+@functools.cache
+def _fxp() -> FixedPoint:
+    return FixedPoint(FXP_BASE, FXP_PRECISION)
+
+
+_DEFAULT = object()  # "the fixed-point encoding" (``None`` means a plain integer)
+
+
+def _sds(p: Protocol, shape, fxp=_DEFAULT) -> Shared:
     """An abstract shared value: shares ``uint64[n, *shape]``, no data."""
+    fxp = _fxp() if fxp is _DEFAULT else fxp
     return Shared(jax.ShapeDtypeStruct((p.n_parties,) + tuple(shape), _U), fxp, p)
 
 
@@ -132,7 +142,7 @@ class Case:
 def _product_case(name: str, inputs: str, m: int, integer: bool = False) -> Case:
     """``mul`` of two values of ``m`` elements (the second plain integer: no truncation)."""
     terms = (("product", m, m, m),) + (() if integer else (("truncate", m, DEFAULT_TRUNCATION),))
-    y_fxp = None if integer else FXP
+    y_fxp = None if integer else _DEFAULT
     return Case(name, inputs, lambda p: (arith.mul, (_key(), _sds(p, (m,)), _sds(p, (m,), y_fxp))), terms)
 
 
@@ -364,7 +374,7 @@ def _header() -> list[str]:
         "  The seed task is `jaxmpc.tasks.tutorial.run` (base 10, precision 3) with one step; its",
         f"  {tutorial.ITERATIONS} steps cost {tutorial.ITERATIONS} times that (sharing the data and the "
         "net is free).",
-        f"- Shares are fixed point ({FXP.base}^{FXP.precision}) unless a row says plain integer. Options "
+        f"- Shares are fixed point ({FXP_BASE}^{FXP_PRECISION}) unless a row says plain integer. Options "
         "are the",
         f"  defaults (`truncation=\"{DEFAULT_TRUNCATION}\"`, `mode=\"protocol\"`; every mode records "
         "the same",
