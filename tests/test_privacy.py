@@ -524,3 +524,40 @@ def test_control_leaky_randomness_is_detected(monkeypatch, protocol, n, leak):
         monkeypatch.undo()
         for fn in fns:
             fn.cache_clear()  # later tests trace the honest protocols again
+
+
+@functools.cache
+def _scheme_fn(n: int, scheme: str):
+    """One division by 7 per key with the truncation scheme ``scheme``: the shares of x and of the
+    dealer's material that the coalition holds (``pair``: the shares of r' = floor(r/7)), and the
+    opening."""
+    def one(key, xv):
+        k_x, k_t = jax.random.split(key)
+        x = jaxmpc.share(k_x, xv, FXP, n_parties=n)
+        tr: list = []
+        truncation.truncate_shares(k_t, x.shares, jnp.uint64(7), scheme, transcript=tr)
+        shares = {"x": x.shares}
+        if scheme == "pair":  # the material as truncate_shares draws it
+            r, m_q = ring.draw(jax.random.clone(k_t), n, *dealer.pair_specs(x.shape, n))
+            shares["q"] = ring.shares_from_mask(r // jnp.uint64(7), m_q)
+        return shares, {"c": tr[0]}
+
+    return jax.jit(jax.vmap(_twice(one), (0, None)))
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_pair_truncation_is_private_and_fixed_mask_is_rejected(n):
+    """``pair`` truncation passes the coalition test; ``fixed-mask`` (the constant pair r = r' = 0 of
+    Falcon's and Piranha's released code) opens x itself and must be rejected by the same statistic."""
+    def runs(scheme):
+        out = []
+        for i, secret in enumerate(SECRETS["div"]):
+            first, second = _np(_scheme_fn(n, scheme)(_keys(5000 + 10 * n + i), secret))
+            out.append(_merge(_pack(*first), _pack(*second)))
+        return out
+
+    honest = runs("pair")
+    for coalition in coalitions(n).values():
+        assert bonferroni(view_pvalues(*honest, coalition)) > ALPHA, ("pair", n, coalition)
+    leaky = runs("fixed-mask")
+    assert max(bonferroni(view_pvalues(*leaky, c)) for c in coalitions(n).values()) < 1e-30

@@ -115,7 +115,7 @@ def softmax_cross_entropy(key, logits: Shared, onehot, *, iterations: int = 10,
             plain-integer :class:`Shared` (``fxp=None``, no truncation), or a public array.
         iterations, exp_iterations: of :func:`jaxmpc.ops.approx.reciprocal` / :func:`~jaxmpc.ops.approx.exp`.
         log_iterations, log_order: of :func:`jaxmpc.ops.approx.log`.
-        truncation: ``"dealer"`` or ``"local"``.
+        truncation: a truncation option (:func:`jaxmpc.mul`).
     Returns:
         ``(loss, dloss)``: a scalar :class:`Shared` and a :class:`Shared` shaped like ``logits``.
 
@@ -183,7 +183,7 @@ def binary_cross_entropy_with_sigmoid(key, logits: Shared, targets, *, iteration
             :class:`Shared`, or public array.
         iterations, exp_iterations: of :func:`jaxmpc.ops.approx.sigmoid`.
         log_iterations, log_order: of :func:`jaxmpc.ops.approx.log`.
-        truncation: ``"dealer"`` or ``"local"``.
+        truncation: a truncation option (:func:`jaxmpc.mul`).
     Returns:
         ``(loss, dloss)``: a scalar :class:`Shared` and a :class:`Shared` shaped like ``logits``.
 

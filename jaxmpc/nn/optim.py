@@ -118,7 +118,7 @@ def sgd(learning_rate, *, key, momentum: float | None = None, truncation: str = 
         learning_rate: public :math:`\eta` (a float, or a traced scalar to ``vmap`` over).
         key: PRNG key for the truncations (keyword-only; split at every step).
         momentum: public :math:`\mu`, or None.
-        truncation: ``"dealer"`` or ``"local"``.
+        truncation: a truncation option (:func:`jaxmpc.mul`).
     Returns:
         An ``optax.GradientTransformation`` over pytrees of :class:`Shared`.
 

@@ -68,7 +68,9 @@ def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "p
     Args:
         key: PRNG key (one draw: the triple, and the dealer truncation's masks).
         x, y: :class:`Shared` values with broadcastable shapes, same parties and encoding.
-        truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
+        truncation: a truncation option of the protocol (additive: ``"dealer"``, the default, ``"local"``
+            (2 parties), ``"pair"``, ``"fixed-mask"`` (insecure), ``"exact"``; see
+            :mod:`jaxmpc.protocols.additive.truncation`).
         mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`beaver`.
     Returns:
         :class:`Shared` of the broadcast shape.
@@ -102,7 +104,9 @@ def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str =
         key: PRNG key.
         x: :class:`Shared` of shape ``(..., m, k)`` (or ``(k,)``).
         y: :class:`Shared` of shape ``(..., k, n)`` (or ``(k,)``).
-        truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
+        truncation: a truncation option of the protocol (additive: ``"dealer"``, the default, ``"local"``
+            (2 parties), ``"pair"``, ``"fixed-mask"`` (insecure), ``"exact"``; see
+            :mod:`jaxmpc.protocols.additive.truncation`).
         mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`beaver`.
     Returns:
         :class:`Shared` of shape ``(..., m, n)``.
@@ -240,7 +244,9 @@ def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, truncation: str = 
         x: :class:`Shared` ``(B, C, H, W)``.
         w: :class:`Shared` ``(O, C, kh, kw)``, same parties and encoding.
         stride, padding: ints or (height, width) pairs; zero padding on both sides.
-        truncation: ``"dealer"`` (default) or ``"local"`` (2 parties only).
+        truncation: a truncation option of the protocol (additive: ``"dealer"``, the default, ``"local"``
+            (2 parties), ``"pair"``, ``"fixed-mask"`` (insecure), ``"exact"``; see
+            :mod:`jaxmpc.protocols.additive.truncation`).
         mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`jaxmpc.protocols.additive.beaver`.
     Returns:
         :class:`Shared` ``(B, O, H_o, W_o)``.

@@ -25,7 +25,7 @@ def check(*, n_parties, truncation: str = "dealer", base: int = 10, precisions=(
     Args:
         n_parties: an int >= 2 that the protocol supports.
         truncation: a truncation option of the protocol at ``n_parties`` (additive: ``"dealer"``,
-            any party count, or ``"local"``, 2 parties only).
+            ``"pair"``, ``"fixed-mask"`` and ``"exact"`` at any party count, ``"local"`` at 2).
         base: 2 or 10.
         precisions: the precisions that will be used (each must fit the ring for ``base``).
         protocol, ring: the protocol family's name and the ring width in bits, as

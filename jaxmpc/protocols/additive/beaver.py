@@ -21,7 +21,7 @@ from . import dealer
 from ...core import ring
 from ..interface import check_mode
 from ..shared import Shared, common_fxp
-from .truncation import check_method, truncate_drawn, truncate_shares
+from .truncation import DRAWS, check_method, truncate_drawn, truncate_shares
 
 
 def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
@@ -110,10 +110,11 @@ def product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: str
             triple, trunc = dealer.with_truncation(key, specs, specs[2][1], x.n_parties)
         else:
             triple = trunc = None
+        key, k_trunc = _keys_for(key, truncation)
         z = beaver(key, x.shares, y.shares, op, name, mode, op_opened, masks=triple)
         diagnostics.observe_product(name, x.shares, y.shares, z, op)  # nothing unless collecting
         with diagnostics.label(name):
-            return x.like(_truncate_product(key, trunc, z, fxp.ring_scale, truncation), fxp)
+            return x.like(_truncate_product(k_trunc, trunc, z, fxp.ring_scale, truncation), fxp)
     fxp = x.fxp if x.fxp is not None else y.fxp  # a plain integer (e.g. a 0/1 bit) scales nothing
     z = beaver(key, x.shares, y.shares, op, name, mode, op_opened)
     diagnostics.observe_product(name, x.shares, y.shares, z, op)
@@ -139,7 +140,9 @@ def square_sum(key, x: Shared, divisor: int, truncation: str) -> Shared:
     if truncation == "dealer":  # the pair and the truncation's (scalar) material in one draw
         drawn, trunc = dealer.with_truncation(key, dealer.square_sum_specs(flat.shape[1:], n), (), n)
         a, a2 = dealer.complete_square_sum(*drawn)
+        k_trunc = key  # unused: the masks are drawn
     else:
+        key, k_trunc = _keys_for(key, truncation)
         a, a2 = dealer.square_sum_pair(key, flat.shape[1:], n)
         trunc = None
     accounting.record("square_sum", n_parties=n, rounds=1, elements_opened=int(flat.shape[1]),
@@ -150,15 +153,22 @@ def square_sum(key, x: Shared, divisor: int, truncation: str) -> Shared:
     diagnostics.observe_product("square_sum", flat, flat, z, lambda a, b: jnp.sum(a * b))
     divisor_ring = x.fxp.ring_scale * jnp.uint64(divisor)
     with diagnostics.label("square_sum"):
-        return x.like(_truncate_product(key, trunc, z, divisor_ring, truncation))
+        return x.like(_truncate_product(k_trunc, trunc, z, divisor_ring, truncation))
 
 
+def _keys_for(key, truncation: str):
+    """``(key of the product, key of its truncation)``: one split where the truncation draws material
+    of its own (``"pair"``, ``"exact"``); ``"dealer"`` draws beside the product (one key), and
+    ``"local"`` / ``"fixed-mask"`` draw nothing."""
+    if truncation in DRAWS and truncation != "dealer":
+        return tuple(jax.random.split(key))
+    return key, key
 
 
 def _truncate_product(key, trunc, z: jax.Array, divisor, truncation: str) -> jax.Array:
     """Truncation of a product's shares ``z``: dealer truncation with the masks ``trunc`` drawn
-    beside the product's material (:func:`jaxmpc.protocols.additive.dealer.with_truncation`), or local truncation
-    (``trunc`` is None), which draws nothing from ``key``."""
+    beside the product's material (:func:`jaxmpc.protocols.additive.dealer.with_truncation`), or
+    (``trunc`` is None) any other option with its own ``key``."""
     if trunc is not None:
         return truncate_drawn(trunc, z, divisor)
     return truncate_shares(key, z, divisor, truncation)

@@ -83,6 +83,19 @@ def truncation_masks(key, shape, n_parties: int):
     return tuple(ring.draw(key, n_parties, *truncation_specs(shape, n_parties)))
 
 
+def pair_specs(shape, n_parties: int) -> list[tuple]:
+    r"""Specs of a probabilistic truncation pair's draws: the dealer's ``r`` and the n-1 masks of
+    :math:`\lfloor r/d \rfloor`."""
+    shape = tuple(shape)
+    return [(ring.DEALER, shape), (n_parties - 1, shape)]
+
+
+def exact_specs(shape, n_parties: int) -> list[tuple]:
+    r"""Specs of exact truncation's draws: :func:`truncation_specs` and the n-1 masks of
+    :math:`r_{<63} \bmod d`."""
+    return truncation_specs(shape, n_parties) + [(n_parties - 1, tuple(shape))]
+
+
 def with_truncation(key, specs, trunc_shape, n_parties: int):
     r"""Material of several ``specs`` and the truncation masks of ``trunc_shape``, in ONE draw.
 

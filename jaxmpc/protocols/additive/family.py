@@ -16,6 +16,8 @@ party):
 - ``square_sum``: 1 round, :math:`8(n-1)|x|` sent, :math:`8(|x|+1)` dealt; then ``truncate`` of
   one element.
 - ``truncate`` / ``truncate_many``: dealer, 1 round, :math:`8(n-1)m` sent, :math:`24m` dealt;
+  pair, the same with :math:`16m` dealt; fixed-mask, the same with nothing dealt; exact, the
+  dealer's with :math:`32m` dealt, plus one ``msb`` of :math:`m` elements;
   local (SecureML, 2 parties only): free.
 - ``xor_share``: as ``share``, with XOR.
 - ``and``: 1 round, :math:`16(n-1)` bytes sent per word, 24 dealt.
@@ -80,7 +82,13 @@ def _square_sum(p, x):
 
 def _truncate(p, m, method):
     truncation.check_method(method, p.n_parties)
-    return (1, _W * (p.n_parties - 1) * m, 3 * _W * m) if method == "dealer" else (0, 0, 0)
+    if method == "local":
+        return 0, 0, 0
+    dealt = {"dealer": 3, "pair": 2, "fixed-mask": 0, "exact": 4}[method]
+    out = (1, _W * (p.n_parties - 1) * m, dealt * _W * m)
+    if method == "exact":  # and one msb of the m elements
+        out = tuple(a + b for a, b in zip(out, _msb(p, m)))
+    return out
 
 
 def _and(p, m):
@@ -117,7 +125,9 @@ FAMILY = interface.register(interface.Family(
         "square_sum": interface.Kernel(beaver.square_sum, "1 round; 8(n-1) |x| sent, 8(|x|+1) "
                                        "dealt; + truncate(1)", formula=_square_sum),
         "truncate": interface.Kernel(truncation.truncate_shares, "dealer: 1 round, 8(n-1) m sent, "
-                                     "24 m dealt; local: free", formula=_truncate),
+                                     "24 m dealt; pair: the same, 16 m dealt; fixed-mask: the same, "
+                                     "nothing dealt; exact: dealer's with 32 m dealt, + msb(m); "
+                                     "local: free", formula=_truncate),
         "truncate_many": interface.Kernel(truncation.truncate_many, "as truncate on the total",
                                           formula=_truncate),
         "xor_share": interface.Kernel(xor_share, "0 rounds; the dealer's masks", rounds=_const(0),

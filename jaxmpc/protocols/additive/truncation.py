@@ -12,6 +12,31 @@ Two protocols behind one static option, ``truncation``:
     on the signed views of their shares. No communication. Correct within 1 unit unless the two
     signed shares overflow when added, which happens with probability :math:`|x| / 2^{64}` over
     the (uniform) shares, and then the result is off by about :math:`2^{64}/d`: catastrophic.
+
+``"pair"`` (probabilistic truncation with a dealer pair, as ABY3, Mohassel & Rindal 2018, Sec. 5.1.1,
+and SecureQ8; any number of parties)
+    The dealer deals :math:`r` uniform in :math:`\mathbb{Z}_{2^{64}}` and
+    :math:`r' = \lfloor r/d \rfloor`; the parties open :math:`c = x + r` and output
+    :math:`\lfloor c/d \rfloor - r'`. Stochastic rounding (unbiased, within 1 unit) unless
+    :math:`x + r` wraps: for a fixed :math:`x` that happens with probability exactly
+    :math:`|x| / 2^{64}` over :math:`r` (:func:`pair_failure_rate`), and then the result is off
+    by :math:`2^{64}/d`: catastrophic. Values of :math:`\ell_x` bits fail with probability below
+    :math:`2^{\ell_x - 64}`.
+
+``"fixed-mask"`` (INSECURE, for audits of published code only)
+    The released code of Falcon and Piranha fixes the truncation pair to constants (Falcon: r = r' = 0),
+    so that the opening :math:`c = x + r` shows :math:`x` itself to every party. Simulated as
+    written with :math:`r = 0`: the parties open :math:`x` and party 0 takes
+    :math:`\lfloor x/d \rfloor` (two's complement). Error-free by construction (floor: within 1
+    unit, never catastrophic) and private in nothing: it reproduces those papers' precision sweeps,
+    not their security.
+
+``"exact"`` (deterministic round-to-nearest, faithful truncation with a secure comparison as in
+Escudero, Ghosh, Keller, Rachuri & Scholl, CRYPTO 2020; any number of parties)
+    Dealer truncation of :math:`x + \lfloor d/2 \rfloor` with its carry computed instead of
+    left to chance: the output is :math:`\lfloor (x + \lfloor d/2 \rfloor)/d \rfloor`, i.e.
+    :math:`x/d` rounded to the nearest integer (halves up), the same in every run. Valid for
+    :math:`|x| < 2^{62} - d`. Costs one ``msb`` more than ``"dealer"``.
 """
 from __future__ import annotations
 
@@ -21,12 +46,13 @@ import numpy as np
 from jax import lax
 
 from ...trace import accounting, diagnostics
-from . import dealer
+from . import binary, dealer
 from ...core import ring
 from ...errors import InputTypeError, ProtocolError, ShareMismatchError
 from ...core.keys import check_key
 
-METHODS = ("dealer", "local")
+METHODS = ("dealer", "local", "pair", "fixed-mask", "exact")
+DRAWS = ("dealer", "pair", "exact")  # the options that consume dealer material (and a key)
 MSB_SHIFT = dealer.MSB_SHIFT
 LOW_MASK = dealer.LOW_MASK
 
@@ -89,7 +115,7 @@ def truncate_shares(key, shares: jax.Array, divisor, truncation: str = "dealer",
         shares: ``uint64[n_parties, *shape]`` shares of a signed value :math:`x`.
         divisor: public positive integer :math:`d` below 2^62 (uint64 array data, may be traced): a
             scalar, or one divisor per element (an array of ``shape``).
-        truncation: ``"dealer"`` or ``"local"`` (static).
+        truncation: one of :data:`METHODS` (static; see the module docstring).
         transcript: if a list, the opened value ``c`` is appended to it (privacy tests; ``"local"``
             opens nothing).
     Returns:
@@ -116,18 +142,23 @@ def truncate_shares(key, shares: jax.Array, divisor, truncation: str = "dealer",
     ring elements per element to each party. ``"local"``: nothing.
     """
     check_key(key)
-    return _truncate(shares, divisor, truncation, transcript,
-                     lambda n: dealer.truncation_masks(key, shares.shape[1:], n))
+    return _truncate(shares, divisor, truncation, transcript, key)
 
 
 def truncate_drawn(masks, shares: jax.Array, divisor, transcript: list | None = None) -> jax.Array:
     """Dealer truncation (:func:`truncate_shares`, ``truncation="dealer"``) with its material already
     drawn: ``masks`` as :func:`jaxmpc.protocols.additive.dealer.truncation_masks` returns them, e.g. from
     :func:`jaxmpc.protocols.additive.dealer.with_truncation` in one draw with the product before it."""
-    return _truncate(shares, divisor, "dealer", transcript, lambda n: masks)
+    return _truncate(shares, divisor, "dealer", transcript, None, masks)
 
 
-def _truncate(shares, divisor, truncation, transcript, get_masks) -> jax.Array:
+def pair_failure_rate(x, ring_bits: int = ring.RING_BITS):
+    r"""The probability that ``"pair"`` truncation of the signed ring value :math:`x` is
+    catastrophically wrong: :math:`|x| / 2^{\ell}` (exact, over a uniform :math:`r`)."""
+    return np.abs(np.asarray(x, np.float64)) / 2.0 ** ring_bits
+
+
+def _truncate(shares, divisor, truncation, transcript, key, masks=None) -> jax.Array:
     _check_shares(shares, "truncate_shares")
     n = shares.shape[0]
     check_method(truncation, n)
@@ -143,10 +174,23 @@ def _truncate(shares, divisor, truncation, transcript, get_masks) -> jax.Array:
         out = ring.from_signed(jnp.stack([y0, y1]))
         diagnostics.observe_truncation("truncate/local", shares, d, out)  # nothing unless collecting
         return out
-
+    if truncation == "pair":
+        accounting.record("truncate/pair", n_parties=n, rounds=1, elements_opened=size,
+                          dealer_elements=2 * size)
+        return _pair_truncate(shares, d, ring.draw(key, n, *dealer.pair_specs(shares.shape[1:], n)),
+                              transcript)
+    if truncation == "fixed-mask":
+        accounting.record("truncate/fixed-mask", n_parties=n, rounds=1, elements_opened=size)
+        return _fixed_mask_truncate(shares, d, transcript)
+    if truncation == "exact":
+        accounting.record("truncate/exact", n_parties=n, rounds=1, elements_opened=size,
+                          dealer_elements=4 * size)
+        return _exact_truncate(key, shares, d, transcript)
     accounting.record("truncate/dealer", n_parties=n, rounds=1, elements_opened=size,
                 dealer_elements=3 * size)
-    return _dealer_truncate(shares, d, get_masks(n), transcript)
+    if masks is None:
+        masks = dealer.truncation_masks(key, shares.shape[1:], n)
+    return _dealer_truncate(shares, d, masks, transcript)
 
 
 _U = jnp.uint64
@@ -227,6 +271,80 @@ def _dealer_truncate(shares: jax.Array, d: jax.Array, masks, transcript) -> jax.
     return out
 
 
+def _pair_truncate(shares: jax.Array, d: jax.Array, masks, transcript) -> jax.Array:
+    r"""``"pair"`` truncation with the dealer's draws ``masks = (r, m_q)``: shares of
+    :math:`r' = \lfloor r/d \rfloor` (``m_q`` its first n-1 shares); the shares of :math:`r`
+    are never formed, the opening being their sum plus the parties' (the same bits)."""
+    r, m_q = masks
+    rq = ring.shares_from_mask(r // d, m_q)
+    c = ring.party_sum(shares) + r  # the only opening: uniform whatever x is
+    if transcript is not None:
+        transcript.append(c)
+    out = ring.add_to_party0(-rq, c // d)
+    diagnostics.observe_truncation("truncate/pair", shares, d, out)  # nothing unless collecting
+    return out
+
+
+def _fixed_mask_truncate(shares: jax.Array, d: jax.Array, transcript) -> jax.Array:
+    """``"fixed-mask"`` truncation: the constant pair r = r' = 0, so the opening is x (INSECURE)."""
+    c = ring.party_sum(shares)  # x + 0: the secret itself, to every party
+    if transcript is not None:
+        transcript.append(c)
+    y = ring.from_signed(jnp.floor_divide(ring.to_signed(c), d.astype(ring.SIGNED)))
+    out = ring.add_to_party0(jnp.zeros_like(shares), y)
+    diagnostics.observe_truncation("truncate/fixed-mask", shares, d, out)
+    return out
+
+
+def _exact_truncate(key, shares: jax.Array, d: jax.Array, transcript) -> jax.Array:
+    r"""``"exact"`` truncation: :math:`\lfloor (x + \lfloor d/2 \rfloor)/d \rfloor`, every run.
+
+    Protocol (the notation of :func:`truncate_shares`' dealer protocol, on
+    :math:`x' = x + \lfloor d/2 \rfloor + kd \in [0, 2^{63})`):
+        1. The dealer draws :math:`r` (its own) and shares :math:`r_{63}`,
+           :math:`q = \lfloor r_{<63}/d \rfloor` and :math:`\rho_r = r_{<63} \bmod d`.
+        2. The parties open :math:`c = x' + r`; with :math:`t = c_{63} \oplus r_{63}` (linear
+           in the shares), :math:`u = c_{<63} + 2^{63} t = x' + r_{<63}`, and
+           :math:`\lfloor u/d \rfloor = D_0 + t\,\delta` as in the dealer protocol.
+        3. :math:`\lfloor u/d \rfloor = \lfloor x'/d \rfloor + q + b` with the carry
+           :math:`b = [\,u \bmod d < \rho_r\,]`. :math:`u \bmod d = e_0 + t (e_1 - e_0)` for the
+           public :math:`e_0 = c_{<63} \bmod d` and :math:`e_1 = (e_0 + \rho) \bmod d`, so
+           :math:`w = u \bmod d - \rho_r \in (-d, d)` is linear in the shares, and
+           :math:`b` is the ``msb`` of :math:`w` (the secure comparison).
+        4. Output :math:`D_0 + t\,\delta - q - k - b`.
+
+    Cost: the dealer protocol's (1 round, :math:`8(n-1)` bytes sent per element) plus one ``msb``
+    of :math:`m` elements; the dealer deals 4 ring elements per element plus the msb's material.
+    """
+    n, shape = shares.shape[0], shares.shape[1:]
+    k_mat, k_msb = jax.random.split(key)
+    r, m_msb, m_q, m_rem = ring.draw(k_mat, n, *dealer.exact_specs(shape, n))
+    divide = _divider(d)
+    r_low = r & jnp.uint64(LOW_MASK)
+    r_quo = divide(r_low)
+    r_msb = ring.shares_from_mask(r >> MSB_SHIFT, m_msb)
+    q = ring.shares_from_mask(r_quo, m_q)
+    rem = ring.shares_from_mask(r_low - r_quo * d, m_rem)
+    q63 = jnp.uint64(1 << MSB_SHIFT) // d
+    k = q63 >> jnp.uint64(1)
+    rho = jnp.uint64(1 << MSB_SHIFT) - q63 * d
+    c = ring.party_sum(shares) + (d >> jnp.uint64(1)) + k * d + r  # the opening
+    if transcript is not None:
+        transcript.append(c)
+    c_msb, c_low = c >> MSB_SHIFT, c & jnp.uint64(LOW_MASK)
+    d0 = divide(c_low)
+    e0 = c_low - d0 * d
+    over = e0 + rho >= d
+    delta = q63 + over.astype(ring.DTYPE)
+    e1 = e0 + rho - jnp.where(over, d, jnp.uint64(0))
+    t = ring.xor_public_bit(c_msb, r_msb)
+    w = ring.add_to_party0(ring.per_party(e1 - e0, t) * t, e0) - rem
+    b = binary.msb_from_keys(jax.random.split(k_msb, binary.MSB_KEYS), w, transcript)
+    out = ring.add_to_party0(ring.per_party(delta, t) * t, d0 - k) - q - b
+    diagnostics.observe_truncation("truncate/exact", shares, d, out)
+    return out
+
+
 def truncate_many(key, shares: list, divisors: list, truncation: str = "dealer") -> list:
     r""":func:`truncate_shares` of several arrays at once: one dealer draw, one opening round.
 
@@ -238,7 +356,7 @@ def truncate_many(key, shares: list, divisors: list, truncation: str = "dealer")
         key: PRNG key.
         shares: list of ``uint64[n_parties, *shape_i]`` shares (same ``n_parties``).
         divisors: one divisor per array (a scalar, or an array of ``shape_i``).
-        truncation: ``"dealer"`` or ``"local"``.
+        truncation: one of :data:`METHODS`.
     Returns:
         The list of truncated shares.
 
@@ -249,6 +367,8 @@ def truncate_many(key, shares: list, divisors: list, truncation: str = "dealer")
         raise InputTypeError(f"truncate_many: {len(shares)} share arrays but {len(divisors)} divisors.")
     if truncation == "local" or not shares:
         return [truncate_shares(key, s, d, truncation) for s, d in zip(shares, divisors)]
+    if truncation != "dealer":  # one call on the concatenation, a divisor per element
+        return _truncate_concatenated(key, shares, divisors, truncation)
     for s, d in zip(shares, divisors):
         _check_shares(s, "truncate_many")
         check_divisor(d, tuple(s.shape[1:]))
@@ -271,3 +391,20 @@ def truncate_many(key, shares: list, divisors: list, truncation: str = "dealer")
         out.append(_dealer_truncate(s, jnp.asarray(d, ring.DTYPE), masks, None))
         start += size
     return out
+
+
+def _truncate_concatenated(key, shares: list, divisors: list, truncation: str) -> list:
+    """:func:`truncate_shares` of the flattened arrays concatenated (one divisor per element), split."""
+    for s, d in zip(shares, divisors):
+        _check_shares(s, "truncate_many")
+        check_divisor(d, tuple(s.shape[1:]))
+    n = shares[0].shape[0]
+    if any(s.shape[0] != n for s in shares):
+        raise InputTypeError(f"truncate_many: every array needs the same number of parties, got "
+                             f"{[s.shape[0] for s in shares]}.")
+    flat = jnp.concatenate([s.reshape(n, -1) for s in shares], axis=1)
+    ds = jnp.concatenate([jnp.broadcast_to(jnp.asarray(d, ring.DTYPE), s.shape[1:]).reshape(-1)
+                          for s, d in zip(shares, divisors)])
+    out = truncate_shares(key, flat, ds, truncation)
+    ends = np.cumsum([int(s[0].size) for s in shares])
+    return [out[:, end - s[0].size:end].reshape(s.shape) for s, end in zip(shares, ends)]
