@@ -1,0 +1,50 @@
+"""jaxmpc.tasks.failures and experiments/failure_map.py: measured catastrophic truncation failures
+against the predicted rates."""
+import json
+import os
+import subprocess
+import sys
+
+import jaxmpc
+from jaxmpc.tasks import failures
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GRID = failures.cells([8, 16], [0, 40, 44])  # k = 8 .. 60 bits: pair / local fail at ~2^(k-64)
+
+
+def test_measured_rates_match_the_predictions():
+    for t in ("pair", "local", "dealer", "exact", "fixed-mask"):
+        recs = failures.measure(jaxmpc.key(1), t, GRID, 1 << 12, batch=1 << 11)
+        assert [(r["fractional_bits"], r["magnitude_bits"]) for r in recs] == [(8, 0), (8, 40), (8, 44),
+                                                                               (16, 0)]
+        assert all(r["trials"] == 1 << 12 and failures.consistent(r) for r in recs), (t, recs)
+        high = recs[2]  # k = 60: rate about 0.75 / 16
+        if t in failures.PREDICTED_WRAP:
+            assert 0.03 < high["predicted_rate"] < 0.06 and high["failures"] > 50
+        else:
+            assert high["predicted_rate"] == 0 and high["failures"] == 0
+
+
+def test_consistency_rejects_a_wrong_prediction():
+    rec = {"trials": 4096, "failures": 190, "predicted_rate": 0.047}
+    assert failures.consistent(rec)
+    assert not failures.consistent({**rec, "predicted_rate": 0.0})  # a scheme claimed error-free
+    assert not failures.consistent({**rec, "predicted_rate": 0.1})
+
+
+def test_cells_respect_the_ring():
+    assert all(c.input_bits <= 62 for c in failures.cells([8, 24], range(0, 64, 2)))
+    assert failures.cells([24], [14, 16]) == [failures.Cell(24, 14)]
+
+
+def test_script_writes_the_records(tmp_path):
+    out = tmp_path / "fm.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "failure_map.py"), "--trials", "512",
+                           "--fractional-bits", "8", "--magnitude-bits", "0", "44", "--truncations", "pair",
+                           "dealer", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    fields = {"ring", "fractional_bits", "truncation", "magnitude_bits", "trials", "failures",
+              "measured_rate", "predicted_rate"}
+    assert len(data["records"]) == 4 and all(fields <= set(r) for r in data["records"])
+    assert {r["truncation"] for r in data["records"]} == {"pair", "dealer"}
