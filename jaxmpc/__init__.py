@@ -18,7 +18,8 @@ from .core.keys import key
 from .errors import (DeviceMeshError, EncodingError, InputTypeError, JaxMPCError, ProtocolError,
                      ShareMismatchError, X64Error)
 from .ops.approx import divide, exp, log, reciprocal, rsqrt, sigmoid, softmax, tanh
-from .ops.compare import greater, less, maximum, msb, relu, sign, where
+from .ops.compare import (abs, clamp, equal, greater, hardtanh, less, maximum, minimum, msb,  # noqa: A004
+                          not_equal, relu, sign, where)
 from .protocols.additive.beaver import beaver
 from .protocols.additive.truncation import truncate_shares
 from .protocols.arith import (conv2d, div_public, matmul, mul, mul_public, square_sum,
@@ -32,9 +33,9 @@ from .trace.accounting import LAN, WAN, CostReport, NetworkModel, cost
 __all__ = [
     "CostReport", "DeviceMeshError", "EncodingError", "FixedPoint", "InputTypeError", "JaxMPCError",
     "LAN", "NetworkModel", "ProtocolError", "ShareMismatchError", "Shared", "WAN", "X64Error",
-    "beaver", "concatenate", "config", "conv2d", "core", "cost", "diagnostics", "div_public", "divide", "exp",
-    "greater", "key", "lanes", "less", "log", "matmul", "maximum", "mesh", "msb", "mul",
-    "mul_public", "nn", "ops", "protocols", "reciprocal", "relu", "reveal", "rsqrt", "run", "share",
+    "abs", "beaver", "clamp", "concatenate", "config", "conv2d", "core", "cost", "diagnostics", "div_public",
+    "divide", "equal", "exp", "greater", "hardtanh", "key", "lanes", "less", "log", "matmul", "maximum",
+    "mesh", "minimum", "msb", "mul", "mul_public", "nn", "not_equal", "ops", "protocols", "reciprocal", "relu", "reveal", "rsqrt", "run", "share",
     "sigmoid", "sign", "softmax", "square_sum", "tanh", "tasks", "trace", "truncate", "truncate_shares", "vmap",
     "where",
 ]

@@ -1,4 +1,5 @@
-"""Secure comparison (jaxmpc.ops.compare): MSB, ReLU and its bit, less / greater, sign, maximum, where.
+"""Secure comparison (jaxmpc.ops.compare): MSB, ReLU and its bit, less / greater / equal / not_equal,
+sign, abs, maximum / minimum, clamp, where.
 
 Every result is a 0/1 (or -1/0/1) plain ring integer, or a product by one with no truncation, so all
 checks against the plaintext oracle are EXACT (ring elements compared bit for bit).
@@ -69,6 +70,7 @@ def _ring_inputs():
     return r, s
 
 
+CLAMP_HI = 123.456  # an upper bound equal to one of the inputs
 FULL_N = 3  # every operation is checked at this party count (it exercises the compressors too)
 
 
@@ -80,7 +82,7 @@ def _suite(n: int):
 
     @jax.jit
     def run(key, x, y, g, r, s):
-        k = jax.random.split(key, 10)
+        k = jax.random.split(key, 15)
         out, d = jaxmpc.relu(k[0], x)
         res = {"relu": out, "drelu": d,
                "backward": jaxmpc.mul(k[1], d, g),  # the relu backward reuses the bit
@@ -94,6 +96,11 @@ def _suite(n: int):
                 "maximum": jaxmpc.maximum(k[7], x, y),
                 "min_where": jaxmpc.where(k[8], res["less"], x, y),
                 "relu_ring": jaxmpc.relu(k[9], r)[0],
+                "minimum": jaxmpc.minimum(k[10], x, y),
+                "equal": jaxmpc.equal(k[11], x, y),
+                "not_equal": jaxmpc.not_equal(k[12], x, y),
+                "abs": jaxmpc.abs(k[13], x),
+                "clamp": jaxmpc.clamp(k[14], x, -1.0, CLAMP_HI),
             })
         return res
 
@@ -139,6 +146,11 @@ def test_oracle_edge_and_random_values(n):
         np.testing.assert_array_equal(res["sign"], np.sign(x))
         np.testing.assert_array_equal(res["maximum"], np.maximum(x, y))
         np.testing.assert_array_equal(res["min_where"], np.minimum(x, y))
+        np.testing.assert_array_equal(res["minimum"], np.minimum(x, y))
+        np.testing.assert_array_equal(res["equal"], (x == y).astype(np.int64))
+        np.testing.assert_array_equal(res["not_equal"], (x != y).astype(np.int64))
+        np.testing.assert_array_equal(res["abs"], np.abs(x))
+        np.testing.assert_array_equal(res["clamp"], np.clip(x, _enc(-1.0), _enc(CLAMP_HI)))
         ok = r != np.iinfo(np.int64).min  # -2^63 has no negation in the ring: not a valid input
         np.testing.assert_array_equal(res["relu_ring"][ok], np.where(r > 0, r, 0)[ok])
     # the inputs exercise both outcomes of every comparison, equality and one-unit gaps
@@ -274,6 +286,14 @@ def test_bad_input_errors():
         jaxmpc.less(k, x, x3)
     with pytest.raises(InputTypeError, match="PRNG key"):
         jaxmpc.relu(0, x)
+    with pytest.raises(InputTypeError, match=r"lo <= hi everywhere.* with lo > hi\. Swap"):
+        jaxmpc.clamp(k, x, 1.0, -1.0)
+    with pytest.raises(InputTypeError, match=r"broadcast to x's shape \(1,\)"):
+        jaxmpc.clamp(k, x, np.zeros(3), 1.0)
+    with pytest.raises(InputTypeError, match="fixed-point Shared"):
+        jaxmpc.clamp(k, jaxmpc.share(_key(21), np.array([1]), None, 2), 0.0, 1.0)
+    with pytest.raises(InputTypeError, match="at least one of x and y"):
+        jaxmpc.equal(k, 1.0, 1.0)
 
 
 # ---- cost: the accounting matches the docstring formulas; the adder is a loop -------------------

@@ -1,4 +1,5 @@
-r"""Secure comparison: most significant bit, ReLU, less / greater, sign, maximum, select.
+r"""Secure comparison: most significant bit, ReLU, less / greater / equal, sign, absolute value,
+maximum / minimum, clamp, select.
 
 Written once against the protocol family's ``msb`` kernel (for the additive family, A2B with a
 carry-lookahead adder: :mod:`jaxmpc.protocols.additive.binary`): the sign bit of a shared ring
@@ -298,6 +299,163 @@ def maximum(key, x, y) -> Shared:
     keys = jax.random.split(key, 1 + n_keys)
     bit = diff.like(body(keys[1:], diff.shares, "protocol"), None)
     return where(keys[0], bit, x, y)
+
+
+def _stacked_msb(key, parts: list) -> Shared:
+    """One :func:`msb` of several same-shaped differences, stacked on a new first value axis (the
+    comparisons share their rounds)."""
+    both = parts[0].like(jnp.stack([p.shares for p in parts], axis=1))
+    return msb(key, both)
+
+
+def minimum(key, x, y) -> Shared:
+    r"""Elementwise minimum of shared values: :math:`\min(x, y) = y + [x < y](x - y)`.
+
+    Args, Returns: as :func:`maximum`.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1, k2 = jax.random.split(jax.random.key(0), 3)
+        >>> fxp = jaxmpc.FixedPoint(10, 3)
+        >>> x, y = jaxmpc.share(k0, [1.0, -3.0], fxp), jaxmpc.share(k1, [-2.0, 4.0], fxp)
+        >>> jaxmpc.reveal(jaxmpc.minimum(k2, x, y)).tolist()
+        [-2.0, -3.0]
+
+    Protocol: :func:`less` then :func:`where`. Cost: as :func:`maximum`.
+    """
+    check_key(key)
+    diff = _difference(x, y, "minimum")
+    body, n_keys = msb_kernel(diff)
+    keys = jax.random.split(key, 1 + n_keys)
+    bit = diff.like(body(keys[1:], diff.shares, "protocol"), None)
+    return where(keys[0], bit, x, y)
+
+
+def equal(key, x, y) -> Shared:
+    r"""Shared bit :math:`[x = y] = 1 - [x < y] - [y < x]`.
+
+    Args, Returns: as :func:`less`.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1 = jax.random.split(jax.random.key(0))
+        >>> x = jaxmpc.share(k0, [1.0, 2.0, 2.001], jaxmpc.FixedPoint(10, 3))
+        >>> jaxmpc.reveal(jaxmpc.equal(k1, x, 2.0)).tolist()
+        [0, 1, 0]
+
+    Protocol: one :func:`msb` of the stacked differences :math:`(x - y, y - x)`, then
+    :math:`1 - b_0 - b_1` locally. Exact on the encoded values (equality of ring elements).
+
+    Cost: that of :func:`msb` on :math:`2m` elements.
+    """
+    check_key(key)
+    d = _difference(x, y, "equal")
+    bits = _stacked_msb(key, [d, -d])
+    return d.like(-(bits.shares[:, 0] + bits.shares[:, 1]), None) + 1
+
+
+def not_equal(key, x, y) -> Shared:
+    r"""Shared bit :math:`[x \ne y] = [x < y] + [y < x]`: as :func:`equal`, same cost.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1 = jax.random.split(jax.random.key(0))
+        >>> x = jaxmpc.share(k0, [1.0, 2.0], jaxmpc.FixedPoint(10, 3))
+        >>> jaxmpc.reveal(jaxmpc.not_equal(k1, x, 2.0)).tolist()
+        [1, 0]
+    """
+    check_key(key)
+    d = _difference(x, y, "not_equal")
+    bits = _stacked_msb(key, [d, -d])
+    return d.like(bits.shares[:, 0] + bits.shares[:, 1], None)
+
+
+def abs(key, x: Shared) -> Shared:  # noqa: A001 (jaxmpc.abs, as jnp.abs)
+    r"""Absolute value :math:`|x| = (1 - 2\,\mathrm{msb}(x))\,x`, exact.
+
+    The factor :math:`s = 1 - 2\,\mathrm{msb}(x) \in \{-1, 1\}` is also the derivative (1 at 0):
+    a backward pass is ``jaxmpc.mul(key, s, grad)`` with ``s`` from :func:`sign` or one more msb.
+
+    Args:
+        key: PRNG key (split for the comparison and the product).
+        x: :class:`Shared` of any shape.
+    Returns:
+        :class:`Shared` like ``x``.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1 = jax.random.split(jax.random.key(0))
+        >>> x = jaxmpc.share(k0, [-1.5, 0.0, 2.25], jaxmpc.FixedPoint(10, 3))
+        >>> jaxmpc.reveal(jaxmpc.abs(k1, x)).tolist()
+        [1.5, 0.0, 2.25]
+
+    Protocol: :func:`msb` of :math:`x`, then one Beaver product of the plain integer :math:`s`
+    and :math:`x` (no truncation).
+
+    Cost: :func:`msb` plus one Beaver product, as :func:`relu`.
+    """
+    check_key(key)
+    _check_shared(x, "abs")
+    body, n_keys = msb_kernel(x)
+    keys = jax.random.split(key, 1 + n_keys)
+    b = x.like(body(keys[1:], x.shares, "protocol"), None)
+    return mul(keys[0], (b * -2) + 1, x)
+
+
+def clamp(key, x: Shared, lo, hi) -> Shared:
+    r"""Clamp to public bounds: :math:`\min(\max(x, lo), hi)` for :math:`lo \le hi` (``torch.clamp``,
+    ``jnp.clip``).
+
+    Args:
+        key: PRNG key.
+        x: fixed-point :class:`Shared` of any shape.
+        lo, hi: public real numbers or arrays broadcasting to ``x``, with ``lo <= hi`` everywhere.
+    Returns:
+        :class:`Shared` like ``x``.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> k0, k1 = jax.random.split(jax.random.key(0))
+        >>> x = jaxmpc.share(k0, [-3.0, 0.5, 7.0], jaxmpc.FixedPoint(10, 3))
+        >>> jaxmpc.reveal(jaxmpc.clamp(k1, x, -1.0, 1.0)).tolist()
+        [-1.0, 0.5, 1.0]
+
+    Protocol: one :func:`msb` of the stacked :math:`(x - lo, hi - x)` gives
+    :math:`b_{lo} = [x < lo]` and :math:`b_{hi} = [x > hi]` (never both), then one Beaver product
+    of the stacked bits and :math:`(lo - x, hi - x)`:
+    :math:`y = x + b_{lo}(lo - x) + b_{hi}(hi - x)`. Exact on the encoded values.
+
+    Cost: :func:`msb` on :math:`2m` elements plus one Beaver product of :math:`2m` elements
+    (:math:`L(n) + 9` rounds, as :func:`relu`).
+    """
+    check_key(key)
+    _check_shared(x, "clamp")
+    if x.fxp is None:
+        raise InputTypeError("clamp: x must be a fixed-point Shared (public bounds are real numbers), "
+                             "got a plain-integer one.")
+    check_numeric(lo, "lo")
+    check_numeric(hi, "hi")
+    lo_a, hi_a = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    try:
+        bounds_ok = bool(np.all(lo_a <= hi_a)) and np.broadcast_shapes(lo_a.shape, hi_a.shape, x.shape) == x.shape
+    except ValueError:
+        bounds_ok = False
+    if not bounds_ok:
+        raise InputTypeError(f"clamp: lo and hi must broadcast to x's shape {x.shape} with lo <= hi "
+                             f"everywhere, got lo of shape {lo_a.shape} and hi of shape {hi_a.shape}"
+                             + ("" if lo_a.shape != hi_a.shape or np.all(lo_a <= hi_a) else " with lo > hi")
+                             + ". Swap or reshape the bounds.")
+    k_msb, k_mul = jax.random.split(key)
+    lo_d, hi_d = (-x) + lo_a, (-x) + hi_a  # lo - x, hi - x
+    bits = _stacked_msb(k_msb, [-lo_d, hi_d])  # [x < lo], [x > hi]
+    both = x.like(jnp.stack([lo_d.shares, hi_d.shares], axis=1))
+    prod = mul(k_mul, bits, both)
+    return x + prod.like(prod.shares[:, 0] + prod.shares[:, 1])
+
+
+def hardtanh(key, x: Shared, min_val: float = -1.0, max_val: float = 1.0) -> Shared:
+    r""":func:`clamp` to :math:`[\text{min\_val}, \text{max\_val}]` (``torch.nn.functional.hardtanh``)."""
+    return clamp(key, x, min_val, max_val)
 
 
 def tournament(key, x: Shared, tags, *, mode: str = "protocol") -> tuple[Shared, Shared]:
