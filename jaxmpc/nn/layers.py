@@ -51,9 +51,10 @@ def Linear(in_features: int, out_features: int, *, truncation: str = "dealer",
     Params: ``{"weight": (out, in), "bias": (out,)}``; init :math:`U(-1/\sqrt{in}, 1/\sqrt{in})`
     like PyTorch.
 
-    Forward: one Beaver matmul :math:`x W^\top` (batch ``(B, in)``) and a local bias add.
-    Backward: :math:`dW = dy^\top x`, :math:`db = \sum_B dy`, :math:`dx = dy\, W` (skipped when
-    ``need_dx`` is False, e.g. for the first layer).
+    Forward: one Beaver matmul :math:`x W^\top` (input ``(*B, in)``: every leading axis is a batch
+    axis, as in ``torch.nn.Linear``) and a local bias add.
+    Backward: :math:`dW = dy^\top x`, :math:`db = \sum_B dy` over all batch axes,
+    :math:`dx = dy\, W` (skipped when ``need_dx`` is False, e.g. for the first layer).
 
     Cost per step: forward 1 matmul ``(B,in)@(in,out)``; backward 2 matmuls (1 without ``dx``), each
     Beaver (1 round) + truncation (1 round with the dealer protocol).
@@ -91,7 +92,9 @@ def Linear(in_features: int, out_features: int, *, truncation: str = "dealer",
     def backward(key, params, x, dy, need_dx: bool = True):
         check(params)
         k_w, k_x = jax.random.split(key)
-        grads = {"weight": matmul(k_w, dy.T, x, **opts), "bias": dy.sum(0)}
+        rows = math.prod(x.shape[:-1])  # every leading axis is a batch axis
+        x2, dy2 = x.reshape(rows, in_features), dy.reshape(rows, out_features)
+        grads = {"weight": matmul(k_w, dy2.T, x2, **opts), "bias": dy2.sum(0)}
         dx = matmul(k_x, dy, params["weight"], **opts) if need_dx else None
         return grads, dx
 
