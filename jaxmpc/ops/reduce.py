@@ -1,0 +1,170 @@
+r"""Reductions, rounding and polynomials of shared fixed-point values, written once on the products
+and truncations of :mod:`jaxmpc.protocols.arith`.
+
+- :func:`mean` and :func:`var` over axes (``jnp.mean`` / ``jnp.var``, population variance);
+- :func:`floor` and :func:`ceil` (exact, by ``"exact"`` truncation, where the family offers it);
+- :func:`outer` (``jnp.outer``) and :func:`polyval` (``jnp.polyval`` with public coefficients).
+
+Each has its plaintext twin in JAX itself (the function named above), which the tests use as oracle.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core import ring
+from ..core.keys import check_key
+from ..errors import InputTypeError
+from ..protocols import arith
+from ..protocols.shared import Shared, concatenate
+
+
+def _fixed_point(x, fname: str) -> None:
+    if not isinstance(x, Shared) or x.fxp is None:
+        got = type(x).__name__ if not isinstance(x, Shared) else "a plain-integer Shared"
+        raise InputTypeError(f"{fname}: x must be a fixed-point jaxmpc.Shared, got {got}. Share it with "
+                             "jaxmpc.share(key, x, jaxmpc.FixedPoint(...)).")
+
+
+def _count(x: Shared, axis) -> int:
+    axes = range(x.ndim) if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
+    x.sum(axis)  # checks the axes (ShareMismatchError naming the valid range)
+    return math.prod(x.shape[a] for a in axes) if x.ndim else 1
+
+
+def mean(key, x: Shared, axis=None, keepdims: bool = False, *, truncation: str = "dealer") -> Shared:
+    r"""Mean over ``axis`` (all axes by default): a local sum, then one division by the count.
+
+    Error: that of one truncation (:func:`jaxmpc.div_public`): within 1 unit of :math:`x`'s
+    encoding with ``"dealer"``.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops import reduce
+        >>> x = jaxmpc.share(jax.random.key(0), [[1.0, 2.0], [3.0, 6.0]], jaxmpc.FixedPoint(10, 3))
+        >>> jaxmpc.reveal(reduce.mean(jax.random.key(1), x, axis=0)).tolist()
+        [2.0, 4.0]
+
+    Cost: one truncation of the output's elements (dealer: 1 round).
+    """
+    check_key(key)
+    _fixed_point(x, "mean")
+    count = _count(x, axis)
+    s = x.sum(axis, keepdims=keepdims)
+    return s if count == 1 else arith.div_public(key, s, count, truncation=truncation)
+
+
+def var(key, x: Shared, axis=None, keepdims: bool = False, *, truncation: str = "dealer") -> Shared:
+    r"""Population variance over ``axis``: :math:`\overline{(x - \bar x)^2}` (two passes, so that
+    no :math:`\overline{x^2} - \bar x^2` cancellation loses the fixed point's few digits).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops import reduce
+        >>> x = jaxmpc.share(jax.random.key(0), [1.0, 2.0, 3.0, 6.0], jaxmpc.FixedPoint(10, 3))
+        >>> float(jaxmpc.reveal(reduce.var(jax.random.key(1), x)).round(2))
+        3.5
+
+    Cost: :func:`mean` twice and one elementwise product of :math:`|x|` elements (Beaver and its
+    truncation): 4 rounds with ``"dealer"``.
+    """
+    check_key(key)
+    _fixed_point(x, "var")
+    k_mean, k_mul, k_out = jax.random.split(key, 3)
+    d = x - mean(k_mean, x, axis, keepdims=True, truncation=truncation)
+    return mean(k_out, arith.mul(k_mul, d, d, truncation=truncation), axis, keepdims, truncation=truncation)
+
+
+def floor(key, x: Shared) -> Shared:
+    r""":math:`\lfloor x \rfloor`, exact: ``"exact"`` truncation of :math:`x - \lfloor s/2 \rfloor`
+    by the scale :math:`s` gives :math:`\lfloor x_{enc}/s \rfloor`, which times :math:`s` is the
+    encoding of :math:`\lfloor x \rfloor`.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops import reduce
+        >>> x = jaxmpc.share(jax.random.key(0), [-1.5, -1.0, 0.25, 2.999], jaxmpc.FixedPoint(10, 3))
+        >>> jaxmpc.reveal(reduce.floor(jax.random.key(1), x)).tolist()
+        [-2.0, -1.0, 0.0, 2.0]
+
+    Cost: one ``"exact"`` truncation (the dealer protocol and one msb).
+    """
+    check_key(key)
+    _fixed_point(x, "floor")
+    s = x.fxp.ring_scale
+    shifted = x.like(ring.add_to_party0(x.shares, -(s >> jnp.uint64(1))))
+    q = arith.truncate(key, shifted, s, truncation="exact")
+    return x.like(q.shares * s)
+
+
+def ceil(key, x: Shared) -> Shared:
+    r""":math:`\lceil x \rceil = -\lfloor -x \rfloor`, exact. Cost: as :func:`floor`.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops import reduce
+        >>> x = jaxmpc.share(jax.random.key(0), [-1.5, -1.0, 0.25, 2.001], jaxmpc.FixedPoint(10, 3))
+        >>> jaxmpc.reveal(reduce.ceil(jax.random.key(1), x)).tolist()
+        [-1.0, -1.0, 1.0, 3.0]
+    """
+    return -floor(key, -x)
+
+
+def outer(key, x: Shared, y: Shared, *, truncation: str = "dealer") -> Shared:
+    r"""Outer product of two vectors (any shapes are flattened, as ``jnp.outer``): one Beaver product
+    of the broadcast ``(|x|, 1) * (1, |y|)`` (it opens :math:`|x| + |y|` masked elements, not
+    :math:`2|x||y|`) and its truncation.
+
+    Cost: :func:`jaxmpc.mul` of the broadcast operands: 1 round and :math:`8(n-1)(|x| + |y|)`
+    bytes per party, plus the truncation of :math:`|x||y|` elements.
+    """
+    check_key(key)
+    arith.check_operands(key, x, y, "outer")
+    return arith.mul(key, x.reshape(x.size, 1), y.reshape(1, y.size), truncation=truncation)
+
+
+def polyval(key, coeffs, x: Shared, *, truncation: str = "dealer") -> Shared:
+    r"""Polynomial with public coefficients, highest degree first (``jnp.polyval``):
+    :math:`p(x) = \sum_{i=0}^{k} c_{k-i} x^i`.
+
+    Protocol: the powers :math:`x^1 .. x^k` by doubling (round :math:`j` multiplies the powers
+    :math:`x^1 .. x^{2^j}` by :math:`x^{2^j}`, all in one product), then one :func:`jaxmpc.mul_public`
+    of the stacked powers by their coefficients and a local sum.
+
+    Error: each power carries the truncation errors of its products, amplified by the later
+    factors; the result is within a few units times :math:`\sum_i |c_i| i |x|^{i-1}` of the
+    polynomial of the encoded :math:`x`.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops import reduce
+        >>> x = jaxmpc.share(jax.random.key(0), [-1.0, 0.5, 2.0], jaxmpc.FixedPoint(2, 16))
+        >>> jaxmpc.reveal(reduce.polyval(jax.random.key(1), [1.0, -2.0, 0.5], x)).round(3).tolist()
+        [3.5, -0.25, 0.5]
+
+    Cost: :math:`\lceil \log_2 k \rceil` products (each 2 rounds with ``"dealer"``) and one
+    truncation of :math:`k|x|` elements.
+    """
+    check_key(key)
+    _fixed_point(x, "polyval")
+    c = np.asarray(coeffs, np.float64)
+    if c.ndim != 1 or c.size == 0 or not np.all(np.isfinite(c)):
+        raise InputTypeError(f"polyval: coeffs must be a non-empty 1-d sequence of finite reals, highest "
+                             f"degree first (as jnp.polyval), got {coeffs!r}.")
+    degree = c.size - 1
+    if degree == 0:
+        return x * 0 + float(c[0])
+    rounds = max(1, math.ceil(math.log2(degree))) if degree > 1 else 0
+    keys = jax.random.split(key, rounds + 1)
+    powers = x.reshape((1,) + x.shape)  # x^1
+    for j in range(rounds):
+        top = powers[powers.shape[0] - 1]  # x^(2^j)
+        more = arith.mul(keys[j], powers, top.reshape((1,) + x.shape), truncation=truncation)
+        powers = concatenate([powers, more], axis=0)
+    powers = powers[:degree]  # x^1 .. x^degree
+    weights = c[::-1][1:].reshape((degree,) + (1,) * x.ndim)  # c for x^1 .. x^degree
+    terms = arith.mul_public(keys[-1], powers, weights, truncation=truncation)
+    return terms.sum(0) + float(c[-1])
