@@ -78,6 +78,9 @@ CASES = [
     ("maxpool", jaxmpc.nn.MaxPool2d((2, 3), 2), (2, 2, 4, 8), (2,)),
     ("maxpool_ideal", jaxmpc.nn.MaxPool2d(2, mode="ideal"), (2, 2, 4, 5), (3, 5)),
     ("avgpool", jaxmpc.nn.AvgPool2d(3, 2), (1, 2, 5, 6), (2, 3, 5)),
+    ("maxpool_pad", jaxmpc.nn.MaxPool2d(3, 2, padding=1, mode="ideal"), (1, 2, 5, 5), (2, 3)),
+    ("avgpool_pad", jaxmpc.nn.AvgPool2d(3, 2, padding=1), (1, 2, 5, 6), (2, 3)),
+    ("adaptive", jaxmpc.nn.AdaptiveAvgPool2d((2, 3)), (1, 2, 5, 7), (2, 3)),
     ("flatten", jaxmpc.nn.Flatten(), (2, 2, 2, 3), (2, 3, 5)),
 ]
 N_RUNS = 2  # vmapped runs (different keys) per case
@@ -92,8 +95,12 @@ def _bounds(name, x_shape, y_shape, kernel=None, stride=None):
         overlap = -(-kh // stride[0]) * -(-kw // stride[1])
         return {"y": c * kh * kw + 2, "dx": o * overlap + 2,
                 "weight": b * ho * wo + 2, "bias": b * ho * wo / 2 + 1}
+    if name == "maxpool_pad":  # padded entries never win; dx sums the dy of <= 4 covering windows
+        return {"y": 1, "dx": 2.5}
     if name.startswith("maxpool"):  # exact selections; dx sums the dy of <= 2 covering windows
         return {"y": 1, "dx": 1.5}
+    if name == "adaptive":  # as avgpool: windows overlap at most 2 x 2
+        return {"y": 2, "dx": 6}
     if name.startswith("avgpool"):  # mean of encodings + 1 truncation; dx: <= 4 windows of dy / T
         return {"y": 2, "dx": 6}
     return {"y": 1, "dx": 1}
@@ -202,6 +209,10 @@ def test_bad_input_gets_a_clear_error():
         jaxmpc.nn.MaxPool2d(2).forward(key, {}, _shared(4, 4))
     with pytest.raises(ShareMismatchError, match="larger than the padded input"):
         jaxmpc.nn.AvgPool2d(3).forward(key, {}, _shared(1, 1, 2, 2))
+    with pytest.raises(ShareMismatchError, match=r"padding \(2, 2\) must be at most half the kernel"):
+        jaxmpc.nn.MaxPool2d(3, padding=2)
+    with pytest.raises(ShareMismatchError, match=r"output size \(8, 8\) is larger than the input's \(5, 5\)"):
+        jaxmpc.nn.AdaptiveAvgPool2d(8).forward(key, {}, _shared(1, 1, 5, 5))
     with pytest.raises(ShareMismatchError, match="dy must have shape"):
         conv.conv2d_weight_grad(key, _shared(1, 4, 2, 2), _shared(1, 3, 5, 5), kernel_size=3)
     with pytest.raises(ProtocolError, match="stride must be >= 1"):
