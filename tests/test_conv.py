@@ -29,15 +29,17 @@ EDGES = np.array([0, 1, 2**63 - 1, 2**63, 2**64 - 1], np.uint64)
 
 
 # ---- the ring maps, bit for bit -------------------------------------------------------------------
-@pytest.mark.parametrize("b,c,h,w,o,kernel,stride,padding,method", [
-    (2, 3, 5, 6, 4, (3, 3), 1, 1, "xla"),
-    (1, 2, 7, 7, 3, (3, 2), 2, 0, "f64"),
-    (2, 1, 4, 5, 2, (2, 2), (2, 1), (1, 0), None),  # the automatic choice
+@pytest.mark.parametrize("b,c,h,w,o,kernel,stride,padding,method,dilation,groups", [
+    (2, 3, 5, 6, 4, (3, 3), 1, 1, "xla", 1, 1),
+    (1, 2, 7, 7, 3, (3, 2), 2, 0, "f64", 1, 1),
+    (2, 1, 4, 5, 2, (2, 2), (2, 1), (1, 0), None, 1, 1),  # the automatic choice
+    (1, 4, 7, 8, 6, (2, 3), 1, (1, 2), None, (2, 1), 2),  # dilated, 2 groups
+    (2, 3, 6, 6, 3, (3, 3), 2, 1, "f64", 2, 3),  # depthwise
 ])
-def test_ring_maps_are_exact(b, c, h, w, o, kernel, stride, padding, method):
+def test_ring_maps_are_exact(b, c, h, w, o, kernel, stride, padding, method, dilation, groups):
     rng = np.random.default_rng(h * w + o)
     x = rng.integers(0, 2**64, (b, c, h, w), np.uint64, endpoint=False)
-    k = rng.integers(0, 2**64, (o, c) + kernel, np.uint64, endpoint=False)
+    k = rng.integers(0, 2**64, (o, c // groups) + kernel, np.uint64, endpoint=False)
     x.flat[:5], k.flat[:5] = EDGES, EDGES[::-1]
     x, k = jnp.asarray(x), jnp.asarray(k)
     mm = functools.partial(jaxmpc.core.gemm.matmul, method=method)
@@ -46,13 +48,14 @@ def test_ring_maps_are_exact(b, c, h, w, o, kernel, stride, padding, method):
     cpu = jax.devices("cpu")[0]
     ref = lax.conv_general_dilated(jax.device_put(x, cpu), jax.device_put(k, cpu), st,
                                    [(pd[0], pd[0]), (pd[1], pd[1])],
+                                   rhs_dilation=im2col.pair(dilation, "dilation", 1),
                                    dimension_numbers=("NCHW", "OIHW", "NCHW"),
-                                   preferred_element_type=jnp.uint64)
+                                   feature_group_count=groups, preferred_element_type=jnp.uint64)
     dy = jnp.asarray(rng.integers(0, 2**64, ref.shape, np.uint64, endpoint=False))
 
     @jax.jit  # one compilation (eager dispatch of the im2col loop would compile every slice)
     def maps(x, k, dy):
-        opts = {"stride": stride, "padding": padding, "matmul": mm}
+        opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "matmul": mm}
         return (im2col.conv2d_ring(x, k, **opts), im2col.conv2d_weight_ring(dy, x, kernel_size=kernel, **opts),
                 im2col.conv2d_input_ring(dy, k, input_size=(h, w), **opts))
 
@@ -75,6 +78,8 @@ def test_ring_maps_are_exact(b, c, h, w, o, kernel, stride, padding, method):
 # keeps the compilation short.
 CASES = [
     ("conv", conv.Conv2d(2, 3, (3, 2), stride=2, padding=(1, 0)), (2, 2, 5, 4), (2, 3, 5)),
+    ("conv_dg", conv.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2), (1, 4, 6, 7), (2, 3)),
+    ("conv1d", conv.Conv1d(2, 4, 3, stride=2, padding=1, dilation=2, groups=2), (2, 2, 9), (2, 3)),
     ("maxpool", jaxmpc.nn.MaxPool2d((2, 3), 2), (2, 2, 4, 8), (2,)),
     ("maxpool_ideal", jaxmpc.nn.MaxPool2d(2, mode="ideal"), (2, 2, 4, 5), (3, 5)),
     ("avgpool", jaxmpc.nn.AvgPool2d(3, 2), (1, 2, 5, 6), (2, 3, 5)),
@@ -86,15 +91,13 @@ CASES = [
 N_RUNS = 2  # vmapped runs (different keys) per case
 
 
-def _bounds(name, x_shape, y_shape, kernel=None, stride=None):
+def _bounds(name, x_shape, y_shape, kernel=None, stride=None, cg=None):
     """Per-output bounds (units) from the module docstring's error model."""
-    if name.startswith("conv"):
-        b, c, _, _ = x_shape
-        o, ho, wo = y_shape[1:]
-        kh, kw = kernel
-        overlap = -(-kh // stride[0]) * -(-kw // stride[1])
-        return {"y": c * kh * kw + 2, "dx": o * overlap + 2,
-                "weight": b * ho * wo + 2, "bias": b * ho * wo / 2 + 1}
+    if name.startswith("conv"):  # y: C/G k terms; dx: <= O windows' taps; dW: B L terms
+        b, l_out = x_shape[0], int(np.prod(y_shape[2:]))
+        taps, overlap = int(np.prod(kernel)), int(np.prod([-(-k // s) for k, s in zip(kernel, stride)]))
+        return {"y": cg * taps + 2, "dx": y_shape[1] * overlap + 2,
+                "weight": b * l_out + 2, "bias": b * l_out / 2 + 1}
     if name == "maxpool_pad":  # padded entries never win; dx sums the dy of <= 4 covering windows
         return {"y": 1, "dx": 2.5}
     if name.startswith("maxpool"):  # exact selections; dx sums the dy of <= 2 covering windows
@@ -151,8 +154,9 @@ def test_layers_match_twin_and_vjp(n_parties):
     got = fn(keys, params, xs, dys)
     for (name, layer, shape, _), p, (y, grads, dx), (y_w, g_w, dx_w) in zip(cases, params, got, want):
         conv_opts = {}
-        if name == "conv":
-            conv_opts = {"kernel": p["weight"].shape[2:], "stride": (2, 2)}
+        if name.startswith("conv"):  # every conv case has stride 2
+            w = p["weight"].shape
+            conv_opts = {"kernel": w[2:], "stride": (2,) * len(w[2:]), "cg": w[1]}
         bound = _bounds(name, shape, y_w.shape, **conv_opts)
         assert y.shape == (N_RUNS,) + y_w.shape and dx.shape == (N_RUNS,) + dx_w.shape, name
         np.testing.assert_allclose(y, np.broadcast_to(y_w, y.shape), atol=bound["y"] * UNIT, rtol=0,
@@ -221,6 +225,16 @@ def test_bad_input_gets_a_clear_error():
         conv.Conv2d(3, 4, 3, padding="same")
     with pytest.raises(InputTypeError, match="in_channels must be a positive int"):
         conv.Conv2d(0, 4, 3)
+    with pytest.raises(InputTypeError, match=r"in_channels \(3\) and out_channels \(4\) must be multiples of groups \(2\)"):
+        conv.Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(InputTypeError, match="groups must be a positive int"):
+        conv.conv2d(key, _shared(1, 2, 5, 5), _shared(4, 2, 3, 3), groups=0)
+    with pytest.raises(ShareMismatchError, match=r"expects 1 per group in 2 group\(s\)"):
+        conv.conv2d(key, _shared(1, 3, 5, 5), _shared(4, 1, 3, 3), groups=2)
+    with pytest.raises(ShareMismatchError, match=r"spanning \(5, 5\) with dilation \(2, 2\)"):
+        conv.conv2d(key, _shared(1, 2, 4, 4), _shared(4, 2, 3, 3), dilation=2)
+    with pytest.raises(ShareMismatchError, match=r"Conv1d: input must be a jaxmpc.Shared \(batch, channels, length\)"):
+        conv.Conv1d(2, 2, 3).forward(key, {"weight": _shared(2, 2, 3), "bias": _shared(2)}, _shared(1, 2, 4, 4))
     with pytest.raises(InputTypeError, match="jaxmpc.Shared"):
         conv.conv2d(key, np.zeros((1, 3, 5, 5)), _shared(4, 3, 3, 3))
     with pytest.raises(ProtocolError, match="2 parties"):

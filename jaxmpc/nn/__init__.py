@@ -6,9 +6,9 @@ training and inference are the submodules :mod:`~jaxmpc.nn.losses`, :mod:`~jaxmp
 :mod:`~jaxmpc.nn.training` and :mod:`~jaxmpc.nn.inference`.
 """
 from . import conv, inference, layers, losses, optim, pool, training
-from .conv import Conv2d
+from .conv import Conv1d, Conv2d
 from .layers import Flatten, Layer, Linear, ReLU, serial
 from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
-__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "Conv2d", "Flatten", "Layer", "Linear", "MaxPool2d", "ReLU", "serial",
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "Conv1d", "Conv2d", "Flatten", "Layer", "Linear", "MaxPool2d", "ReLU", "serial",
            "conv", "inference", "layers", "losses", "optim", "pool", "training"]

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core.im2col import conv2d_plain, pair
+from ..core.im2col import check_groups, conv2d_plain, pair
 from ..errors import InputTypeError, ShareMismatchError
 from ..protocols.arith import conv2d, conv2d_input_grad, conv2d_weight_grad
 from ..protocols.interface import check_mode
@@ -54,12 +54,13 @@ def check_input(x, fname: str, channels: int | None = None) -> None:
             f"(shape {x.shape}, NCHW).")
 
 
-def Conv2d(in_channels: int, out_channels: int, kernel_size, *, stride=1, padding=0,
-           truncation: str = "dealer", mode: str = "protocol") -> Layer:
+def Conv2d(in_channels: int, out_channels: int, kernel_size, *, stride=1, padding=0, dilation=1,
+           groups: int = 1, truncation: str = "dealer", mode: str = "protocol") -> Layer:
     r"""2-d convolution layer in PyTorch layout: :math:`y = x \star W + b` (NCHW, OIHW).
 
-    Params: ``{"weight": (out, in, kh, kw), "bias": (out,)}``; init
-    :math:`U(-1/\sqrt{f}, 1/\sqrt{f})` with fan-in :math:`f = \text{in}\, k_h k_w`, like PyTorch.
+    Params: ``{"weight": (out, in / groups, kh, kw), "bias": (out,)}``; init
+    :math:`U(-1/\sqrt{f}, 1/\sqrt{f})` with fan-in :math:`f = (\text{in}/G)\, k_h k_w`, like PyTorch.
+    ``dilation`` and ``groups`` as in ``torch.nn.Conv2d``.
 
     Forward: one convolution (:func:`jaxmpc.protocols.arith.conv2d`) and a local bias add. Residual: :math:`x`.
     Backward: :math:`dW` by :func:`~jaxmpc.protocols.arith.conv2d_weight_grad`, :math:`db = \sum_{b,p,q} dy` (local),
@@ -69,17 +70,22 @@ def Conv2d(in_channels: int, out_channels: int, kernel_size, *, stride=1, paddin
     dealer truncation (1 round).
     """
     kernel = pair(kernel_size, "kernel_size", 1)
-    stride, padding = pair(stride, "stride", 1), pair(padding, "padding", 0)
+    stride, padding, dilation = pair(stride, "stride", 1), pair(padding, "padding", 0), pair(dilation, "dilation", 1)
     for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise InputTypeError(f"Conv2d: {name} must be a positive int, got {v!r}.")
+    groups = check_groups(groups)
+    if in_channels % groups or out_channels % groups:
+        raise InputTypeError(f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                             f"must be multiples of groups ({groups}).")
     check_mode(mode)
-    opts = {"stride": stride, "padding": padding, "truncation": truncation, "mode": mode}
+    opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+            "truncation": truncation, "mode": mode}
 
     def init(key):
         k_w, k_b = jax.random.split(key)
-        bound = 1.0 / math.sqrt(in_channels * kernel[0] * kernel[1])
-        shape = (out_channels, in_channels) + kernel
+        bound = 1.0 / math.sqrt(in_channels // groups * kernel[0] * kernel[1])
+        shape = (out_channels, in_channels // groups) + kernel
         return {"weight": jax.random.uniform(k_w, shape, jnp.float64, -bound, bound),
                 "bias": jax.random.uniform(k_b, (out_channels,), jnp.float64, -bound, bound)}
 
@@ -99,7 +105,50 @@ def Conv2d(in_channels: int, out_channels: int, kernel_size, *, stride=1, paddin
     def plain(params, x):
         if x.ndim != 4 or x.shape[1] != in_channels:
             raise ShareMismatchError(f"Conv2d: expected input (B, {in_channels}, H, W), got {x.shape}.")
-        y = conv2d_plain(x, params["weight"], stride=stride, padding=padding)
+        y = conv2d_plain(x, params["weight"], stride=stride, padding=padding, dilation=dilation, groups=groups)
         return y + params["bias"][None, :, None, None]
+
+    return Layer(init, forward, backward, plain)
+
+
+def Conv1d(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
+           dilation: int = 1, groups: int = 1, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+    r"""1-d convolution layer in PyTorch layout (input ``(B, C, L)``, weight ``(out, in / groups, k)``):
+    :func:`Conv2d` on the input viewed as ``(B, C, 1, L)`` with a ``(1, k)`` kernel (local reshapes;
+    same protocol, cost and bounds).
+    """
+    for name, v in (("kernel_size", kernel_size), ("stride", stride), ("padding", padding),
+                    ("dilation", dilation)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise InputTypeError(f"Conv1d: {name} must be an int, got {v!r}.")
+    inner = Conv2d(in_channels, out_channels, (1, kernel_size), stride=(1, stride), padding=(0, padding),
+                   dilation=(1, dilation), groups=groups, truncation=truncation, mode=mode)
+
+    def check(x, fname):
+        if not isinstance(x, Shared) or x.ndim != 3:
+            got = x.shape if isinstance(x, Shared) else type(x).__name__
+            raise ShareMismatchError(f"{fname}: input must be a jaxmpc.Shared (batch, channels, length), "
+                                     f"got {got}.")
+
+    def to2d(params):
+        return {**params, "weight": params["weight"].reshape(params["weight"].shape[:2] + (1, kernel_size))}
+
+    def init(key):
+        p = inner.init(key)
+        return {**p, "weight": p["weight"][:, :, 0, :]}
+
+    def forward(key, params, x):
+        check(x, "Conv1d")
+        y, res = inner.forward(key, to2d(params), x.reshape(x.shape[:2] + (1, x.shape[2])))
+        return y.reshape(y.shape[:2] + (y.shape[3],)), res
+
+    def backward(key, params, x4, dy, need_dx: bool = True):
+        grads, dx = inner.backward(key, to2d(params), x4, dy.reshape(dy.shape[:2] + (1, dy.shape[2])), need_dx)
+        grads = {**grads, "weight": grads["weight"].reshape(grads["weight"].shape[:2] + (kernel_size,))}
+        return grads, (None if dx is None else dx.reshape(dx.shape[:2] + (dx.shape[3],)))
+
+    def plain(params, x):
+        y = inner.plain(to2d(params), x[:, :, None, :])
+        return y[:, :, 0, :]
 
     return Layer(init, forward, backward, plain)

@@ -235,15 +235,17 @@ def _maps(fn, **static):
     return functools.partial(fn, **static), functools.partial(fn, matmul=gemm.matmul_small, **static)
 
 
-def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, truncation: str = "dealer",
-           mode: str = "protocol") -> Shared:
+def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, dilation=1, groups: int = 1,
+           truncation: str = "dealer", mode: str = "protocol") -> Shared:
     r"""Convolution of shared values (NCHW, no bias): :math:`y \approx x \star w`.
 
     Args:
         key: PRNG key (one draw: the triple, and the dealer truncation's masks).
         x: :class:`Shared` ``(B, C, H, W)``.
-        w: :class:`Shared` ``(O, C, kh, kw)``, same parties and encoding.
-        stride, padding: ints or (height, width) pairs; zero padding on both sides.
+        w: :class:`Shared` ``(O, C / groups, kh, kw)``, same parties and encoding.
+        stride, padding, dilation: ints or (height, width) pairs; zero padding on both sides.
+        groups: grouped convolution (``torch.nn.Conv2d``'s ``groups``): :math:`C` and :math:`O`
+            split into that many groups, each convolved with its own filters.
         truncation: a truncation option of the protocol (additive: ``"dealer"``, the default, ``"local"``
             (2 parties), ``"pair"``, ``"fixed-mask"`` (insecure), ``"exact"``; see
             :mod:`jaxmpc.protocols.additive.truncation`).
@@ -273,21 +275,22 @@ def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, truncation: str = 
     """
     check_operands(key, x, w, "conv2d")
     stride, padding = im2col.pair(stride, "stride", 1), im2col.pair(padding, "padding", 0)
-    im2col.check_conv("conv2d", x.shape, w.shape, stride, padding)
-    op, op_opened = _maps(im2col.conv2d_ring, stride=stride, padding=padding)
+    dilation, groups = im2col.pair(dilation, "dilation", 1), im2col.check_groups(groups)
+    im2col.check_conv("conv2d", x.shape, w.shape, stride, padding, dilation, groups)
+    op, op_opened = _maps(im2col.conv2d_ring, stride=stride, padding=padding, dilation=dilation, groups=groups)
     return bilinear(key, x, w, op, "conv2d", truncation, mode, op_opened)
 
 
-def conv2d_weight_grad(key, dy: Shared, x: Shared, *, kernel_size, stride=1, padding=0,
-                       truncation: str = "dealer", mode: str = "protocol") -> Shared:
+def conv2d_weight_grad(key, dy: Shared, x: Shared, *, kernel_size, stride=1, padding=0, dilation=1,
+                       groups: int = 1, truncation: str = "dealer", mode: str = "protocol") -> Shared:
     r"""Gradient of :func:`conv2d` with respect to the weight: :math:`dW \approx \sum_b dy_b P_b^\top`.
 
     Args:
         dy: :class:`Shared` ``(B, O, H_o, W_o)``, the output gradient.
         x: :class:`Shared` ``(B, C, H, W)``, the convolution's input.
-        kernel_size, stride, padding: the convolution's (static).
+        kernel_size, stride, padding, dilation, groups: the convolution's (static).
     Returns:
-        :class:`Shared` ``(O, C, kh, kw)``.
+        :class:`Shared` ``(O, C / groups, kh, kw)``.
 
     Protocol: Beaver's with the bilinear map :func:`jaxmpc.core.im2col.conv2d_weight_ring` of :math:`(dy, x)`, then
     truncation.
@@ -298,23 +301,27 @@ def conv2d_weight_grad(key, dy: Shared, x: Shared, *, kernel_size, stride=1, pad
     check_operands(key, dy, x, "conv2d_weight_grad")
     kernel = im2col.pair(kernel_size, "kernel_size", 1)
     stride, padding = im2col.pair(stride, "stride", 1), im2col.pair(padding, "padding", 0)
-    im2col.check_window("conv2d_weight_grad", x.shape, kernel, padding)
-    want = (x.shape[0], None) + im2col.output_size(x.shape[2:], kernel, stride, padding)
-    if dy.ndim != 4 or (dy.shape[0], None) + dy.shape[2:] != want:
+    dilation, groups = im2col.pair(dilation, "dilation", 1), im2col.check_groups(groups)
+    im2col.check_window("conv2d_weight_grad", x.shape, kernel, padding, dilation)
+    want = (x.shape[0], None) + im2col.output_size(x.shape[2:], kernel, stride, padding, dilation)
+    if dy.ndim != 4 or (dy.shape[0], None) + dy.shape[2:] != want or x.shape[1] % groups or dy.shape[1] % groups:
         raise ShareMismatchError(f"conv2d_weight_grad: dy must have shape (B, O, H_o, W_o) = "
-                                 f"{want} for input shape {x.shape}, got {dy.shape}.")
-    op, op_opened = _maps(im2col.conv2d_weight_ring, kernel_size=kernel, stride=stride, padding=padding)
+                                 f"{want} for input shape {x.shape}, with C and O multiples of the "
+                                 f"{groups} group(s), got {dy.shape}.")
+    op, op_opened = _maps(im2col.conv2d_weight_ring, kernel_size=kernel, stride=stride, padding=padding,
+                          dilation=dilation, groups=groups)
     return bilinear(key, dy, x, op, "conv2d/weight_grad", truncation, mode, op_opened)
 
 
-def conv2d_input_grad(key, dy: Shared, w: Shared, *, input_size, stride=1, padding=0,
-                      truncation: str = "dealer", mode: str = "protocol") -> Shared:
+def conv2d_input_grad(key, dy: Shared, w: Shared, *, input_size, stride=1, padding=0, dilation=1,
+                      groups: int = 1, truncation: str = "dealer", mode: str = "protocol") -> Shared:
     r"""Gradient of :func:`conv2d` with respect to its input: :math:`dx \approx \mathrm{fold}(W^\top dy)`.
 
     Args:
         dy: :class:`Shared` ``(B, O, H_o, W_o)``.
-        w: :class:`Shared` ``(O, C, kh, kw)``.
-        input_size: ``(H, W)`` of the convolution's input (static).
+        w: :class:`Shared` ``(O, C / groups, kh, kw)``.
+        input_size: ``(H, W)`` of the convolution's input (static); stride, padding, dilation,
+            groups: the convolution's.
     Returns:
         :class:`Shared` ``(B, C, H, W)``.
 
@@ -327,10 +334,13 @@ def conv2d_input_grad(key, dy: Shared, w: Shared, *, input_size, stride=1, paddi
     check_operands(key, dy, w, "conv2d_input_grad")
     size = im2col.pair(input_size, "input_size", 1)
     stride, padding = im2col.pair(stride, "stride", 1), im2col.pair(padding, "padding", 0)
-    if w.ndim != 4 or dy.ndim != 4 or dy.shape[1] != w.shape[0] or dy.shape[2:] != im2col.output_size(
-            size, w.shape[2:], stride, padding):
+    dilation, groups = im2col.pair(dilation, "dilation", 1), im2col.check_groups(groups)
+    if w.ndim != 4 or dy.ndim != 4 or dy.shape[1] != w.shape[0] or w.shape[0] % groups or dy.shape[2:] != (
+            im2col.output_size(size, w.shape[2:], stride, padding, dilation)):
         raise ShareMismatchError(
             f"conv2d_input_grad: dy {dy.shape} does not match a convolution of an input of size "
-            f"{size} with weight {w.shape} (stride {stride}, padding {padding}).")
-    op, op_opened = _maps(im2col.conv2d_input_ring, input_size=size, stride=stride, padding=padding)
+            f"{size} with weight {w.shape} (stride {stride}, padding {padding}, dilation {dilation}, "
+            f"{groups} group(s)).")
+    op, op_opened = _maps(im2col.conv2d_input_ring, input_size=size, stride=stride, padding=padding,
+                          dilation=dilation, groups=groups)
     return bilinear(key, dy, w, op, "conv2d/input_grad", truncation, mode, op_opened)
