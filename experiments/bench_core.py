@@ -14,9 +14,9 @@ the simulated openings and the truncation. The plaintext twin is the same maths 
    median. Cases whose first call takes over ``--slow`` seconds use ``--slow-repeats`` calls
    instead (the record says how many runs it used).
 
-    python experiments/bench_core.py                         # mul 1M, matmul 128/512/1024, relu 1M, conv
-    python experiments/bench_core.py --sizes 128,256 --repeats 20 --json bench_core.json
-    python experiments/bench_core.py --prng threefry         # JAX's default PRNG for the dealer
+    .venv/bin/python experiments/bench_core.py                         # mul 1M, matmul 128/512/1024, relu 1M, conv
+    .venv/bin/python experiments/bench_core.py --sizes 128,256 --repeats 20 --json bench_core.json
+    .venv/bin/python experiments/bench_core.py --prng threefry         # JAX's default PRNG for the dealer
 """
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import jaxmpc  # noqa: E402
 
 
