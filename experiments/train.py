@@ -184,9 +184,9 @@ def main(argv=None, started: float | None = None):
     print(f"seconds per training step: encrypted {per_step['encrypted'] * 1e3:.3g} ms, plaintext "
           f"{per_step['plaintext'] * 1e3:.3g} ms, ratio {per_step['ratio']:.3g}"
           + (" (one epoch: includes compilation)" if per_step["includes_compile"] else " (epochs after the first)"))
-    print(f"wall time {wall:.1f} s since the start (imports, data, compilation, cost tracing, {args.epochs} "
-          f"encrypted epochs with secure inference and {args.epochs} plaintext-twin epochs; the first "
-          f"encrypted epoch with its compilation {res['first_epoch_seconds_incl_compile']:.1f} s)")
+    print(f"wall time {wall:.1f} s since the start (imports, data, compilation, cost tracing, and "
+          f"{args.epochs} epoch(s) of the encrypted run with secure inference and of the plaintext twin; "
+          f"the first encrypted epoch with its compilation {res['first_epoch_seconds_incl_compile']:.1f} s)")
 
     out = {
         "config": {k: v for k, v in vars(args).items() if k not in ("json", "plot", "quiet")},
