@@ -21,7 +21,6 @@ the simulated openings and the truncation. The plaintext twin is the same maths 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -35,6 +34,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+import common  # noqa: E402  (experiments/common.py, a sibling module)
 import jaxmpc  # noqa: E402
 
 
@@ -158,12 +158,10 @@ def main(argv=None):
                "platform": platform.platform(), "python": platform.python_version(),
                "relu_included": has_relu and not args.no_relu}
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"benchmarks": records, "machine": machine,
-                       "settings": {"repeats": args.repeats, "slow": args.slow,
-                                    "slow_repeats": args.slow_repeats, "prng": args.prng,
-                                    "compiler_options": jaxmpc.config.compiler_options()}}, f, indent=2)
-        print(f"wrote {args.json}")
+        common.write_json(args.json, {"benchmarks": records, "machine": machine,
+                                      "settings": {"repeats": args.repeats, "slow": args.slow,
+                                                   "slow_repeats": args.slow_repeats, "prng": args.prng,
+                                                   "compiler_options": jaxmpc.config.compiler_options()}})
     return records
 
 

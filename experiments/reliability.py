@@ -129,8 +129,8 @@ def local_failure_rate(key, trials: int) -> dict:
                     "rate": k / trials, "ci95": [lo, hi], "formula": p, "formula_in_ci": lo <= p <= hi})
         rows.append((_signed_exp(x), f"{trials:,}", f"{k:,}", f"{k / trials:.5f}", f"[{lo:.5f}, {hi:.5f}]",
                      f"{p:.5f}", f"{k / trials / p:.3f}", "yes" if lo <= p <= hi else "NO"))
-    print(f"(a) local (2-party) truncation by d = 2^16: failure rate vs (|x|+1)/2^64 "
-          f"(counted by jaxmpc.diagnostics; each failure is off by exactly 2^64/d)")
+    print("(a) local (2-party) truncation by d = 2^16: failure rate vs (|x|+1)/2^64 "
+          "(counted by jaxmpc.diagnostics; each failure is off by exactly 2^64/d)")
     print(_table(("x", "trials", "failures", "rate", "95% CI (exact)", "formula", "ratio", "in CI"), rows))
     return {"divisor": LOCAL_D, "rows": out}
 
@@ -170,7 +170,7 @@ def dealer_error_distribution(key, samples: int) -> dict:
                      f"{err.min():+.3f}", f"{err.max():+.3f}", f"< {limit:g}: {'yes' if np.abs(err).max() < limit else 'NO'}",
                      f"{np.mean(np.abs(err) >= 1):.4f}", fails))
         hist_rows.append((name,) + tuple(f"{h:.3f}" for h in hist))
-    print(f"\n(b) truncation error y - x/d in units, x uniform (dealer |x| < 2^61, local |x| < 2^40)")
+    print("\n(b) truncation error y - x/d in units, x uniform (dealer |x| < 2^61, local |x| < 2^40)")
     print(_table(("case", "parties", "samples", "mean +- s.e.", "std", "min", "max", "bound", "P(|e|>=1)",
                   "failures"), rows))
     print("histogram (fraction per quarter unit, from -1.5 to 1.5):")
