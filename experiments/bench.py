@@ -38,14 +38,24 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import common  # noqa: E402  (experiments/common.py, a sibling module)
 import jaxmpc  # noqa: E402
-from jaxmpc import nn
-from jaxmpc.nn import losses, optim
+from jaxmpc.nn import losses, models, optim  # noqa: E402
 from jaxmpc.tasks import tutorial  # noqa: E402
 
 
 OPTIONS = {}  # XLA options for jaxmpc's functions (set by main from --xla-options)
+PROTOCOL = {"protocol": "additive", "ring": 64}  # how every value is shared (main: --protocol, --ring)
+
+
+def share(key, x, fxp):
+    """``jaxmpc.share`` among 2 parties under :data:`PROTOCOL`."""
+    return jaxmpc.share(key, x, fxp, 2, **PROTOCOL)
+
+
+def seed_run(key, precision):
+    """The seed task (``tutorial.run``) under :data:`PROTOCOL`."""
+    return tutorial.run(key, precision, **PROTOCOL)
 
 
 def timed(fn, args, repeats, options=None):
@@ -67,7 +77,7 @@ def timed(fn, args, repeats, options=None):
 
 def record(name, mode, secure, plain, repeats, extra=None):
     (s, c), (p, _) = timed(*secure, repeats, OPTIONS), timed(*plain, repeats)
-    rec = {"name": name, "mode": mode, "seconds": s, "plaintext_seconds": p, "ratio": s / p,
+    rec = {"name": name, "mode": mode, **PROTOCOL, "seconds": s, "plaintext_seconds": p, "ratio": s / p,
            "compile_seconds": c, **(extra or {})}
     print(f"{name:>18} {mode:>8} {s * 1e3:>11.3f} {p * 1e3:>11.3f} {s / p:>8.1f}x {c:>9.2f}", flush=True)
     return rec
@@ -78,7 +88,7 @@ def bench_mul(n, mode, repeats):
     fxp = jaxmpc.FixedPoint(2, 16)
     k = jax.random.split(jaxmpc.key(0), 3)
     a, b = np.random.default_rng(0).uniform(-1, 1, (2, n))
-    x, y = jaxmpc.share(k[0], a, fxp), jaxmpc.share(k[1], b, fxp)
+    x, y = share(k[0], a, fxp), share(k[1], b, fxp)
     secure = (lambda key, x, y: jaxmpc.mul(key, x, y, mode=mode).shares, (k[2], x, y))
     plain = (lambda a, b: a * b, (jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))
     return record(f"mul_{n // 1000000}m" if n >= 10**6 else f"mul_{n}", mode, secure, plain, repeats)
@@ -88,7 +98,7 @@ def bench_matmul(n, mode, repeats):
     fxp = jaxmpc.FixedPoint(2, 16)
     k = jax.random.split(jaxmpc.key(1), 3)
     a, b = np.random.default_rng(1).uniform(-1, 1, (2, n, n))
-    x, y = jaxmpc.share(k[0], a, fxp), jaxmpc.share(k[1], b, fxp)
+    x, y = share(k[0], a, fxp), share(k[1], b, fxp)
     secure = (lambda key, x, y: jaxmpc.matmul(key, x, y, mode=mode).shares, (k[2], x, y))
     plain = (jnp.matmul, (jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))
     return record(f"matmul_{n}", mode, secure, plain, repeats)
@@ -98,33 +108,24 @@ def bench_relu(n, mode, repeats):
     fxp = jaxmpc.FixedPoint(2, 16)
     k = jax.random.split(jaxmpc.key(2), 2)
     a = np.random.default_rng(2).uniform(-1, 1, n)
-    x = jaxmpc.share(k[0], a, fxp)
+    x = share(k[0], a, fxp)
     secure = (lambda key, x: jaxmpc.relu(key, x)[0].shares, (k[1], x))
     plain = (jax.nn.relu, (jnp.asarray(a, jnp.float32),))
     return record(f"relu_{n // 1000000}m" if n >= 10**6 else f"relu_{n}", mode, secure, plain, repeats)
 
 
 # ---- training steps -----------------------------------------------------------------------------
-def mlp(sizes, mode):
-    layers = []
-    for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(m, n, mode=mode))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU(mode=mode))
-    return nn.serial(*layers)
-
-
 def bench_mlp_step(name, sizes, batch, mode, repeats):
     """One SGD-with-momentum step (forward, MSE, backward, update) on a shared batch."""
     fxp = jaxmpc.FixedPoint(2, 16)
-    net = mlp(sizes, mode)
+    net = models.mlp(sizes, mode=mode)
     k = jax.random.split(jaxmpc.key(3), 6)
     params_plain = net.init(k[0])
     rng = np.random.default_rng(3)
     xb = rng.uniform(0, 1, (batch, sizes[0]))
     yb = np.eye(sizes[-1])[rng.integers(0, sizes[-1], batch)]
-    params = jaxmpc.share(k[1], params_plain, fxp)
-    x, y = jaxmpc.share(k[2], xb, fxp), jaxmpc.share(k[3], yb, fxp)
+    params = share(k[1], params_plain, fxp)
+    x, y = share(k[2], xb, fxp), share(k[3], yb, fxp)
     opt = optim.sgd(0.1, key=k[4], momentum=0.9)
     state = opt.init(params)
 
@@ -136,9 +137,7 @@ def bench_mlp_step(name, sizes, batch, mode, repeats):
     pstate = popt.init(p32)
 
     def plain_step(p, s, xb, yb):
-        loss, g = jax.value_and_grad(lambda p: losses.mse_plain(net.plain(p, xb), yb))(p)
-        u, s = popt.update(g, s, p)
-        return optax.apply_updates(p, u), s, loss
+        return jaxmpc.nn.training.plain_step(net, losses.mse_plain, popt, p, s, xb, yb)
 
     return record(name, mode, (secure_step, (k[5], params, state, x, y)),
                   (plain_step, (p32, pstate, jnp.asarray(xb, jnp.float32), jnp.asarray(yb, jnp.float32))),
@@ -161,7 +160,7 @@ def plain_seed_run(lr=tutorial.LEARNING_RATE, iterations=tutorial.ITERATIONS):
 def bench_seed(mode, repeats):
     del mode
     key = jaxmpc.key(4)
-    return record("seed_20", "protocol", (lambda k: tutorial.run(k, 4), (key,)),
+    return record("seed_20", "protocol", (lambda k: seed_run(k, 4), (key,)),
                   (lambda: plain_seed_run(), ()), repeats)
 
 
@@ -175,11 +174,11 @@ def bench_seed_sweep(configs, repeats, lanes=False):
     precisions = jnp.asarray(np.resize([2, 3, 4, 5], configs), jnp.int32)
     keys = jax.random.split(jaxmpc.key(5), configs)
     lrs = jnp.full((configs,), tutorial.LEARNING_RATE, jnp.float32)
-    secure = ((jaxmpc.lanes.vmap if lanes else jax.vmap)(tutorial.run), (keys, precisions))
+    secure = ((jaxmpc.lanes.vmap if lanes else jax.vmap)(seed_run), (keys, precisions))
     plain = (jax.vmap(plain_seed_run), (lrs,))
     rec = record(f"seed_sweep_{configs}" + ("_lanes" if lanes else ""), "protocol", secure, plain, repeats,
                  {"vmap": "jaxmpc.lanes.vmap" if lanes else "jax.vmap"})
-    one = jax.jit(tutorial.run, compiler_options=OPTIONS or None).lower(keys[0], precisions[0]).compile()
+    one = jax.jit(seed_run, compiler_options=OPTIONS or None).lower(keys[0], precisions[0]).compile()
     args = [(keys[i], precisions[i]) for i in range(configs)]
     jax.block_until_ready(one(*args[0]))
     passes = []
@@ -267,12 +266,16 @@ def main(argv=None):
     p.add_argument("--xla-options", choices=("jaxmpc", "default"), default="jaxmpc",
                    help="XLA options for jaxmpc's functions: jaxmpc.config.compiler_options() "
                         "(default) or JAX's defaults")
+    common.add_protocol_args(p)
     args = p.parse_args(argv)
+    common.check_config(n_parties=2, protocol=args.protocol, ring=args.ring)
     global OPTIONS
     OPTIONS = jaxmpc.config.compiler_options() if args.xla_options == "jaxmpc" else {}
+    PROTOCOL.update(common.protocol_fields(args))
     names = args.only or list(BENCHES)
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs, "
-          f"{jax.devices()[0].device_kind}; jaxmpc's XLA options {OPTIONS}")
+          f"{jax.devices()[0].device_kind}; jaxmpc's XLA options {OPTIONS}; {args.protocol} protocol "
+          f"over Z_2^{args.ring}")
     print(f"{'name':>18} {'mode':>8} {'ms':>11} {'plain ms':>11} {'ratio':>9} {'compile s':>9}")
     jax.jit(lambda v: v + 1).lower(jnp.zeros((), jnp.uint64)).compile()  # JAX's one-time start-up
     meta = machine_record(argv)

@@ -14,14 +14,13 @@ the simulated openings and the truncation. The plaintext twin is the same maths 
    median. Cases whose first call takes over ``--slow`` seconds use ``--slow-repeats`` calls
    instead (the record says how many runs it used).
 
-    python experiments/bench_core.py                         # mul 1M, matmul 128/512/1024, relu 1M, conv
-    python experiments/bench_core.py --sizes 128,256 --repeats 20 --json bench_core.json
-    python experiments/bench_core.py --prng threefry         # JAX's default PRNG for the dealer
+    .venv/bin/python experiments/bench_core.py                         # mul 1M, matmul 128/512/1024, relu 1M, conv
+    .venv/bin/python experiments/bench_core.py --sizes 128,256 --repeats 20 --json bench_core.json
+    .venv/bin/python experiments/bench_core.py --prng threefry         # JAX's default PRNG for the dealer
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -35,7 +34,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import common  # noqa: E402  (experiments/common.py, a sibling module)
 import jaxmpc  # noqa: E402
 
 
@@ -159,12 +158,10 @@ def main(argv=None):
                "platform": platform.platform(), "python": platform.python_version(),
                "relu_included": has_relu and not args.no_relu}
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"benchmarks": records, "machine": machine,
-                       "settings": {"repeats": args.repeats, "slow": args.slow,
-                                    "slow_repeats": args.slow_repeats, "prng": args.prng,
-                                    "compiler_options": jaxmpc.config.compiler_options()}}, f, indent=2)
-        print(f"wrote {args.json}")
+        common.write_json(args.json, {"benchmarks": records, "machine": machine,
+                                      "settings": {"repeats": args.repeats, "slow": args.slow,
+                                                   "slow_repeats": args.slow_repeats, "prng": args.prng,
+                                                   "compiler_options": jaxmpc.config.compiler_options()}})
     return records
 
 

@@ -9,13 +9,12 @@ method beyond. The float32 twin (``jnp.matmul`` of float32 operands, JAX's defau
 the backend) is timed in the same run, and the method :func:`jaxmpc.core.gemm.choose_method` picks is
 marked ``*``. Use it to set the crossovers of ``choose_method`` on a new backend.
 
-    python experiments/bench_gemm.py --shapes 128,128,128 512,512,512 --json gemm.json
+    .venv/bin/python experiments/bench_gemm.py --shapes 128,128,128 512,512,512 --json gemm.json
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -28,7 +27,6 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from jaxmpc.core import gemm  # noqa: E402
 
 

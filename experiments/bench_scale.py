@@ -13,7 +13,7 @@ run faster, and XLA may already use several cores for one device; on a loaded ma
 threads can also win a larger share of the cores from other processes. The JSON records the core
 count and the CPU time of each sweep beside its wall time.
 
-    python experiments/bench_scale.py --device-counts 1 2 4 --runs 512 --out scale.json
+    .venv/bin/python experiments/bench_scale.py --device-counts 1 2 4 --runs 512 --out scale.json
 """
 from __future__ import annotations
 
@@ -59,8 +59,7 @@ def worker(args) -> dict:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    sys.path.insert(0, _ROOT)
-    import jaxmpc
+    import jaxmpc  # the installed package (the worker's PYTHONPATH starts with this checkout)
     from jaxmpc import mesh
     from jaxmpc.tasks import tutorial
 

@@ -1,7 +1,7 @@
 """Print jaxmpc's import graph by folder and check the layering.
 
-    python experiments/imports.py            # the folder graph, and every violation (exit 1 if any)
-    python experiments/imports.py --modules  # module by module
+    .venv/bin/python experiments/imports.py            # the folder graph, and every violation (exit 1 if any)
+    .venv/bin/python experiments/imports.py --modules  # module by module
 
 Rules checked (from the source, with ``ast``; nothing is imported): a folder imports only from
 folders before it in ``LAYERS`` (or itself), no module imports another module's private name

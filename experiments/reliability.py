@@ -17,18 +17,18 @@ d. Determinism: the same keys give bit-identical shares (and diagnostics) under 
    (jax.disable_jit) and from one call to the next; SHA-256 digests (also of part c's losses) to
    compare across processes and machines.
 
-    python experiments/reliability.py --json reliability.json     # everything, ~1-2 min on 2 CPU cores
-    python experiments/reliability.py --parts c --seeds 8
+    .venv/bin/python experiments/reliability.py --json reliability.json     # everything
+    .venv/bin/python experiments/reliability.py --parts c --seeds 8
+
+Parts c and d share their values under ``--protocol`` over ``--ring``; parts a and b measure the
+additive family's truncation kernels (``jaxmpc.truncate_shares``) on additive shares.
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import hashlib
-import json
 import math
-import os
-import sys
 import time
 
 import jax
@@ -38,11 +38,11 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import common  # noqa: E402  (experiments/common.py, a sibling module)
 import jaxmpc  # noqa: E402
-from jaxmpc import diagnostics
-from jaxmpc.nn import losses
-from jaxmpc.core import ring
+from jaxmpc import diagnostics  # noqa: E402
+from jaxmpc.core import ring  # noqa: E402
+from jaxmpc.nn import losses  # noqa: E402
 from jaxmpc.tasks import tutorial  # noqa: E402
 
 PARTS = ("a", "b", "c", "d")
@@ -52,6 +52,7 @@ DEALER_CASES = [("base 10, p=2", 10**2), ("base 10, p=3", 10**3), ("base 10, p=4
                 ("base 2, p=8", 1 << 8), ("base 2, p=16", 1 << 16)]
 HIST_EDGES = np.linspace(-1.5, 1.5, 13)  # quarter-unit bins
 WINDOWS = [(0, 20), (20, 100), (100, 1000), (1000, 5000)]
+ADDITIVE = {"protocol": "additive", "ring": 64}  # --protocol / --ring defaults
 
 
 def parse_args(argv=None):
@@ -62,6 +63,7 @@ def parse_args(argv=None):
     p.add_argument("--iterations", type=int, default=5000, help="(c) training steps")
     p.add_argument("--seeds", type=int, default=4, help="(c) runs per precision (vmapped)")
     p.add_argument("--precisions", type=int, nargs="+", default=[4, 3, 2], help="(c) base-10 precisions")
+    common.add_protocol_args(p)
     p.add_argument("--seed", type=int, default=0, help="root PRNG seed")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     args = p.parse_args(argv)
@@ -69,7 +71,8 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
     try:
-        jaxmpc.config.check(n_parties=2, base=10, precisions=args.precisions)
+        jaxmpc.config.check(n_parties=2, base=10, precisions=args.precisions, protocol=args.protocol,
+                            ring=args.ring)
     except jaxmpc.JaxMPCError as e:
         p.error(str(e))
     return args
@@ -126,8 +129,8 @@ def local_failure_rate(key, trials: int) -> dict:
                     "rate": k / trials, "ci95": [lo, hi], "formula": p, "formula_in_ci": lo <= p <= hi})
         rows.append((_signed_exp(x), f"{trials:,}", f"{k:,}", f"{k / trials:.5f}", f"[{lo:.5f}, {hi:.5f}]",
                      f"{p:.5f}", f"{k / trials / p:.3f}", "yes" if lo <= p <= hi else "NO"))
-    print(f"(a) local (2-party) truncation by d = 2^16: failure rate vs (|x|+1)/2^64 "
-          f"(counted by jaxmpc.diagnostics; each failure is off by exactly 2^64/d)")
+    print("(a) local (2-party) truncation by d = 2^16: failure rate vs (|x|+1)/2^64 "
+          "(counted by jaxmpc.diagnostics; each failure is off by exactly 2^64/d)")
     print(_table(("x", "trials", "failures", "rate", "95% CI (exact)", "formula", "ratio", "in CI"), rows))
     return {"divisor": LOCAL_D, "rows": out}
 
@@ -167,7 +170,7 @@ def dealer_error_distribution(key, samples: int) -> dict:
                      f"{err.min():+.3f}", f"{err.max():+.3f}", f"< {limit:g}: {'yes' if np.abs(err).max() < limit else 'NO'}",
                      f"{np.mean(np.abs(err) >= 1):.4f}", fails))
         hist_rows.append((name,) + tuple(f"{h:.3f}" for h in hist))
-    print(f"\n(b) truncation error y - x/d in units, x uniform (dealer |x| < 2^61, local |x| < 2^40)")
+    print("\n(b) truncation error y - x/d in units, x uniform (dealer |x| < 2^61, local |x| < 2^40)")
     print(_table(("case", "parties", "samples", "mean +- s.e.", "std", "min", "max", "bound", "P(|e|>=1)",
                   "failures"), rows))
     print("histogram (fraction per quarter unit, from -1.5 to 1.5):")
@@ -201,11 +204,11 @@ def _windows(iterations: int):
     return out
 
 
-def seed_long(key, iterations: int, seeds: int, precisions: list[int]) -> dict:
+def seed_long(key, iterations: int, seeds: int, precisions: list[int], protocol: dict = ADDITIVE) -> dict:
     plain, grads = plaintext_losses(iterations)
     np.testing.assert_allclose(plain[:tutorial.ITERATIONS], tutorial.plaintext_losses(min(iterations, tutorial.ITERATIONS)),
                                atol=1e-12)  # the scan is the same oracle
-    one = diagnostics.run(functools.partial(tutorial.run, iterations=iterations), per_step=True)
+    one = diagnostics.run(functools.partial(tutorial.run, iterations=iterations, **protocol), per_step=True)
     fn = jax.jit(jax.vmap(jax.vmap(one, (0, 0)), (0, None)))  # seeds x precisions
     keys = jax.random.split(key, (seeds, len(precisions)))
     t0 = time.perf_counter()
@@ -293,12 +296,13 @@ def seed_long(key, iterations: int, seeds: int, precisions: list[int]) -> dict:
 
 
 # ---- (d) determinism -------------------------------------------------------------------------------
-def _chain(key, x, w):
+def _chain(key, x, w, protocol: str = "additive", ring_bits: int = 64):
     """Beaver matmul (local truncation), mul, ReLU (comparison circuit in an accounting.scan),
     a public division (dealer truncation): every share, plus diagnostics."""
     fxp = jaxmpc.FixedPoint(10, 4)
     k = jax.random.split(key, 6)
-    xs, ws = jaxmpc.share(k[0], x, fxp), jaxmpc.share(k[1], w, fxp)
+    xs = jaxmpc.share(k[0], x, fxp, protocol=protocol, ring=ring_bits)
+    ws = jaxmpc.share(k[1], w, fxp, protocol=protocol, ring=ring_bits)
     h = jaxmpc.matmul(k[2], xs, ws, truncation="local")
     p = jaxmpc.mul(k[3], h, h)
     r, _ = jaxmpc.relu(k[4], p - 1.0)
@@ -313,12 +317,12 @@ def _digest(tree) -> str:
     return h.hexdigest()
 
 
-def determinism(seed_value: int) -> dict:
+def determinism(seed_value: int, protocol: dict = ADDITIVE) -> dict:
     """The chain with the same key: jit twice and without jit (jax.disable_jit), compared bit for bit
     (shares and diagnostics); a different key must give different shares."""
     x = np.array([[0.5, -1.25], [3.0, 0.125]])  # one shape: without jit every primitive compiles per shape
     w = np.array([[1.5, -0.5], [0.25, 2.0]])
-    run = diagnostics.run(_chain)
+    run = diagnostics.run(functools.partial(_chain, protocol=protocol["protocol"], ring_bits=protocol["ring"]))
     fast = jax.jit(run)
     a = fast(jaxmpc.key(seed_value), x, w)
     b = fast(jaxmpc.key(seed_value), x, w)
@@ -351,19 +355,19 @@ def determinism(seed_value: int) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     k_a, k_b, k_c = jax.random.split(jaxmpc.key(args.seed), 3)
-    out = {"config": {k: v for k, v in vars(args).items() if k != "json"}, "backend": jax.default_backend()}
+    proto = common.protocol_fields(args)
+    out = {"config": {k: v for k, v in vars(args).items() if k != "json"}, **proto,
+           "backend": jax.default_backend()}
     if "a" in args.parts:
         out["local_failure_rate"] = local_failure_rate(k_a, args.trials)
     if "b" in args.parts:
         out["truncation_error"] = dealer_error_distribution(k_b, args.samples)
     if "c" in args.parts:
-        out["seed_task"] = seed_long(k_c, args.iterations, args.seeds, args.precisions)
+        out["seed_task"] = seed_long(k_c, args.iterations, args.seeds, args.precisions, proto)
     if "d" in args.parts:
-        out["determinism"] = determinism(args.seed)
+        out["determinism"] = determinism(args.seed, proto)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
-        print(f"wrote {args.json}")
+        common.write_json(args.json, out)
     return out
 
 

@@ -4,15 +4,14 @@ Two parties (or --parties N) hold shares of the data, targets and a 2-2-1 ReLU n
 supplies Beaver triples and truncation material. Every precision (and every seed, --seeds K) is one
 simulated run, and all runs are a single jit-compiled, vmapped function.
 
-    python experiments/seed_demo.py                       # base 10, precisions 2 3 4
-    python experiments/seed_demo.py --seeds 16 --plot seed.png --json seed.json
+    .venv/bin/python experiments/seed_demo.py             # base 10, precisions 2 3 4
+    .venv/bin/python experiments/seed_demo.py --seeds 16 --plot seed.png --json seed.json
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
 import time
 
 import jax
@@ -22,7 +21,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import common  # noqa: E402  (experiments/common.py, a sibling module)
 import jaxmpc  # noqa: E402
 from jaxmpc.tasks import tutorial  # noqa: E402
 
@@ -33,12 +32,14 @@ REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parties", type=int, default=2, help="number of data-holding parties (>= 2)")
+    common.add_protocol_args(p)
     p.add_argument("--seeds", type=int, default=1, help="share/dealer seeds per precision (vmapped)")
     p.add_argument("--seed", type=int, default=0, help="root PRNG seed")
     p.add_argument("--base", type=int, default=10, choices=(2, 10))
     p.add_argument("--precisions", type=int, nargs="+", default=[2, 3, 4])
     p.add_argument("--iterations", type=int, default=tutorial.ITERATIONS)
-    p.add_argument("--truncation", default="dealer", choices=("dealer", "local"))
+    p.add_argument("--truncation", default="dealer", choices=("dealer", "local"),
+                   help="dealer-assisted (any number of parties) or local (SecureML, 2 parties)")
     p.add_argument("--rounding", default="nearest", choices=("nearest", "trunc"),
                    help="encoding rounding; 'trunc' truncates toward zero like PySyft")
     p.add_argument("--json", metavar="PATH", help="write losses as JSON")
@@ -48,15 +49,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        jaxmpc.config.check(n_parties=args.parties, truncation=args.truncation, base=args.base,
-                            precisions=args.precisions)
-    except jaxmpc.JaxMPCError as e:
-        sys.exit(f"invalid options: {e}")
+    common.check_config(n_parties=args.parties, truncation=args.truncation, base=args.base,
+                        precisions=args.precisions, protocol=args.protocol, ring=args.ring)
+    static = {"base": args.base, "n_parties": args.parties, "truncation": args.truncation,
+              "rounding": args.rounding, "protocol": args.protocol, "ring": args.ring}
 
     def one(key, precision):
-        return tutorial.run(key, precision, base=args.base, n_parties=args.parties,
-                        iterations=args.iterations, truncation=args.truncation, rounding=args.rounding)
+        return tutorial.run(key, precision, iterations=args.iterations, **static)
 
     # seeds (outer) x precisions (inner), one compiled function; every run gets its own key
     runs = jaxmpc.config.jit(jax.vmap(jax.vmap(one, (0, 0)), (0, None)))
@@ -72,7 +71,8 @@ def main(argv=None):
     plain = tutorial.plaintext_losses(args.iterations)
 
     n_runs = args.seeds * len(args.precisions)
-    print(f"jaxmpc seed demo: {args.parties} parties + dealer, base {args.base}, "
+    print(f"jaxmpc seed demo: {args.parties} parties + dealer, {args.protocol} protocol over "
+          f"Z_2^{args.ring}, base {args.base}, "
           f"{args.truncation} truncation, {args.seeds} seed(s), {n_runs} runs in one vmapped call")
     print(f"compile {t_compile:.2f} s, run {t_run:.3f} s ({jax.default_backend()})\n")
     head = f"{'iter':>4} {'plaintext':>10}" + "".join(f" {'p=' + str(p):>10}" for p in args.precisions)
@@ -88,9 +88,7 @@ def main(argv=None):
         print(f"{p:>9} {dev[:, j].mean():>10.5f} {dev[:, j].max():>10.5f}")
 
     # communication of one training iteration (traced from the code that runs; nothing executes)
-    step_cost = jaxmpc.cost(lambda k: tutorial.run(k, args.precisions[0], base=args.base,
-                                               n_parties=args.parties, iterations=1,
-                                               truncation=args.truncation, rounding=args.rounding),
+    step_cost = jaxmpc.cost(lambda k: tutorial.run(k, args.precisions[0], iterations=1, **static),
                             jaxmpc.key(0))
     print(f"\ncost per training step ({args.parties} parties, loss reveal included): "
           f"{step_cost.rounds} rounds, {step_cost.bytes_per_party:,.0f} bytes sent per party, "
@@ -104,14 +102,12 @@ def main(argv=None):
         print(f"\nplaintext vs shared/reference: max |diff| = {np.abs(ref - plain).max():.2e}")
 
     if args.json:
-        out = {"plaintext": plain.tolist(),
+        out = {**common.protocol_fields(args), "plaintext": plain.tolist(),
                "encrypted": {str(p): enc[:, j].tolist() for j, p in enumerate(args.precisions)},
                "config": {k: v for k, v in vars(args).items() if k not in ("json", "plot")},
                "compile_seconds": t_compile, "run_seconds": t_run,
                "cost_per_step": step_cost.to_dict()}
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
-        print(f"wrote {args.json}")
+        common.write_json(args.json, out)
     if args.plot:
         plot(args, plain, enc, args.plot)
         print(f"wrote {args.plot}")

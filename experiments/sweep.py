@@ -11,25 +11,23 @@ and the speed-up of the vmapped sweep is printed and stored.
 
 Tasks:
   seed            the seed task (jaxmpc.tasks.tutorial.run): metric = final loss, deviation from float64
-  digits          experiments/train.py's MLP on scikit-learn data: metric = test accuracy (secure
-  breast_cancer   inference), final train loss, deviation = max |params - plaintext twin|
+  digits          jaxmpc.tasks.classify's MLP (experiments/train.py's) on scikit-learn data: metric =
+  breast_cancer   test accuracy (secure inference), final train loss, deviation = max |params -
+                  plaintext twin|
 
 For a data set, a seed fixes the initial weights and the batch order (shared by all precisions
 and learning rates of that seed, and by the plaintext twin); every run still has its own MPC key
 (shares, dealer material, truncations).
 
-    python experiments/sweep.py                                   # seed task, base 10, p = 1..4
-    python experiments/sweep.py --task digits --base 2 --precisions 8 10 12 16 --seeds 4 --epochs 3 \\
-        --json sweep.json --plot sweep.png
-    srun python experiments/sweep.py --seeds 1000 --distributed --json sweep.json   # every host's GPUs
+    .venv/bin/python experiments/sweep.py                         # seed task, base 10, p = 1..4
+    .venv/bin/python experiments/sweep.py --task digits --base 2 --precisions 8 10 12 16 --seeds 4 \\
+        --epochs 3 --json sweep.json --plot sweep.png
+    srun .venv/bin/python experiments/sweep.py --seeds 1000 --distributed --json sweep.json   # every host's GPUs
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import math
-import os
 import sys
 import time
 
@@ -40,23 +38,10 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(_HERE, ".."))
+import common  # noqa: E402  (experiments/common.py, a sibling module)
 import jaxmpc  # noqa: E402
-from jaxmpc import mesh
-from jaxmpc.tasks import data, tutorial  # noqa: E402
-
-
-def _load_train_script():
-    """experiments/train.py as a module (not named ``train``: that would shadow other modules)."""
-    name = "jaxmpc_experiments_train"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, os.path.join(_HERE, "train.py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from jaxmpc import mesh  # noqa: E402
+from jaxmpc.tasks import classify, data, tutorial  # noqa: E402
 
 
 TASKS = ("seed",) + data.DATASETS
@@ -73,6 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--lrs", type=float, nargs="+", default=None,
                    help="learning rates (default: the task's own, one value)")
     p.add_argument("--parties", type=int, default=2)
+    common.add_protocol_args(p)
     p.add_argument("--truncation", default="dealer", choices=("dealer", "local"))
     p.add_argument("--iterations", type=int, default=tutorial.ITERATIONS, help="seed task: steps")
     p.add_argument("--epochs", type=int, default=3, help="data set: epochs")
@@ -108,16 +94,13 @@ def parse_args(argv=None):
     if args.precisions is None:
         args.precisions = [1, 2, 3, 4] if args.base == 10 else [6, 8, 10, 12, 16]
     if args.lrs is None:
-        args.lrs = [tutorial.LEARNING_RATE if args.task == "seed" else _load_train_script().DEFAULT_LR[args.task]]
+        args.lrs = [tutorial.LEARNING_RATE if args.task == "seed" else classify.default_lr(args.task)]
     return args
 
 
 def check_args(args):
-    try:
-        jaxmpc.config.check(n_parties=args.parties, truncation=args.truncation, base=args.base,
-                            precisions=args.precisions)
-    except jaxmpc.JaxMPCError as e:
-        sys.exit(f"invalid options: {e}")
+    common.check_config(n_parties=args.parties, truncation=args.truncation, base=args.base,
+                        precisions=args.precisions, protocol=args.protocol, ring=args.ring)
     if args.seeds < 1:
         sys.exit("--seeds must be at least 1")
     if args.chunk_size is not None and args.chunk_size < 1:
@@ -143,7 +126,8 @@ class SeedTask:
         del per_seed
         a = self.args
         return {"losses": tutorial.run(key, precision, base=a.base, n_parties=a.parties,
-                                   iterations=a.iterations, learning_rate=lr, truncation=a.truncation)}
+                                       iterations=a.iterations, learning_rate=lr, truncation=a.truncation,
+                                       protocol=a.protocol, ring=a.ring)}
 
     def metrics(self, out, lrs):
         """Per-run metrics (numpy, leading run axis) from the stacked outputs of :meth:`run`."""
@@ -155,19 +139,18 @@ class SeedTask:
 
 
 class DataTask:
-    """A data set with experiments/train.py's MLP: metric = test accuracy (secure inference)."""
+    """A data set with :mod:`jaxmpc.tasks.classify`'s MLP: metric = test accuracy (secure inference)."""
 
     metric, metric_label, better = "test_accuracy", "test accuracy (secure inference)", "higher"
 
     def __init__(self, args):
         self.args = args
-        tr = self.tr = _load_train_script()
         ds = self.ds = data.load(args.task)
         if not 1 <= args.batch_size <= ds.n_train:
             sys.exit(f"--batch-size must be in 1..{ds.n_train}")
-        self.cfg = tr.Config(n_features=ds.n_features, n_classes=ds.n_classes, hidden=tuple(args.hidden),
-                             n_parties=args.parties, base=args.base, truncation=args.truncation,
-                             mode=args.mode, momentum=float(args.momentum))
+        self.cfg = classify.config_for(ds, hidden=args.hidden, n_parties=args.parties, base=args.base,
+                                       truncation=args.truncation, mode=args.mode,
+                                       momentum=float(args.momentum), protocol=args.protocol, ring=args.ring)
         self.arrays = (jnp.asarray(ds.x_train), jnp.asarray(data.one_hot(ds.y_train, ds.n_classes)),
                        jnp.asarray(ds.x_test), jnp.asarray(ds.y_test))
         # per seed: initial weights and batch order (plaintext, shared by every run of that seed)
@@ -175,14 +158,14 @@ class DataTask:
         inits, orders = [], []
         for k in k_seeds:
             k_init, k_order = jax.random.split(k)
-            inits.append(tr.make_model(self.cfg).init(k_init))
-            orders.append(tr.batch_orders(k_order, args.epochs, ds.n_train, args.batch_size))
+            inits.append(classify.make_model(self.cfg).init(k_init))
+            orders.append(classify.batch_orders(k_order, args.epochs, ds.n_train, args.batch_size))
         self.per_seed = {"init": jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *inits),
                          "orders": jnp.stack(orders)}
 
     def run(self, key, precision, lr, per_seed):
-        return self.tr.full_run(key, precision, lr, per_seed["init"], per_seed["orders"], *self.arrays,
-                                cfg=self.cfg)
+        return classify.full_run(key, precision, lr, per_seed["init"], per_seed["orders"], *self.arrays,
+                                 cfg=self.cfg)
 
     def metrics(self, out, lrs):
         del lrs
@@ -213,14 +196,6 @@ def _take(tree, idx):
 
 def _abstract(args):
     return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), args)
-
-
-def _progress(iterable, total, desc, quiet):
-    try:
-        from tqdm.auto import tqdm
-        return tqdm(iterable, total=total, desc=desc, disable=quiet)
-    except ImportError:  # progress bars are optional
-        return iterable
 
 
 def run_vmapped(task, keys, precisions, lrs, seed_idx, chunk: int, quiet: bool, pad_key, runs_mesh=None,
@@ -254,7 +229,7 @@ def run_vmapped(task, keys, precisions, lrs, seed_idx, chunk: int, quiet: bool, 
     t_compile = time.perf_counter() - t0
     outs = []
     t0 = time.perf_counter()
-    for c in _progress(range(n_chunks), n_chunks, "vmapped chunks", quiet):
+    for c in common.progress(range(n_chunks), n_chunks, "vmapped chunks", quiet):
         outs.append(jax.block_until_ready(compiled(*sweep.prepare(*args_of(c))[1])))
     t_run = time.perf_counter() - t0
     out = jax.tree_util.tree_map(lambda *xs: np.concatenate(mesh.gather(xs))[:n_runs], *outs)
@@ -275,7 +250,7 @@ def run_pointwise(task, keys, precisions, lrs, seed_idx, quiet: bool):
     t_compile = time.perf_counter() - t0
     outs = []
     t0 = time.perf_counter()
-    for i in _progress(range(len(precisions)), len(precisions), "point by point", quiet):
+    for i in common.progress(range(len(precisions)), len(precisions), "point by point", quiet):
         outs.append(jax.block_until_ready(compiled(*args_of(i))))
     t_run = time.perf_counter() - t0
     out = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *outs)
@@ -343,7 +318,8 @@ def main(argv=None):
     chunk = mesh.padded_runs(min(args.chunk_size or n_runs, n_runs), n_devices)
 
     print(f"jaxmpc sweep: task {args.task}, base {args.base}, precisions {args.precisions}, "
-          f"learning rates {args.lrs}, {args.seeds} seeds: {n_runs} runs, {args.parties} parties, "
+          f"learning rates {args.lrs}, {args.seeds} seeds: {n_runs} runs, {args.parties} parties "
+          f"({args.protocol} protocol over Z_2^{args.ring}), "
           f"{math.ceil(n_runs / chunk)} vmapped call(s) of {chunk} runs on {n_devices} "
           f"{jax.default_backend()} device(s)"
           + (f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""))
@@ -384,6 +360,7 @@ def main(argv=None):
     if args.json:
         result = {
             "task": args.task,
+            **common.protocol_fields(args),
             "config": {k: v for k, v in vars(args).items()
                        if k not in ("json", "plot", "quiet", "coordinator", "process_id")},
             "n_runs": n_runs, "chunk_size": chunk, "metric": task.metric,
@@ -398,9 +375,7 @@ def main(argv=None):
             "devices": n_devices, "processes": jax.process_count(),
         }
         if jax.process_index() == 0:  # every process holds the same results; one writes them
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=1)
-            print(f"wrote {args.json}")
+            common.write_json(args.json, result)
     if args.plot and jax.process_index() == 0:
         plot(args, task, metrics, grid, args.plot)
         print(f"wrote {args.plot}")

@@ -1,10 +1,21 @@
-"""Test configuration: 64-bit types, strict dtype and rank promotion, and JAX's key-reuse checker.
+"""Test configuration: 64-bit types, strict dtype and rank promotion, and JAX's key-reuse checker;
+``experiments/`` on ``sys.path``.
 
 The key-reuse checker makes any reuse of a PRNG key (a reused mask or triple: a security bug) fail.
+The scripts in ``experiments/`` import their sibling module ``common`` (a script's folder is first on
+``sys.path`` when it runs), so the tests that call a script's ``main`` put that folder on the path
+(last: a script never shadows an installed module) and import the script by its name.
 """
+import os
+import sys
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_debug_key_reuse", True)
+
+EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
+if EXPERIMENTS not in sys.path:
+    sys.path.append(EXPERIMENTS)

@@ -1,12 +1,11 @@
 """Small, fast versions of experiments/train.py and experiments/sweep.py, run in-process, plus the
-library pieces they rest on (jaxmpc.tasks.data, the secure argmax of jaxmpc.nn.inference).
+library pieces they rest on (jaxmpc.tasks.data and jaxmpc.tasks.classify, jaxmpc.nn.models, the
+secure argmax of jaxmpc.nn.inference).
 
-The accuracy target of the issue (digits, 10 epochs) is checked by running the script, not here.
+The scripts are imported by name: tests/conftest.py puts experiments/ on sys.path. The accuracy
+target of the issue (digits, 10 epochs) is checked by running the script, not here.
 """
-import importlib.util
 import json
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,21 +13,8 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc.tasks import data
-from jaxmpc.nn import inference
-
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments")
-
-
-def _script(name: str):
-    """Import experiments/<name>.py under a unique module name (``train`` would shadow others)."""
-    mod_name = f"jaxmpc_experiments_{name}"
-    if mod_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(mod_name, os.path.join(EXPERIMENTS, f"{name}.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[mod_name]
+from jaxmpc.nn import inference, models
+from jaxmpc.tasks import classify, data
 
 
 # ---- jaxmpc.tasks.data ----------------------------------------------------------------------------------
@@ -89,14 +75,16 @@ def test_secure_argmax_cost_formula():
 
 # ---- experiments/train.py -------------------------------------------------------------------------
 def test_train_script_small(tmp_path):
-    train = _script("train")
+    import train
     out_json, out_png = tmp_path / "train.json", tmp_path / "train.png"
     out = train.main(["--dataset", "breast_cancer", "--hidden", "8", "--epochs", "1", "--batch-size", "32",
-                      "--lr", "0.3",
+                      "--lr", "0.3", "--protocol", "additive", "--ring", "64",
                       "--quiet", "--json", str(out_json), "--plot", str(out_png)])
     with open(out_json) as f:
         res = json.load(f)
     assert res["encrypted_test_accuracy"] == out["encrypted_test_accuracy"]
+    assert (res["protocol"], res["ring"]) == ("additive", 64) == (res["config"]["protocol"], res["config"]["ring"])
+    assert 0 < res["first_epoch_seconds_incl_compile"] < res["wall_seconds"]
     assert out_png.stat().st_size > 0
     steps = res["steps_per_epoch"]
     assert steps == res["dataset"]["n_train"] // 32
@@ -118,11 +106,16 @@ def test_train_script_small(tmp_path):
     assert res["cost_inference"]["rounds"] > 0
 
 
-def test_train_script_logistic_regression_with_cross_entropy():
-    """--loss ce with no hidden layer: multinomial logistic regression, step-comparable to the twin."""
-    train = _script("train")
-    res = train.main(["--dataset", "breast_cancer", "--hidden", "--loss", "ce", "--epochs", "1", "--lr", "0.5",
-                      "--batch-size", "64", "--quiet"])
+def test_classify_logistic_regression_with_cross_entropy():
+    """The library's run (what train.py --hidden --loss ce calls): multinomial logistic regression,
+    step-comparable to the twin."""
+    ds = data.load("breast_cancer")
+    cfg = classify.config_for(ds, hidden=(), loss="ce")
+    epochs = []
+    res = classify.train(ds, cfg, precision=16, learning_rate=0.5, epochs=1, batch_size=64,
+                         on_epoch=lambda e, hist: epochs.append((e, len(hist["encrypted_train_loss"]))))
+    assert epochs == [(0, 1)] and res["steps_per_epoch"] == ds.n_train // 64
+    assert isinstance(res["step_cost"], jaxmpc.CostReport) and res["step_cost"].rounds > 0
     assert res["encrypted_test_accuracy"] > 0.85
     assert abs(res["encrypted_test_accuracy"] - res["plaintext_test_accuracy"]) <= 0.03
     enc, plain = np.array(res["step_losses"]["encrypted"]), np.array(res["step_losses"]["plaintext"])
@@ -133,7 +126,7 @@ def test_train_script_cnn(tmp_path):
     """--model cnn: a tiny CNN (2 and 2 channels) on the digit images, 2 steps of 480, step-comparable to
     the twin, with the MLP's JSON fields. Ideal mode keeps the compilation short (the layers' protocols
     are tested in test_conv.py)."""
-    train = _script("train")
+    import train
     out_json = tmp_path / "cnn.json"
     out = train.main(["--model", "cnn", "--channels", "2", "2", "--epochs", "1", "--batch-size", "480",
                       "--mode", "ideal", "--quiet", "--json", str(out_json)])
@@ -158,16 +151,46 @@ def test_train_script_cnn(tmp_path):
 
 
 def test_train_script_rejects_bad_options():
-    train = _script("train")
+    import train
     with pytest.raises(SystemExit, match="precision"):
         train.main(["--base", "10", "--precision", "12"])
     with pytest.raises(SystemExit, match="2 parties"):
         train.main(["--parties", "3", "--truncation", "local"])
+    with pytest.raises(SystemExit, match=r"ring=32.*Pass ring=64"):  # only Z_2^64 today
+        train.main(["--ring", "32"])
+    with pytest.raises(SystemExit):  # argparse: not a registered protocol family
+        train.main(["--protocol", "no_such_family"])
+
+
+def test_classify_config_and_models():
+    """classify.config_for / make_model build the script's networks from jaxmpc.nn.models."""
+    digits, cancer = data.load("digits"), data.load("breast_cancer")
+    cfg = classify.config_for(digits, model="cnn", channels=[4, 6], hidden=[16])
+    assert cfg.image_shape == (1, 8, 8) and cfg.channels == (4, 6) and cfg.hidden == (16,)
+    assert classify.describe(cfg) == "CNN 1x8x8-conv4-maxpool-conv6-avgpool-16-10"
+    shapes = [p["weight"].shape for p in classify.make_model(cfg).init(jaxmpc.key(0)) if p]
+    assert shapes == [(4, 1, 3, 3), (6, 4, 3, 3), (16, 24), (10, 16)]
+    mlp = classify.config_for(cancer, hidden=[8])
+    assert classify.describe(mlp) == "MLP 30-8-2"
+    assert [p["weight"].shape for p in classify.make_model(mlp).init(jaxmpc.key(0)) if p] == [(8, 30), (2, 8)]
+    assert classify.model_inputs(cfg, np.zeros((5, 64))).shape == (5, 1, 8, 8)
+    assert (classify.default_lr("digits"), classify.default_lr("digits", model="cnn"),
+            classify.default_lr("breast_cancer", loss="ce")) == (0.5, 0.5, 0.05)
+    with pytest.raises(jaxmpc.InputTypeError, match="image data set"):
+        classify.config_for(cancer, model="cnn")
+    with pytest.raises(jaxmpc.InputTypeError, match="loss must be one of"):
+        classify.config_for(cancer, loss="hinge")
+    with pytest.raises(jaxmpc.InputTypeError, match="batch_size must be in 1..456"):
+        classify.train(cancer, mlp, precision=16, learning_rate=0.1, epochs=1, batch_size=1000)
+    with pytest.raises(jaxmpc.InputTypeError, match="mlp.sizes. must be 2 or more positive ints"):
+        models.mlp((3,))
+    with pytest.raises(jaxmpc.InputTypeError, match=r"\(C, H, W\)"):
+        models.cnn((8, 8), (2, 2), (), 10)
 
 
 # ---- experiments/sweep.py -------------------------------------------------------------------------
 def test_sweep_script_small(tmp_path):
-    sweep = _script("sweep")
+    import sweep
     out_json, out_png = tmp_path / "sweep.json", tmp_path / "sweep.png"
     sweep.main(["--task", "seed", "--precisions", "2", "4", "--seeds", "2", "--iterations", "6",
                 "--chunk-size", "3", "--baseline-points", "2", "--quiet",
@@ -176,6 +199,7 @@ def test_sweep_script_small(tmp_path):
         res = json.load(f)
     assert out_png.stat().st_size > 0
     assert res["n_runs"] == 4 and res["vmapped"]["calls"] == 2  # 4 runs in chunks of 3, padded
+    assert (res["protocol"], res["ring"]) == ("additive", 64)
     assert res["devices"] == len(jax.devices()) and res["processes"] == 1  # every visible device
     assert sorted(zip(res["grid"]["seed"], res["grid"]["precision"])) == [(0, 2), (0, 4), (1, 2), (1, 4)]
     for name in ("final_loss", "deviation"):
@@ -195,7 +219,7 @@ def test_sweep_script_small(tmp_path):
 def test_bench_gemm_script_checks_every_method(tmp_path):
     """Two tiny shapes, one checked against NumPy and one (over --numpy-max-macs) against "xla": every
     method this backend offers is timed and exact, and the automatic choice is marked."""
-    bench_gemm = _script("bench_gemm")
+    import bench_gemm
     out = tmp_path / "gemm.json"
     bench_gemm.main(["--shapes", "5,7,3", "16,70,9", "--repeats", "1", "--numpy-max-macs", "200",
                      "--json", str(out)])
@@ -207,3 +231,18 @@ def test_bench_gemm_script_checks_every_method(tmp_path):
     assert sum(r["chosen"] for r in recs) == 2  # one per shape
     with pytest.raises(SystemExit):
         bench_gemm.main(["--shapes", "5,7"])
+
+
+# ---- experiments/bench.py ------------------------------------------------------------------------
+def test_bench_script_records_the_protocol(tmp_path):
+    """One case, one repeat (a smoke run, not a measurement): every record names its protocol and
+    ring; a ring the family lacks is refused before any work."""
+    import bench
+    out = tmp_path / "bench.json"
+    recs = bench.main(["--only", "seed_20", "--repeats", "1", "--protocol", "additive", "--ring", "64",
+                       "--json", str(out)])
+    res = json.loads(out.read_text())
+    assert res["benchmarks"] == recs and len(recs) == 1
+    assert all((r["protocol"], r["ring"]) == ("additive", 64) for r in recs)
+    with pytest.raises(SystemExit, match="ring=128"):
+        bench.main(["--ring", "128"])

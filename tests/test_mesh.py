@@ -30,7 +30,6 @@ SWEEP_ARGV = ["--precisions", "2", "3", "4", "--seeds", "3", "--iterations", "1"
 def _worker(out_path: str) -> None:
     """Runs with 4 forced host devices; writes the facts the tests check to ``out_path``."""
     import doctest
-    import importlib.util
     import time
 
     import jax.numpy as jnp
@@ -42,9 +41,8 @@ def _worker(out_path: str) -> None:
 
     # 1. the runs of experiments/sweep.py (SWEEP_ARGV, the script's own keys) on one device, to compare
     # with the script's 2-process, 4-device run
-    spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(ROOT, "experiments", "sweep.py"))
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sys.path.append(os.path.join(ROOT, "experiments"))  # the script's folder, as when it runs
+    import sweep
     args = sweep.parse_args(SWEEP_ARGV)
     task = sweep.SeedTask(args)
     _, precisions, lrs, (keys, _, _) = sweep.make_grid(args)
@@ -240,12 +238,8 @@ def test_on_four_devices(facts):
 
 def test_bench_scale_smoke(tmp_path):
     """experiments/bench_scale.py end to end at a tiny size: one worker subprocess on 2 forced devices."""
-    import importlib.util
+    import bench_scale as bench  # experiments/ is on sys.path (tests/conftest.py)
 
-    spec = importlib.util.spec_from_file_location("bench_scale_script",
-                                                  os.path.join(ROOT, "experiments", "bench_scale.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     out = tmp_path / "scale.json"
     bench.main(["--device-counts", "2", "--runs", "3", "--iterations", "1", "--repeats", "2",
                 "--out", str(out)])

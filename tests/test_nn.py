@@ -15,7 +15,7 @@ import pytest
 
 import jaxmpc
 from jaxmpc import nn
-from jaxmpc.nn import losses, optim
+from jaxmpc.nn import losses, optim, training
 
 FXP_BITS = 16  # base 2, 16 fractional bits: one unit = 2^-16
 UNIT = 2.0 ** -FXP_BITS
@@ -141,3 +141,48 @@ def test_sgd_matches_optax_and_chains(momentum, own_block, monkeypatch):
 def test_sgd_rejects_bad_key():
     with pytest.raises(jaxmpc.InputTypeError, match="key"):
         optim.sgd(0.1, key=0)
+
+
+def test_epoch_is_the_step_loop_and_the_twin_follows():
+    """training.epoch is training.step over the minibatches with the key carried and split at every
+    step (the same shares bit for bit, and it returns the carried key); training.plain_epoch is
+    plain_step's loop; the encrypted losses track the twin's."""
+    model = nn.serial(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    fxp = _fxp()
+    x_np, t_np = _data(20, (8, 3), (8, 2))
+    order = np.array([[3, 0, 5, 6], [1, 7, 2, 4]], np.int32)
+    init = model.init(jax.random.key(21))
+
+    def setup():  # the same values from fresh key objects: each run consumes its own keys
+        k = jax.random.split(jaxmpc.key(22), 4)
+        p, x, t = (jaxmpc.share(kk, v, fxp) for kk, v in zip(k[:3], (init, x_np, t_np)))
+        opt = optim.sgd(0.1, key=k[3], momentum=0.9)
+        return opt, p, opt.init(p), x, t
+
+    opt, p, s, x, t = setup()
+    key, p_epoch, _, loss_epoch = jax.jit(lambda k, p, s, x, t: training.epoch(
+        k, model, losses.mse, opt, p, s, x, t, order))(jaxmpc.key(23), p, s, x, t)
+    opt, p, s, x, t = setup()
+    step = jax.jit(lambda k, p, s, xb, tb: training.step(k, model, losses.mse, opt, p, s, xb, tb))
+    k, loss_steps = jaxmpc.key(23), []
+    for idx in order:
+        k, k_step = jax.random.split(k)
+        p, s, loss = step(k_step, p, s, x[idx], t[idx])
+        loss_steps.append(float(jaxmpc.reveal(loss)))
+    for got, want in zip(jax.tree_util.tree_leaves(p_epoch), jax.tree_util.tree_leaves(p)):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(k))
+    np.testing.assert_allclose(loss_epoch, loss_steps, rtol=1e-12)
+
+    tx = optax.sgd(0.1, momentum=0.9)
+    pp, ps, plain_epoch = training.plain_epoch(model, losses.mse_plain, tx, init, tx.init(init),
+                                               jnp.asarray(x_np), jnp.asarray(t_np), order)
+    qp, qs = init, tx.init(init)
+    for i, idx in enumerate(order):
+        qp, qs, plain_loss = training.plain_step(model, losses.mse_plain, tx, qp, qs, x_np[idx], t_np[idx])
+        np.testing.assert_allclose(plain_epoch[i], plain_loss, rtol=1e-12)
+    for got, want in zip(jax.tree_util.tree_leaves(pp), jax.tree_util.tree_leaves(qp)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(loss_epoch, plain_epoch, atol=1e-3)
+    np.testing.assert_allclose(jax.tree_util.tree_leaves(jaxmpc.reveal(p_epoch))[0],
+                               jax.tree_util.tree_leaves(pp)[0], atol=1e-3)

@@ -42,20 +42,23 @@ def model(truncation: str = "dealer") -> nn.Layer:
 
 
 def run(key, precision, *, base: int = 10, n_parties: int = 2, iterations: int = ITERATIONS,
-        learning_rate=LEARNING_RATE, truncation: str = "dealer", rounding: str = "nearest"):
+        learning_rate=LEARNING_RATE, truncation: str = "dealer", rounding: str = "nearest",
+        protocol: str = "additive", ring: int = 64):
     """One encrypted training run of the seed task; returns the revealed losses ``float64[iterations]``.
 
     Args:
         key: PRNG key for sharing, the dealer and the optimizer's truncations.
         precision: fixed-point precision (array data: ``vmap`` over it).
         base, n_parties, iterations, truncation, rounding: static configuration.
+        protocol, ring: the protocol family and the ring width in bits, as :func:`jaxmpc.share`
+            takes them (static).
         learning_rate: public learning rate (array data: ``vmap`` over it).
     """
     fxp = FixedPoint(base, precision, rounding)
     k_data, k_target, k_model, k_opt, k_train = jax.random.split(key, 5)
-    x = share(k_data, DATA, fxp, n_parties)
-    t = share(k_target, TARGET, fxp, n_parties)
-    params = share(k_model, INIT, fxp, n_parties)
+    x = share(k_data, DATA, fxp, n_parties, protocol=protocol, ring=ring)
+    t = share(k_target, TARGET, fxp, n_parties, protocol=protocol, ring=ring)
+    params = share(k_model, INIT, fxp, n_parties, protocol=protocol, ring=ring)
     opt = optim.sgd(learning_rate, key=k_opt, truncation=truncation)
     net = model(truncation)
     _, _, loss = train.fit(k_train, net, losses.sse, opt, params, opt.init(params), x, t, iterations)
