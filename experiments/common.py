@@ -1,4 +1,4 @@
-"""What the experiment scripts share: the --protocol / --ring options, the configuration check,
+"""What the experiment scripts share: the --protocol / --ring options, the truncation choices, the configuration check,
 JSON writing and the progress bar.
 
 A sibling module of the scripts: run as ``.venv/bin/python experiments/X.py``, a script's folder is
@@ -25,6 +25,15 @@ def add_protocol_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ring", type=int, default=64, metavar="BITS",
                    help="ring width in bits, Z_2^BITS (jaxmpc.share(..., ring=BITS)); supported: "
                         + ", ".join(map(str, rings)) + " (default 64)")
+
+
+def truncations() -> tuple[str, ...]:
+    """Every truncation option of the registered families (``config.check`` then says which the
+    chosen protocol offers at the chosen party count)."""
+    out = []
+    for n in interface.names():
+        out += [t for t in interface.family(n).truncations if t not in out]
+    return tuple(out)
 
 
 def protocol_fields(args) -> dict:

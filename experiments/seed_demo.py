@@ -38,8 +38,9 @@ def parse_args(argv=None):
     p.add_argument("--base", type=int, default=10, choices=(2, 10))
     p.add_argument("--precisions", type=int, nargs="+", default=[2, 3, 4])
     p.add_argument("--iterations", type=int, default=tutorial.ITERATIONS)
-    p.add_argument("--truncation", default="dealer", choices=("dealer", "local"),
-                   help="dealer-assisted (any number of parties) or local (SecureML, 2 parties)")
+    p.add_argument("--truncation", default="dealer", choices=common.truncations(),
+                   help="truncation scheme (jaxmpc.protocols.additive.truncation): dealer (default), pair, "
+                        "exact, fixed-mask (insecure, audits only) at any party count; local at 2")
     p.add_argument("--rounding", default="nearest", choices=("nearest", "trunc"),
                    help="encoding rounding; 'trunc' truncates toward zero like PySyft")
     p.add_argument("--json", metavar="PATH", help="write losses as JSON")

@@ -59,7 +59,8 @@ def parse_args(argv=None):
                    help="learning rates (default: the task's own, one value)")
     p.add_argument("--parties", type=int, default=2)
     common.add_protocol_args(p)
-    p.add_argument("--truncation", default="dealer", choices=("dealer", "local"))
+    p.add_argument("--truncation", default="dealer", choices=common.truncations(),
+                   help="truncation scheme (see train.py --help)")
     p.add_argument("--iterations", type=int, default=tutorial.ITERATIONS, help="seed task: steps")
     p.add_argument("--epochs", type=int, default=3, help="data set: epochs")
     p.add_argument("--batch-size", type=int, default=32, help="data set: minibatch size")

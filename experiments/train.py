@@ -82,8 +82,9 @@ def parse_args(argv=None):
     p.add_argument("--base", type=int, default=2, choices=(2, 10))
     p.add_argument("--precision", type=int, default=None,
                    help="fractional digits in --base (default 16 for base 2, 4 for base 10)")
-    p.add_argument("--truncation", default="dealer", choices=("dealer", "local"),
-                   help="dealer-assisted (any number of parties) or local (SecureML, 2 parties)")
+    p.add_argument("--truncation", default="dealer", choices=common.truncations(),
+                   help="truncation scheme (jaxmpc.protocols.additive.truncation): dealer (default), pair, "
+                        "exact, fixed-mask (insecure, audits only) at any party count; local at 2")
     p.add_argument("--mode", default="protocol", choices=("protocol", "ideal"),
                    help="Beaver simulation of the linear layers: bit-exact protocol or ideal")
     p.add_argument("--test-fraction", type=float, default=0.2)

@@ -48,3 +48,14 @@ def test_script_writes_the_records(tmp_path):
               "measured_rate", "predicted_rate"}
     assert len(data["records"]) == 4 and all(fields <= set(r) for r in data["records"])
     assert {r["truncation"] for r in data["records"]} == {"pair", "dealer"}
+
+
+def test_truncation_accuracy_script(tmp_path):
+    import truncation_accuracy  # experiments/ is on sys.path (tests/conftest.py)
+
+    out = tmp_path / "ta.json"
+    truncation_accuracy.main(["--truncations", "pair", "--bits", "10", "--seeds", "1", "--epochs", "1",
+                              "--json", str(out)])
+    (rec,) = json.loads(out.read_text())["records"]
+    assert (rec["truncation"], rec["ring"], rec["fractional_bits"], rec["seeds"]) == ("pair", 64, 10, 1)
+    assert 0.5 < rec["test_accuracy_mean"] <= 1 and 0.5 < rec["plaintext_test_accuracy_mean"] <= 1
