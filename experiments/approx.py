@@ -64,7 +64,8 @@ def sweep(args) -> list:
         for it in args.iterations or values:
             for m in accuracy.measure(name, precisions=args.precisions, n_parties=args.parties,
                                       seed=args.seed, **{arg: it}):
-                rows.append(dict(m._asdict(), arg=arg, iterations=it))
+                row = {k: v for k, v in m._asdict().items() if k not in ("inputs", "results")}
+                rows.append(dict(row, arg=arg, iterations=it))
     print(f"\n{'function':11s} {'arg':15s} {'it':>3s} {'bits':>4s} {'domain':>18s} {'err':>9s} "
           f"{'abs':>9s} {'twin':>9s} {'worst':>9s}")
     for r in rows:
