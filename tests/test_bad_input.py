@@ -556,6 +556,9 @@ def one_off_targets(key):
                                    lambda: approx.tanh(key, x, exp_iterations=62)),
         "domain argument": (InputTypeError, r"\['order'\] are not arguments of exp; its keyword arguments "
                             r"are \['iterations', 'truncation'\]", lambda: approx.domain("exp", order=2)),
+        "domain iterations=2.5": (InputTypeError,
+                                  r"iterations must be a Python int \(as exp takes it\), got 2\.5",
+                                  lambda: approx.domain("exp", iterations=2.5)),
         "accuracy points=1": (InputTypeError, r"points must be a Python int >= 2, got 1",
                               lambda: accuracy.inputs("exp", 1)),
         "accuracy keys=0": (InputTypeError, r"keys must be a Python int >= 1, got 0",

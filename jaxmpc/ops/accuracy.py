@@ -46,6 +46,11 @@ from ..protocols.shared import reveal, share
 __all__ = ["EXACT", "NAMES", "Measurement", "inputs", "measure", "measure_all", "page", "problems",
            "COMMAND", "PARTIES", "PRECISION", "POINTS", "KEYS"]
 
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
 NAMES = tuple(approx.DOMAINS)
 EXACT: dict[str, Callable] = {  # float64 references of the operands (numpy)
     "exp": np.exp,
@@ -55,7 +60,7 @@ EXACT: dict[str, Callable] = {  # float64 references of the operands (numpy)
     "tanh": np.tanh,
     "rsqrt": lambda x: 1.0 / np.sqrt(x),
     "log": np.log,
-    "softmax": lambda x: np.exp(x - x.max(-1, keepdims=True)) / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True),
+    "softmax": _softmax,
 }
 COMMAND = ".venv/bin/python experiments/approx.py --write"
 PARTIES = (2, 3)  # the page's party counts
@@ -279,6 +284,7 @@ def problems(generated: str, on_disk: str | None, path: str = "docs/approx.md") 
         return f"{path} is missing: generate it with {COMMAND}"
     if on_disk == generated:
         return ""
-    diff = "".join(difflib.unified_diff(on_disk.splitlines(keepends=True), generated.splitlines(keepends=True),
+    diff = "".join(difflib.unified_diff(on_disk.splitlines(keepends=True),
+                                        generated.splitlines(keepends=True),
                                         fromfile=f"{path} (on disk)", tofile=f"{path} (from the code)"))
     return f"{path} is stale (it differs from what the code gives):\n{diff}Regenerate it with {COMMAND}"

@@ -113,6 +113,10 @@ def domain(name: str, **static) -> tuple:
     if unknown:
         raise InputTypeError(f"domain({name!r}, ...): {unknown} are not arguments of {name}; its "
                              f"keyword arguments are {sorted(kw)}.")
+    for k, v in static.items():
+        if isinstance(kw[k], int) and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
+            raise InputTypeError(f"domain({name!r}, ...): {k} must be a Python int (as {name} takes it), "
+                                 f"got {v!r}.")
     return DOMAINS[name].interval(**{**kw, **static})
 
 
@@ -621,7 +625,8 @@ def softmax(key, x: Shared, axis: int = -1, *, iterations: int = 10, exp_iterati
     e = _exp(k_exp, d, exp_iterations, truncation)
     s = e.like(jnp.sum(e.shares, axis=axis + 1, keepdims=True, dtype=e.shares.dtype))
     if diagnostics.active():  # the row sums, in the reciprocal's domain
-        diagnostics.observe_domain("softmax", s.shares, s.fxp, *domain("reciprocal", exp_iterations=exp_iterations))
+        low, high = domain("reciprocal", exp_iterations=exp_iterations)
+        diagnostics.observe_domain("softmax", s.shares, s.fxp, low, high)
     r = _reciprocal(k_rec, s, iterations, exp_iterations, truncation)
     return mul(k_mul, e, r, truncation=truncation)
 

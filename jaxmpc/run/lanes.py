@@ -19,13 +19,13 @@ rule's case it does not cover, falls back to JAX's own batching rule
 (``jax.vmap(primitive, in_axes=-1, out_axes=-1)``): the same values, with a transpose around it.
 Every rule is exact (integer arithmetic, or a fallback), and each equation's result is checked
 against the shape the trace expects, so a rule error raises :class:`jaxmpc.errors.BatchingRuleError`
-at trace time instead of computing something else. ``tests/test_lanes.py`` compares the outputs with ``jax.vmap`` bit for bit: shares,
-and the seed task's revealed losses. One caveat for floating-point outputs: XLA may turn a division
-by a broadcast value (decoding divides by the scale) into a product with its reciprocal in one
-program and not in another, a last-bit difference; it showed once, in a revealed product with the
-runs also split over 4 devices (``tests/test_mesh.py`` compares the shares there). With
-``jax_debug_key_reuse`` on, one run's program goes through JAX's key-reuse check first (the batched
-program draws from raw key data, which the checker cannot follow).
+at trace time instead of computing something else. ``tests/test_lanes.py`` compares the outputs with
+``jax.vmap`` bit for bit: shares, and the seed task's revealed losses. One caveat for floating-point
+outputs: XLA may turn a division by a broadcast value (decoding divides by the scale) into a product
+with its reciprocal in one program and not in another, a last-bit difference; it showed once, in a
+revealed product with the runs also split over 4 devices (``tests/test_mesh.py`` compares the shares
+there). With ``jax_debug_key_reuse`` on, one run's program goes through JAX's key-reuse check first
+(the batched program draws from raw key data, which the checker cannot follow).
 
 Example:
     >>> import jax, jax.numpy as jnp; jax.config.update("jax_enable_x64", True)

@@ -1,4 +1,5 @@
-r"""Diagnostics a real deployment cannot have: wrap-around, truncation failures and headroom, per call.
+r"""Diagnostics a real deployment cannot have: wrap-around, truncation failures, headroom and inputs
+out of the approximations' domains, per call.
 
 One process holds every party's shares, so the simulator can open what no party ever sees: the exact
 value behind a sharing. In an opt-in collection (:func:`run` or :func:`collecting`) every protocol
@@ -49,9 +50,11 @@ the documented domain :math:`[a, b]` of that call (:data:`jaxmpc.ops.approx.DOMA
 iteration counts): **out of domain** :math:`\iff X < a s - 1/2` or :math:`X > b s + 1/2` at scale
 :math:`s` (the encoding of any value of the domain is in it). Outside its domain an approximation
 returns garbage however exact the protocol is, so such an element counts against :attr:`Report.ok`
-like a wrap. Only the call made by the user is checked: the approximations an approximation calls
-inside (the :func:`jaxmpc.ops.approx.exp` of :func:`jaxmpc.ops.approx.rsqrt`) take inputs that its
-own domain keeps in theirs.
+like a wrap. :func:`jaxmpc.ops.approx.softmax` checks :math:`x - \max x` (one element per entry),
+then its row sums against the domain of its reciprocal (one per row). Each call of a public
+approximation is checked, whoever makes it (the losses of :mod:`jaxmpc.nn.losses` call several);
+the ones an approximation computes inside (the :func:`jaxmpc.ops.approx.exp` of
+:func:`jaxmpc.ops.approx.rsqrt`) are not: its own domain keeps their inputs in theirs.
 
 Precisions (``"precision range"``): a ``FixedPoint`` made from a traced precision (under ``jit`` /
 ``vmap``, so it could not raise) counts one element, a **failure** :math:`\iff` the precision is
@@ -61,8 +64,8 @@ operations on operands whose traced precisions differ count a failure under ``"p
 Each call name (``"matmul"``, ``"matmul/truncate/dealer"``, ``"sgd/truncate/dealer"``, ``"share"``;
 a truncation is named after the protocol it finishes, see :func:`label`) gets one :class:`Stats`:
 counts of calls, elements, wraps, failures, out-of-range elements, underflows and inputs out of
-an approximation's domain, the largest
-magnitude, and the first loop step with a wrap or failure. :func:`jaxmpc.trace.accounting.scan` (the loop of
+an approximation's domain, the largest magnitude, and the first loop step with a wrap, a failure or
+an input out of domain. :func:`jaxmpc.trace.accounting.scan` (the loop of
 :func:`jaxmpc.nn.training.fit`, the comparison and the approximations) carries the per-step statistics
 out of the loop and aggregates them: sums of counts, the max of magnitudes, the first bad step.
 
