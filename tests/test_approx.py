@@ -118,6 +118,13 @@ def test_more_bits_less_error():
     assert hi.size == 9 + 9 - 1  # linear over [-256, 4] and over its part in [-16, 4] (4 in both)
 
 
+def test_one_function_alone_gives_the_page_figures():
+    """measure (one function per program) and measure_all (all in one) draw the same keys."""
+    (alone,) = accuracy.measure("exp")
+    np.testing.assert_array_equal(alone.results, _measured(2)["exp"].results)
+    assert alone.err == _measured(2)["exp"].err
+
+
 def test_inputs_cover_the_domain_and_its_edges():
     for name in NAMES:
         low, high = approx.domain(name)
