@@ -34,3 +34,8 @@ class UnknownNameError(JaxMPCError, KeyError):
     """A name looked up that is not there (e.g. an operation a diagnostics report did not observe)."""
 
     __str__ = Exception.__str__  # the message as written, not KeyError's repr of it
+
+
+class BatchingRuleError(JaxMPCError, RuntimeError):
+    """A batching rule of :func:`jaxmpc.lanes.vmap` gave a result of another shape than the traced
+    program's (a bug in that rule, caught while tracing instead of computing something else)."""

@@ -1,12 +1,16 @@
-"""Nonlinear approximations (jaxmpc.ops.approx) and the classification losses.
+"""Nonlinear approximations (jaxmpc.ops.approx), their accuracy page (docs/approx.md) and the
+classification losses.
 
-Each function is checked (a) against its float64 plaintext twin (the same approximation) within an
-MPC bound in units of 1/s, and (b) against the exact float64 function within its stated
-approximation error over its stated domain. Base 2, 16 fractional bits. Compile time is the budget
-(2 CPU cores for the whole suite): one jitted function per party count evaluates everything on tiny
-inputs, cached across tests.
+Each approximation is measured by :func:`jaxmpc.ops.accuracy.measure` on a grid of its documented
+domain at 2 and 3 parties, 16 fractional bits (the measurements docs/approx.md is made of, so the
+page check reuses the compiled programs): (a) the error against float64 lies under the bound of
+``DOMAINS`` that the docstring states, (b) the shared result lies within an MPC bound of the
+plaintext twin, in units of 1/s, element by element, (c) the page on disk is the page the code gives.
+Compile time is the budget (2 CPU cores for the whole suite): one program per function and party
+count, cached across tests.
 """
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -14,143 +18,159 @@ import numpy as np
 import pytest
 
 import jaxmpc
-from jaxmpc.ops import approx
+from jaxmpc.ops import accuracy, approx
 from jaxmpc.nn import losses
 from jaxmpc.protocols.additive.binary import msb_rounds
 from jaxmpc.errors import InputTypeError
 
 FXP = jaxmpc.FixedPoint(2, 16)
-S = 2.0 ** 16
+S = 2.0 ** accuracy.PRECISION
 NE = 8  # default exp iterations
+DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "approx.md")
+NAMES = accuracy.NAMES
+PARTIES = accuracy.PARTIES
 
-INPUTS = {
-    "exp": np.array([-8.0, -4.0, -1.0, -0.3, 0.0, 0.5, 1.0, 2.0, 4.0]),
-    "reciprocal": np.array([0.05, 0.1, 0.5, 1.0, 2.0, 10.0, 50.0, 200.0]),
-    "sigmoid": np.array([-16.0, -4.0, -1.0, -0.1, 0.0, 0.1, 1.0, 4.0, 16.0]),
-    "tanh": np.array([-8.0, -2.0, -0.5, 0.0, 0.5, 2.0, 8.0]),
-    "rsqrt": np.array([0.1, 0.5, 1.0, 4.0, 25.0, 100.0]),
-    "log": np.array([1.0, 1.5, 2.0, 5.0, 10.0, 50.0, 100.0]),
-    "softmax": np.array([[0.0, 1.0, -1.0, 2.0, 0.5], [3.0, 3.0, 3.0, 3.0, 3.0],
-                         [-4.0, 4.0, 0.0, 1.0, -2.0]]),
-}
-EXACT = {
-    "exp": np.exp,
-    "reciprocal": lambda x: 1.0 / x,
-    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
-    "tanh": np.tanh,
-    "rsqrt": lambda x: 1.0 / np.sqrt(x),
-    "log": np.log,
-    "softmax": lambda x: np.asarray(jax.nn.softmax(jnp.asarray(x), axis=-1)),
-}
-# MPC bound |shared - twin| in units of 1/s, as a function of the twin's output and the input
+# MPC bound |shared - twin| in units of 1/s, as a function of the twin's output y and the input x
+# (the domain's operand)
 MPC_BOUND = {
     "exp": lambda y, x: 2.0 ** (NE + 1) * np.abs(y) + 16,  # x/2^n's rounding amplified 2^n times
     "reciprocal": lambda y, x: 16 + 16 / x,
+    "divide": lambda y, x: 8 * (16 + 16 / x) + 2,  # |dividend| <= 8 times the reciprocal's, + 1 product
     "sigmoid": lambda y, x: 128,
     "tanh": lambda y, x: 256,
     "rsqrt": lambda y, x: 64,
     "log": lambda y, x: 2.0 ** (NE + 2),
     "softmax": lambda y, x: 256,
 }
-# stated approximation error (twin vs exact float64) over the domain the inputs cover
-APPROX_BOUND = {
-    "exp": lambda e, x: 1.1 * x**2 / 2.0 ** (NE + 1) * e + 1e-12,  # relative ~ x^2 / 2^(n+1)
-    "reciprocal": lambda e, x: 1e-9 * e,
-    "sigmoid": lambda e, x: 1e-3,
-    "tanh": lambda e, x: 2e-3,
-    "rsqrt": lambda e, x: 1e-8 * e,
-    "log": lambda e, x: 0.04,
-    "softmax": lambda e, x: 3e-3,
-}
-# The 3-party suite runs exp, sigmoid (3-party msb) and the softmax cross-entropy (tree max, exp,
-# reciprocal, log inside); the rest only with 2 parties, to keep the compile time down.
-N2_ONLY = ("reciprocal", "tanh", "rsqrt", "log", "softmax", "bce")
+
+
+@functools.lru_cache(maxsize=None)
+def _measured(n: int) -> dict:
+    """The page's measurements (one compiled program per party count, reused by the page)."""
+    return {name: ms[0] for name, ms in accuracy.measure_all(n_parties=n).items()}
+
+
+def _outputs(name: str, n: int) -> np.ndarray:
+    """The page's revealed results ``[keys, *grid]``."""
+    return _measured(n)[name].results
+
+
+@functools.lru_cache(maxsize=None)
+def _page() -> str:
+    for n in PARTIES:
+        _measured(n)  # compiles each program once, for both
+    return accuracy.page()
+
+
+CASES = [(n, name) for n in PARTIES for name in NAMES]
+
+
+@pytest.mark.parametrize("n,name", CASES)
+def test_error_is_under_the_documented_bound(n, name):
+    m = _measured(n)[name]
+    bound = approx.DOMAINS[name].bound
+    assert (m.low, m.high) == approx.domain(name) and m.n_parties == n
+    assert m.err <= bound and m.twin_err <= bound, (name, n, m.err, m.twin_err, m.worst)
+
+
+@pytest.mark.parametrize("n,name", CASES)
+def test_against_twin_element_by_element(n, name):
+    ops = _measured(n)[name].inputs
+    y = _outputs(name, n)
+    twin = np.asarray(getattr(approx, name + "_plain")(*(jnp.asarray(v) for v in ops)))
+    x = ops[-1] if name != "softmax" else 0.0
+    err = np.abs(y - twin) * S
+    assert np.all(err <= MPC_BOUND[name](twin, x)), (name, err.max())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_docstring_states_the_domain_and_bound(name):
+    """The docstring quotes the table: the default domain's interval and the error bound."""
+    low, high = approx.domain(name)
+    doc = " ".join(getattr(approx, name).__doc__.split())
+    assert f"[{low:g}, {high:g}]" in doc, (name, low, high)
+    assert f"at most {approx.DOMAINS[name].bound:g}" in doc, name
+
+
+def test_the_page_is_fresh():
+    with open(DOC) as f:
+        on_disk = f.read()
+    problems = accuracy.problems(_page(), on_disk)
+    assert not problems, problems
+
+
+def test_a_modified_page_is_stale():
+    text = _page()
+    row = next(line for line in text.splitlines() if line.startswith("| `exp` |"))
+    wrong = row.rsplit("|", 2)[0] + "| 0.5 |"  # another bound
+    edited = text.replace(row, wrong)
+    assert edited != text and wrong != row
+    msg = accuracy.problems(text, edited)
+    assert "is stale" in msg and "-" + wrong in msg and "+" + row in msg and accuracy.COMMAND in msg
+    assert "is missing" in accuracy.problems(text, None) and accuracy.problems(text, text) == ""
+
+
+def test_more_bits_less_error():
+    """The measurement over precisions (what experiments/approx.py sweeps): one call, a row each."""
+    lo, hi = accuracy.measure("exp", precisions=(10, 16), points=9, keys=2)
+    assert (lo.precision, hi.precision) == (10, 16) and lo.static == {"iterations": 8}
+    assert hi.err < lo.err and lo.twin_err == hi.twin_err and hi.results.shape == (2, 17)
+    assert hi.size == 9 + 9 - 1  # linear over [-256, 4] and over its part in [-16, 4] (4 in both)
+
+
+def test_one_function_alone_gives_the_page_figures():
+    """measure (one function per program) and measure_all (all in one) draw the same keys."""
+    (alone,) = accuracy.measure("exp")
+    np.testing.assert_array_equal(alone.results, _measured(2)["exp"].results)
+    assert alone.err == _measured(2)["exp"].err
+
+
+def test_inputs_cover_the_domain_and_its_edges():
+    for name in NAMES:
+        low, high = approx.domain(name)
+        v = accuracy.inputs(name)[-1] if name != "softmax" else \
+            (accuracy.inputs(name)[0] - accuracy.inputs(name)[0].max(-1, keepdims=True))
+        assert v.min() == low and v.max() == high, name
+    assert accuracy.inputs("exp", iterations=6)[0].min() == -64.0  # the domain follows the iterations
+
+
+def test_divide():
+    """x / y on the page's grid: the reciprocal's MPC bound times |x|, plus the product's rounding."""
+    x, yv = accuracy.inputs("divide")
+    twin = np.asarray(approx.divide_plain(jnp.asarray(x), jnp.asarray(yv)))
+    assert np.allclose(twin, x / yv, rtol=1e-9)
+
+
+def test_softmax_rows_sum_to_one():
+    assert np.allclose(_outputs("softmax", 2).sum(-1), 1.0, atol=256 / S)
+
+
+# ---- losses -----------------------------------------------------------------------------------------
 B, C = 4, 3
 LOGITS = np.array([[1.0, -2.0, 0.5], [3.0, 2.5, -1.0], [0.0, 0.0, 0.0], [-4.0, 2.0, 1.0]])
 ONEHOT = np.eye(C)[[0, 2, 1, 1]]
 BLOGITS = np.array([-8.0, -2.0, -0.5, 0.0, 0.7, 3.0])
 BTARGETS = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
-DIV_X = np.array([1.0, -3.0, 0.5, 7.0, -100.0])
-DIV_Y = np.array([0.05, 2.0, 1.0, 50.0, 200.0])
-
-
-def _names(n):
-    return [k for k in INPUTS if n == 2 or k not in N2_ONLY]
 
 
 @functools.lru_cache(maxsize=None)
-def _suite(n: int):
-    """One jitted function per party count: every function and both losses."""
-    names = _names(n)
-
+def _losses():
+    """Both losses in one jitted call, 2 parties (the approximations inside are measured at 2 and 3
+    parties above)."""
     @jax.jit
-    def run(key, xs, logits, onehot, blogits, btargets):
-        keys = jax.random.split(key, len(names) + 3)
-        out = {k: jaxmpc.reveal(getattr(approx, k)(keys[i], xs[k])) for i, k in enumerate(names)}
-        out["sce"] = tuple(jaxmpc.reveal(v) for v in losses.softmax_cross_entropy(keys[-2], logits, onehot))
-        if n == 2:
-            out["divide"] = jaxmpc.reveal(approx.divide(keys[-3], xs["div_x"], xs["div_y"]))
-            out["bce"] = tuple(jaxmpc.reveal(v) for v in
-                               losses.binary_cross_entropy_with_sigmoid(keys[-1], blogits, btargets))
-        return out
+    def run(key, logits, onehot, blogits, btargets):
+        k0, k1 = jax.random.split(key)
+        return {"sce": tuple(jaxmpc.reveal(v) for v in losses.softmax_cross_entropy(k0, logits, onehot)),
+                "bce": tuple(jaxmpc.reveal(v) for v in
+                             losses.binary_cross_entropy_with_sigmoid(k1, blogits, btargets))}
 
-    return run
+    keys = jax.random.split(jaxmpc.key(1002), 5)
+    args = [jaxmpc.share(k, v, FXP, 2) for k, v in zip(keys[:4], (LOGITS, ONEHOT, BLOGITS, BTARGETS))]
+    return jax.tree_util.tree_map(np.asarray, run(keys[4], *args))
 
 
-@functools.lru_cache(maxsize=None)
-def _results(n: int):
-    keys = jax.random.split(jaxmpc.key(1000 + n), 8)
-    names = _names(n)
-    ks = jax.random.split(keys[0], len(names))
-    xs = {k: jaxmpc.share(ks[i], INPUTS[k], FXP, n) for i, k in enumerate(names)}
-    if n == 2:
-        xs["div_x"] = jaxmpc.share(keys[5], DIV_X, FXP, n)
-        xs["div_y"] = jaxmpc.share(keys[6], DIV_Y, FXP, n)
-    logits = jaxmpc.share(keys[1], LOGITS, FXP, n)
-    onehot = jaxmpc.share(keys[2], ONEHOT, FXP, n)
-    blogits = jaxmpc.share(keys[3], BLOGITS, FXP, n)
-    btargets = jaxmpc.share(keys[4], BTARGETS, FXP, n)
-    out = _suite(n)(keys[7], xs, logits, onehot, blogits, btargets)
-    return jax.tree_util.tree_map(np.asarray, out)
-
-
-CASES = [(n, k) for n in (2, 3) for k in _names(n)]
-
-
-@pytest.mark.parametrize("n,name", CASES)
-def test_against_twin_and_exact(n, name):
-    x = INPUTS[name]
-    y = _results(n)[name]
-    twin = np.asarray(getattr(approx, name + "_plain")(jnp.asarray(x)))
-    exact = EXACT[name](x)
-    xb = x if name != "softmax" else 0.0
-    mpc_err = np.abs(y - twin) * S
-    assert np.all(mpc_err <= MPC_BOUND[name](twin, xb)), (name, mpc_err.max())
-    approx_err = np.abs(twin - exact)
-    assert np.all(approx_err <= APPROX_BOUND[name](exact, xb)), (name, approx_err.max())
-
-
-def test_log_small_domain_bound():
-    """The log's limit-exp bias is ~ log(x)^2 / 2^(n+1): below 0.011 on [1, 10]."""
-    x = np.geomspace(1.0, 10.0, 50)
-    assert np.max(np.abs(np.asarray(approx.log_plain(jnp.asarray(x))) - np.log(x))) < 0.011
-
-
-def test_divide():
-    """x / y: the reciprocal's MPC bound times |x|, plus the product's rounding."""
-    y = _results(2)["divide"]
-    twin = np.asarray(approx.divide_plain(jnp.asarray(DIV_X), jnp.asarray(DIV_Y)))
-    assert np.all(np.abs(y - twin) * S <= np.abs(DIV_X) * (16 + 16 / DIV_Y) + 2)
-    assert np.allclose(twin, DIV_X / DIV_Y, rtol=1e-9)
-
-
-def test_softmax_rows_sum_to_one():
-    assert np.allclose(_results(2)["softmax"].sum(-1), 1.0, atol=256 / S)
-
-
-@pytest.mark.parametrize("n", [2, 3])
-def test_softmax_cross_entropy(n):
-    loss, dloss = _results(n)["sce"]
+def test_softmax_cross_entropy():
+    loss, dloss = _losses()["sce"]
     ref = float(losses.softmax_cross_entropy_plain(jnp.asarray(LOGITS), jnp.asarray(ONEHOT)))
     grad = np.asarray(jax.grad(losses.softmax_cross_entropy_plain)(jnp.asarray(LOGITS), jnp.asarray(ONEHOT)))
     assert loss.shape == () and dloss.shape == (B, C)
@@ -159,7 +179,7 @@ def test_softmax_cross_entropy(n):
 
 
 def test_binary_cross_entropy_with_sigmoid():
-    loss, dloss = _results(2)["bce"]
+    loss, dloss = _losses()["bce"]
     x, t = jnp.asarray(BLOGITS), jnp.asarray(BTARGETS)
     ref = float(losses.binary_cross_entropy_with_sigmoid_plain(x, t))
     grad = np.asarray(jax.grad(losses.binary_cross_entropy_with_sigmoid_plain)(x, t))
@@ -195,29 +215,10 @@ def test_public_exports():
         assert getattr(jaxmpc, name) is getattr(approx, name)
 
 
-def test_experiment_script_small(tmp_path):
-    """experiments/approx.py: one vmapped call over precisions; more bits, smaller MPC error."""
-    import importlib.util
-    import json
-    import os
-    path = os.path.join(os.path.dirname(__file__), "..", "experiments", "approx.py")
-    spec = importlib.util.spec_from_file_location("jaxmpc_experiments_approx", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    out = tmp_path / "approx.json"
-    rows = mod.main(["--only", "exp", "--iterations", "8", "--precisions", "10", "16",
-                     "--json", str(out)])
-    assert [r["precision"] for r in rows] == [10, 16]
-    assert json.loads(out.read_text())["rows"][1]["function"] == "exp"
-    lo, hi = rows
-    assert hi["err"] < lo["err"] and abs(hi["approx"] - 0.12) < 0.01  # relative, at x = -8
-    assert hi["mpc_units"] < 2.0 ** 9 * 55 + 16
-
-
 def test_exp_local_truncation():
     """The truncation option passes through (2-party local truncation, SecureML)."""
     k0, k1 = jax.random.split(jaxmpc.key(11))
-    x = INPUTS["exp"]
+    x = np.array([-8.0, -4.0, -1.0, -0.3, 0.0, 0.5, 1.0, 2.0, 4.0])
     y = jax.jit(lambda k, v: jaxmpc.reveal(approx.exp(k, v, truncation="local")))(
         k1, jaxmpc.share(k0, x, FXP, 2))
     twin = np.asarray(approx.exp_plain(jnp.asarray(x)))

@@ -30,8 +30,9 @@ mixed party counts or an array learning rate; ``mse`` with a bad key; ``Linear``
 (a bare ``KeyError``); the plain ``TypeError`` of ``x * x``. Two keys consumed before the error:
 ``maximum`` and ``sgd.update``.
 
-One-off cases (a table, no property test) cover axes out of range, :func:`jaxmpc.ops.approx.exp`'s
-iteration range, ragged lists, the operators ``/ // **`` on a :class:`~jaxmpc.Shared`, reshape,
+One-off cases (a table, no property test) cover axes out of range, the iteration ranges of
+:func:`jaxmpc.ops.approx.exp` and :func:`~jaxmpc.ops.approx.tanh`, the arguments of
+:func:`jaxmpc.ops.approx.domain` and :mod:`jaxmpc.ops.accuracy`, ragged lists, the operators ``/ // **`` on a :class:`~jaxmpc.Shared`, reshape,
 and the arguments of :mod:`jaxmpc.trace.accounting`, :mod:`jaxmpc.core.gemm` and :mod:`jaxmpc.trace.diagnostics`.
 """
 from __future__ import annotations
@@ -48,10 +49,10 @@ from hypothesis import strategies as st
 import jaxmpc
 from jaxmpc import FixedPoint, Shared, diagnostics, nn
 from jaxmpc.trace import accounting
-from jaxmpc.ops import approx
+from jaxmpc.ops import accuracy, approx
 from jaxmpc.core import gemm
 from jaxmpc.nn import optim
-from jaxmpc.errors import (EncodingError, InputTypeError, JaxMPCError, ProtocolError,
+from jaxmpc.errors import (BatchingRuleError, EncodingError, InputTypeError, JaxMPCError, ProtocolError,
                            ShareMismatchError, UnknownNameError)
 from jaxmpc.core.fixedpoint import HEADROOM_BITS, max_precision
 
@@ -549,6 +550,19 @@ def one_off_targets(key):
         "register_float_twin": (InputTypeError, r"both must be callables, got int",
                                 lambda: diagnostics.register_float_twin(1, abs)),
         "Report.window": (ProtocolError, r"per_step=True", lambda: diagnostics.Report({}).window(0, 1)),
+        "tanh iterations=-1": (InputTypeError, r"tanh: iterations must be a Python int >= 0 .* got -1",
+                               lambda: approx.tanh(key, x, iterations=-1)),
+        "tanh exp_iterations=62": (ProtocolError, r"tanh: exp_iterations must be in 0\.\.61",
+                                   lambda: approx.tanh(key, x, exp_iterations=62)),
+        "domain argument": (InputTypeError, r"\['order'\] are not arguments of exp; its keyword arguments "
+                            r"are \['iterations', 'truncation'\]", lambda: approx.domain("exp", order=2)),
+        "domain iterations=2.5": (InputTypeError,
+                                  r"iterations must be a Python int \(as exp takes it\), got 2\.5",
+                                  lambda: approx.domain("exp", iterations=2.5)),
+        "accuracy points=1": (InputTypeError, r"points must be a Python int >= 2, got 1",
+                              lambda: accuracy.inputs("exp", 1)),
+        "accuracy keys=0": (InputTypeError, r"keys must be a Python int >= 1, got 0",
+                            lambda: accuracy.measure("exp", keys=0)),
     }
 
 
@@ -557,6 +571,34 @@ def test_one_off_cases(name):
     key = fresh_key()
     exc, pattern, fn = one_off_targets(key)[name]
     expect(exc, pattern, fn, key)
+
+
+def test_unknown_approximation_names_are_key_errors():
+    for call, name in ((approx.domain, "expo"), (approx.defaults, "tree_max"), (accuracy.measure, "sqrt")):
+        with pytest.raises(UnknownNameError, match=rf"named '{name}'; expected one of .*'exp'") as info:
+            call(name)
+        assert isinstance(info.value, JaxMPCError) and isinstance(info.value, KeyError)
+
+
+def test_a_broken_lanes_rule_raises_while_tracing(monkeypatch):
+    """A rule of jaxmpc.lanes.vmap that gives the wrong per-run shape is caught at trace time, with
+    the primitive, both shapes and the fix (jax.vmap) in the message; nothing is computed."""
+    from jaxmpc import lanes
+
+    def broken(prim, vals, params, n):
+        out = rule(prim, vals, params, n)
+        out.a = out.a[None]  # one axis too many
+        return out
+
+    rule = lanes.RULES["neg"]
+    monkeypatch.setitem(lanes.RULES, "neg", broken)
+    pattern = (r"rule for the primitive 'neg' gave a result of per-run shape \(1, 3\), expected \(3,\)"
+               r".*jax\.vmap meanwhile")
+    with pytest.raises(BatchingRuleError, match=pattern) as info:
+        lanes.vmap(lambda v: -v)(jnp.ones((2, 3)))
+    assert isinstance(info.value, JaxMPCError) and isinstance(info.value, RuntimeError)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(lanes.vmap(lambda v: -v)(jnp.ones((2, 3))), -np.ones((2, 3)))
 
 
 def test_unknown_report_name_is_a_key_error():

@@ -13,6 +13,7 @@ import jaxmpc
 from jaxmpc import diagnostics
 from jaxmpc.trace import accounting
 from jaxmpc.core import ring
+from jaxmpc.ops import approx
 
 FXP = jaxmpc.FixedPoint(10, 4)
 S = 10**4
@@ -250,3 +251,69 @@ def test_out_of_range_precisions_under_vmap_are_failures():
     assert np.asarray(rep.ok).tolist() == [True, False, False, False]
     assert rep.to_dict()["calls"]["precision range"]["failures"] == 3 and "FAILED" in rep.summary()
     assert int(rep["mul"].wraps.sum()) == 0  # the bad runs compute at scale 1, nothing wraps
+
+
+# ---- approximation domains --------------------------------------------------------------------------
+FXP2 = jaxmpc.FixedPoint(2, 16)
+# per run: inputs of exp, rsqrt, divide's y and softmax (rows of 3); run 0 lies in every domain
+# (edges included), run 1 has elements outside (exp(15) and rsqrt(200) among them)
+EXP_RUNS = np.array([[-256.0, -8.0, 0.0, 3.9, 4.0, 2.5],
+                     [15.0, -300.0, 0.0, 4.5, 4.0, -256.5]])
+RSQRT_RUNS = np.array([[0.1, 1.0, 150.0, 42.0], [200.0, 0.05, 1.0, 150.5]])
+DIV_Y_RUNS = np.array([[0.05, 200.0, 3.0], [0.04, 250.0, 3.0]])
+SOFTMAX_RUNS = np.array([[[0.0, -1.0, -256.0], [5.0, 5.0, 4.0]],
+                         [[0.0, -1.0, -300.0], [5.0, -260.0, -252.0]]])
+
+
+def _outside(name, v, **static):
+    low, high = approx.domain(name, **static)
+    return int(np.sum((v < low) | (v > high)))
+
+
+def _approximations(key, ex, rx, dy, sx):
+    k = jax.random.split(key, 9)
+    x, r = jaxmpc.share(k[0], ex, FXP2), jaxmpc.share(k[1], rx, FXP2)
+    d, y = jaxmpc.share(k[2], jnp.ones_like(dy), FXP2), jaxmpc.share(k[3], dy, FXP2)
+    s = jaxmpc.share(k[4], sx, FXP2)
+    return (jaxmpc.reveal(jaxmpc.exp(k[5], x)), jaxmpc.reveal(jaxmpc.rsqrt(k[6], r)),
+            jaxmpc.reveal(jaxmpc.divide(k[7], d, y)), jaxmpc.reveal(jaxmpc.softmax(k[8], s)))
+
+
+def test_inputs_outside_the_domains_are_counted_under_jit_and_vmap():
+    """Each approximation's entry counts exactly the inputs outside its documented domain (the
+    softmax: the differences to the row max, then the row sums); an in-domain run is ok with zero
+    counts, the other is not ok. The approximations called inside (rsqrt's exp) are not counted."""
+    fn = jax.jit(jax.vmap(diagnostics.run(_approximations)))
+    out, rep = fn(jax.random.split(jax.random.key(51), 2), EXP_RUNS, RSQRT_RUNS, DIV_Y_RUNS, SOFTMAX_RUNS)
+    spread = SOFTMAX_RUNS - SOFTMAX_RUNS.max(-1, keepdims=True)
+    expected = {"exp": [_outside("exp", v) for v in EXP_RUNS],
+                "rsqrt": [_outside("rsqrt", v) for v in RSQRT_RUNS],
+                "divide": [_outside("divide", v) for v in DIV_Y_RUNS],
+                "softmax": [_outside("softmax", v) for v in spread]}
+    assert expected == {"exp": [0, 4], "rsqrt": [0, 3], "divide": [0, 2], "softmax": [0, 3]}
+    for name, counts in expected.items():
+        assert np.asarray(rep[name].out_of_domain).tolist() == counts, name
+        assert np.asarray(rep[name].calls).tolist() == [1 + (name == "softmax")] * 2, name  # rows: a 2nd call
+    assert np.asarray(rep["exp"].elements).tolist() == [6, 6]
+    assert np.asarray(rep["softmax"].elements).tolist() == [6 + 2] * 2  # the elements, then the row sums
+    assert "reciprocal" not in rep and "sigmoid" not in rep  # only the calls made by the caller
+    assert np.asarray(rep.ok).tolist() == [True, False]
+    assert rep.to_dict()["calls"]["rsqrt"]["out_of_domain"] == 3
+    assert "out of domain" in rep.summary() and "FAILED" in rep.summary()
+    # the in-domain run is right; the counted garbage: rsqrt(200) is far off
+    ex, rs = np.asarray(out[0]), np.asarray(out[1])
+    np.testing.assert_allclose(ex[0], np.exp(EXP_RUNS[0]), rtol=0.05, atol=1e-3)
+    np.testing.assert_allclose(rs[0], 1 / np.sqrt(RSQRT_RUNS[0]), rtol=2e-3)
+    assert abs(rs[1, 0] * np.sqrt(200.0) - 1) > 0.1
+
+
+def test_domains_under_jaxmpc_vmap():
+    """jaxmpc.vmap over the rows of one shared value: one count per row."""
+    def row(key, x):
+        return jaxmpc.reveal(jaxmpc.exp(key, x))
+
+    k0, k1 = jax.random.split(jax.random.key(52))
+    x = jaxmpc.share(k0, EXP_RUNS, FXP2)
+    _, rep = jax.jit(jaxmpc.vmap(diagnostics.run(row)))(jax.random.split(k1, 2), x)
+    assert np.asarray(rep["exp"].out_of_domain).tolist() == [0, 4]
+    assert np.asarray(rep.ok).tolist() == [True, False]

@@ -18,14 +18,14 @@ batched carries, small integer ``dot_general`` as a multiply and a sum, and the 
 rule's case it does not cover, falls back to JAX's own batching rule
 (``jax.vmap(primitive, in_axes=-1, out_axes=-1)``): the same values, with a transpose around it.
 Every rule is exact (integer arithmetic, or a fallback), and each equation's result is checked
-against the shape the trace expects, so a rule error raises at trace time instead of computing
-something else. ``tests/test_lanes.py`` compares the outputs with ``jax.vmap`` bit for bit: shares,
-and the seed task's revealed losses. One caveat for floating-point outputs: XLA may turn a division
-by a broadcast value (decoding divides by the scale) into a product with its reciprocal in one
-program and not in another, a last-bit difference; it showed once, in a revealed product with the
-runs also split over 4 devices (``tests/test_mesh.py`` compares the shares there). With
-``jax_debug_key_reuse`` on, one run's program goes through JAX's key-reuse check first (the batched
-program draws from raw key data, which the checker cannot follow).
+against the shape the trace expects, so a rule error raises :class:`jaxmpc.errors.BatchingRuleError`
+at trace time instead of computing something else. ``tests/test_lanes.py`` compares the outputs with
+``jax.vmap`` bit for bit: shares, and the seed task's revealed losses. One caveat for floating-point
+outputs: XLA may turn a division by a broadcast value (decoding divides by the scale) into a product
+with its reciprocal in one program and not in another, a last-bit difference; it showed once, in a
+revealed product with the runs also split over 4 devices (``tests/test_mesh.py`` compares the shares
+there). With ``jax_debug_key_reuse`` on, one run's program goes through JAX's key-reuse check first
+(the batched program draws from raw key data, which the checker cannot follow).
 
 Example:
     >>> import jax, jax.numpy as jnp; jax.config.update("jax_enable_x64", True)
@@ -50,7 +50,7 @@ from jax.extend import core as jcore
 
 from ..core import keys as _keys
 from ..core import ring
-from ..errors import InputTypeError
+from ..errors import BatchingRuleError, InputTypeError
 
 # primitives computed element by element (operands of equal rank; size-1 dimensions broadcast)
 ELEMENTWISE = frozenset({
@@ -176,9 +176,12 @@ def _eval(jaxpr, consts, args, n: int) -> list:
         outs = outs if eqn.primitive.multiple_results else [outs]
         for var, o in zip(eqn.outvars, outs):
             if o.shape != tuple(var.aval.shape):  # a rule's bug: fail while tracing
-                raise RuntimeError(f"jaxmpc.run.lanes: {eqn.primitive.name} gave per-run shape {o.shape}, "
-                                   f"expected {tuple(var.aval.shape)}: a bug in its lanes rule; use "
-                                   "jax.vmap for this function meanwhile.")
+                raise BatchingRuleError(
+                    f"jaxmpc.lanes.vmap: the rule for the primitive {eqn.primitive.name!r} gave a result of "
+                    f"per-run shape {o.shape}, expected {tuple(var.aval.shape)} (the shape in the traced "
+                    "program of one run). This is a bug in that rule (jaxmpc.lanes.RULES); compute this "
+                    "function with jax.vmap meanwhile (the same results, with the run axis first inside "
+                    "the program), and report the primitive.")
             env[var] = o
     return [read(x) for x in jaxpr.outvars]
 
@@ -192,7 +195,7 @@ def _apply(prim, vals: list, params: dict, n: int):
     if not any(v.batched for v in vals):
         out = prim.bind(*[v.a for v in vals], **params)
         return [_Val(o, False) for o in out] if prim.multiple_results else _Val(out, False)
-    rule = _RULES.get(name)
+    rule = RULES.get(name)
     out = rule(prim, vals, params, n) if rule is not None else None
     return _fallback(prim, vals, params, n) if out is None else out
 
@@ -336,7 +339,8 @@ def _scan(prim, vals, params, n):
     return [_Val(a, True) for a in c_out] + [_Val(y, b) for y, b in zip(ys, ys_batched)]
 
 
-_RULES = {**{p: _elementwise for p in ELEMENTWISE}, **{p: _reduce for p in REDUCTIONS},
+# primitive name -> rule(prim, vals, params, n): the batched result, or None to use JAX's own rule
+RULES = {**{p: _elementwise for p in ELEMENTWISE}, **{p: _reduce for p in REDUCTIONS},
           "broadcast_in_dim": _broadcast_in_dim, "reshape": _reshape, "squeeze": _squeeze,
           "slice": _slice, "concatenate": _concatenate, "stack": _stack, "transpose": _transpose,
           "dot_general": _dot_general, "random_bits": _random_bits, "random_split": _random_split,

@@ -1,4 +1,5 @@
-r"""Diagnostics a real deployment cannot have: wrap-around, truncation failures and headroom, per call.
+r"""Diagnostics a real deployment cannot have: wrap-around, truncation failures, headroom and inputs
+out of the approximations' domains, per call.
 
 One process holds every party's shares, so the simulator can open what no party ever sees: the exact
 value behind a sharing. In an opt-in collection (:func:`run` or :func:`collecting`) every protocol
@@ -43,6 +44,18 @@ Sharing (``share``), of a real :math:`x` at scale :math:`s`, :math:`P = x s`:
 (no room for one product; what :func:`jaxmpc.share` checks on concrete inputs but cannot on traced
 ones), **underflow** :math:`\iff x \ne 0` and :math:`\mathrm{round}(P) = 0`; magnitude :math:`|P|`.
 
+Domains (one entry per approximation of :mod:`jaxmpc.ops.approx`, named after it: ``"exp"``,
+``"rsqrt"``, ...): each call of an approximation reports its input :math:`X = \mathrm{open}(x)` against
+the documented domain :math:`[a, b]` of that call (:data:`jaxmpc.ops.approx.DOMAINS`, bounds for its
+iteration counts): **out of domain** :math:`\iff X < a s - 1/2` or :math:`X > b s + 1/2` at scale
+:math:`s` (the encoding of any value of the domain is in it). Outside its domain an approximation
+returns garbage however exact the protocol is, so such an element counts against :attr:`Report.ok`
+like a wrap. :func:`jaxmpc.ops.approx.softmax` checks :math:`x - \max x` (one element per entry),
+then its row sums against the domain of its reciprocal (one per row). Each call of a public
+approximation is checked, whoever makes it (the losses of :mod:`jaxmpc.nn.losses` call several);
+the ones an approximation computes inside (the :func:`jaxmpc.ops.approx.exp` of
+:func:`jaxmpc.ops.approx.rsqrt`) are not: its own domain keeps their inputs in theirs.
+
 Precisions (``"precision range"``): a ``FixedPoint`` made from a traced precision (under ``jit`` /
 ``vmap``, so it could not raise) counts one element, a **failure** :math:`\iff` the precision is
 outside ``0..max_precision(base)``; such a run decodes to NaN (:mod:`jaxmpc.core.fixedpoint`). Linear
@@ -50,8 +63,9 @@ operations on operands whose traced precisions differ count a failure under ``"p
 
 Each call name (``"matmul"``, ``"matmul/truncate/dealer"``, ``"sgd/truncate/dealer"``, ``"share"``;
 a truncation is named after the protocol it finishes, see :func:`label`) gets one :class:`Stats`:
-counts of calls, elements, wraps, failures, out-of-range elements and underflows, the largest
-magnitude, and the first loop step with a wrap or failure. :func:`jaxmpc.trace.accounting.scan` (the loop of
+counts of calls, elements, wraps, failures, out-of-range elements, underflows and inputs out of
+an approximation's domain, the largest magnitude, and the first loop step with a wrap, a failure or
+an input out of domain. :func:`jaxmpc.trace.accounting.scan` (the loop of
 :func:`jaxmpc.nn.training.fit`, the comparison and the approximations) carries the per-step statistics
 out of the loop and aggregates them: sums of counts, the max of magnitudes, the first bad step.
 
@@ -111,9 +125,10 @@ class Stats(NamedTuple):
             ``"precision range"`` / ``"precision match"``: a bad or mismatched precision).
         out_of_range: elements beyond the headroom :math:`2^{62}` (truncation: :math:`2^{62} - d`).
         underflows: truncations whose exact quotient is below one unit (sharing: encoded to 0).
+        out_of_domain: inputs of an approximation outside its documented domain (its entry only).
         max_abs: largest exact magnitude, in ring units (float64).
-        first_bad: first step of the outermost :func:`jaxmpc.trace.accounting.scan` loop with a wrap or
-            failure (0 outside loops), or -1 if none.
+        first_bad: first step of the outermost :func:`jaxmpc.trace.accounting.scan` loop with a wrap,
+            failure or input out of domain (0 outside loops), or -1 if none.
     """
 
     calls: jax.Array
@@ -122,25 +137,26 @@ class Stats(NamedTuple):
     failures: jax.Array
     out_of_range: jax.Array
     underflows: jax.Array
+    out_of_domain: jax.Array
     max_abs: jax.Array
     first_bad: jax.Array
 
 
-_COUNTS = ("calls", "elements", "wraps", "failures", "out_of_range", "underflows")
+_COUNTS = ("calls", "elements", "wraps", "failures", "out_of_range", "underflows", "out_of_domain")
 
 
 def _stats(size: int, *, wraps=None, failures=None, out_of_range=None, underflows=None,
-           max_abs=None) -> Stats:
+           out_of_domain=None, max_abs=None) -> Stats:
     zero = jnp.zeros((), _I64)
 
     def count(mask):
         return zero if mask is None else jnp.sum(mask, dtype=_I64)
 
-    w, f = count(wraps), count(failures)
+    w, f, d = count(wraps), count(failures), count(out_of_domain)
     return Stats(calls=jnp.ones((), _I64), elements=jnp.asarray(size, _I64), wraps=w, failures=f,
-                 out_of_range=count(out_of_range), underflows=count(underflows),
+                 out_of_range=count(out_of_range), underflows=count(underflows), out_of_domain=d,
                  max_abs=jnp.max(max_abs, initial=0.0) if max_abs is not None else jnp.zeros((), _F64),
-                 first_bad=jnp.where(w + f > 0, 0, -1).astype(_I64))
+                 first_bad=jnp.where(w + f + d > 0, 0, -1).astype(_I64))
 
 
 def _first(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -249,9 +265,10 @@ class Report:
 
     @property
     def ok(self):
-        """True where nothing wrapped and nothing failed (truncations, precisions; an array: one
-        per batched run)."""
-        bad = sum((s.wraps + s.failures for s in self._collapsed().values()), start=jnp.zeros((), _I64))
+        """True where nothing wrapped, nothing failed (truncations, precisions) and no approximation
+        had an input outside its domain (an array: one per batched run)."""
+        bad = sum((s.wraps + s.failures + s.out_of_domain for s in self._collapsed().values()),
+                  start=jnp.zeros((), _I64))
         return bad == 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -264,21 +281,24 @@ class Report:
 
     def summary(self) -> str:
         """A text table: per call, elements, wraps, failures, out-of-range elements,
-        underflows (and their share), the largest magnitude in bits and as a fraction of 2^62."""
+        underflows (and their share), inputs out of domain, the largest magnitude in bits and as a
+        fraction of 2^62."""
         head = ("call", "calls", "elements", "wraps", "failures", "out of range", "underflows",
-                "max bits", "of 2^62", "first bad")
+                "out of domain", "max bits", "of 2^62", "first bad")
         rows = []
         for name, r in [(n, self._flat(s)) for n, s in self._collapsed().items()] + [("total", self.total())]:
             under = f"{r['underflows']:,}" + (f" ({r['underflows'] / r['elements']:.0%})"
                                               if r["elements"] and r["underflows"] else "")
             rows.append((name, f"{r['calls']:,}", f"{r['elements']:,}", f"{r['wraps']:,}",
-                         f"{r['failures']:,}", f"{r['out_of_range']:,}", under,
+                         f"{r['failures']:,}", f"{r['out_of_range']:,}", under, f"{r['out_of_domain']:,}",
                          f"{_bits(r['max_abs']):.1f}" if r["max_abs"] > 0 else "-",
                          f"{r['max_abs'] / 2.0**HEADROOM_BITS:.2g}",
                          "-" if r["first_bad"] < 0 else str(r["first_bad"])))
         runs = self.runs()
-        verdict = "OK: no wrap-around, no failure" if self.total()["wraps"] + \
-            self.total()["failures"] == 0 else "FAILED: see wraps / failures"
+        t = self.total()
+        verdict = ("OK: no wrap-around, no failure, no input out of domain"
+                   if t["wraps"] + t["failures"] + t["out_of_domain"] == 0
+                   else "FAILED: see wraps / failures / out of domain")
         out = [f"diagnostics ({runs} run{'s' if runs != 1 else ''}; counts summed over runs and loop "
                f"steps; simulator-only information)"]
         out += collector.table(head, rows[:-1], rows[-1], empty="(no protocol call observed)")
@@ -518,6 +538,18 @@ def observe_truncation(name: str, x: jax.Array, divisor, y: jax.Array) -> None:
                           out_of_range=(xv >= limit) | (xv <= -limit),
                           underflows=(xv != 0) & (xv > -d) & (xv < d),
                           max_abs=jnp.abs(xv.astype(_F64))))
+
+
+def observe_domain(name: str, x: jax.Array, fxp, low: float, high: float) -> None:
+    """Hook: shares ``x`` (``uint64[n, ...]``, encoded by ``fxp``, a ``FixedPoint``) are the input
+    of the approximation ``name``, documented on ``[low, high]``; the elements outside it (by more
+    than half a unit, see "Domains") count as ``out_of_domain``."""
+    if not _COLLECTORS or fxp is None:
+        return
+    v = _open(x, False).astype(_F64)
+    s = jnp.where(fxp.valid, fxp.scale, 1.0)  # an out-of-range precision counts under "precision range"
+    _observe(name, _stats(int(np.prod(v.shape, dtype=np.int64)),
+                          out_of_domain=(v < low * s - 0.5) | (v > high * s + 0.5)))
 
 
 def observe_precisions(name: str, a, b) -> None:
