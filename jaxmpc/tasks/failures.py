@@ -29,7 +29,6 @@ import numpy as np
 
 from ..core import ring
 from ..protocols import interface
-from ..protocols.additive import truncation as _truncation
 
 PREDICTED_WRAP = ("pair", "local")  # the schemes whose failure is a wrap of x + uniform
 
@@ -64,8 +63,8 @@ def _chunk_fn(truncation: str, n_parties: int, bits: tuple, fracs: tuple, batch:
         neg = (jax.random.bits(k_sign, (len(bits), batch), jnp.uint64) & jnp.uint64(1)) == 1
         x = jnp.where(neg, -mag, mag)  # the ring element of +-|x|
         shares = ring.share_value(k_share, x, n_parties)
-        out = ring.party_sum(_truncation.truncate_shares(k_trunc, shares, jnp.broadcast_to(d, x.shape),
-                                                         truncation))
+        truncate = interface.family("additive").kernel("truncate")
+        out = ring.party_sum(truncate(k_trunc, shares, jnp.broadcast_to(d, x.shape), truncation))
         xs = ring.to_signed(x)
         off = ring.to_signed(out) - jnp.floor_divide(xs, d.astype(jnp.int64))
         failed = (off != 0) & (off != 1)
@@ -91,7 +90,7 @@ def measure(key, truncation: str, grid: list[Cell], trials: int, *, n_parties: i
         ``trials``, ``failures``, ``measured_rate``, ``predicted_rate``, ``n_parties``.
     """
     interface.protocol("additive", n_parties, ring_bits)  # raises for what the family lacks
-    _truncation.check_method(truncation, n_parties)
+    interface.family("additive").check_truncation(truncation, n_parties)
     batch = max(1, min(batch, trials))
     chunks = -(-trials // batch)
     fn = _chunk_fn(truncation, n_parties, tuple(c.input_bits for c in grid),
