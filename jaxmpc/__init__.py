@@ -15,8 +15,8 @@ from the top level, being tools a user calls by name.
 from . import core, nn, ops, protocols, run, tasks, trace
 from .core.fixedpoint import FixedPoint
 from .core.keys import key
-from .errors import (DeviceMeshError, EncodingError, InputTypeError, JaxMPCError, ProtocolError,
-                     ShareMismatchError, X64Error)
+from .errors import (BatchingRuleError, DeviceMeshError, EncodingError, InputTypeError, JaxMPCError,
+                     ProtocolError, ShareMismatchError, UnknownNameError, X64Error)
 from .ops.approx import divide, exp, log, reciprocal, rsqrt, sigmoid, softmax, tanh
 from .ops.compare import (abs, clamp, equal, greater, hardtanh, less, maximum, minimum, msb,  # noqa: A004
                           not_equal, relu, sign, where)
@@ -31,11 +31,12 @@ from .trace import diagnostics
 from .trace.accounting import LAN, WAN, CostReport, NetworkModel, cost
 
 __all__ = [
-    "CostReport", "DeviceMeshError", "EncodingError", "FixedPoint", "InputTypeError", "JaxMPCError",
-    "LAN", "NetworkModel", "ProtocolError", "ShareMismatchError", "Shared", "WAN", "X64Error",
-    "abs", "beaver", "clamp", "concatenate", "config", "conv2d", "core", "cost", "diagnostics", "div_public",
-    "divide", "equal", "exp", "greater", "hardtanh", "key", "lanes", "less", "log", "matmul", "maximum",
-    "mesh", "minimum", "msb", "mul", "mul_public", "nn", "not_equal", "ops", "protocols", "reciprocal", "relu", "reveal", "rsqrt", "run", "share",
-    "sigmoid", "sign", "softmax", "square_sum", "tanh", "tasks", "trace", "truncate", "truncate_shares", "vmap",
+    "BatchingRuleError", "CostReport", "DeviceMeshError", "EncodingError", "FixedPoint", "InputTypeError",
+    "JaxMPCError", "LAN", "NetworkModel", "ProtocolError", "ShareMismatchError", "Shared",
+    "UnknownNameError", "WAN", "X64Error", "abs", "beaver", "clamp", "concatenate", "config", "conv2d",
+    "core", "cost", "diagnostics", "div_public", "divide", "equal", "exp", "greater", "hardtanh", "key",
+    "lanes", "less", "log", "matmul", "maximum", "mesh", "minimum", "msb", "mul", "mul_public", "nn",
+    "not_equal", "ops", "protocols", "reciprocal", "relu", "reveal", "rsqrt", "run", "share", "sigmoid",
+    "sign", "softmax", "square_sum", "tanh", "tasks", "trace", "truncate", "truncate_shares", "vmap",
     "where",
 ]
