@@ -16,9 +16,9 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(_HERE, ".."))
 from jaxmpc.tasks import complexity  # noqa: E402
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 DOC = os.path.normpath(os.path.join(_HERE, "..", "docs", "complexity.md"))
 

@@ -3,9 +3,7 @@ generation, and every family's Kernel.formula must equal the traced jaxmpc.cost 
 
 The tables are generated once (abstract inputs: only tracing) and shared by the tests.
 """
-import importlib.util
 import os
-import sys
 
 import jax
 import pytest
@@ -100,12 +98,9 @@ def test_the_seed_run_costs_its_steps(doc):
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("jaxmpc_experiments_complexity",
-                                                  os.path.join(ROOT, "experiments", "complexity.py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    import complexity as script  # experiments/complexity.py (experiments/ is on sys.path: conftest.py)
+
+    return script
 
 
 def test_the_script_writes_and_checks(doc, tmp_path, monkeypatch, capsys):

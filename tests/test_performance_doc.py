@@ -5,7 +5,7 @@ JSON; nothing here asserts on wall time. The committed page is checked against t
 so a hand edit of docs/performance.md (or a JSON refreshed without the page) fails here.
 """
 import ast
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -136,11 +136,8 @@ def test_no_timing_figures_in_docstrings():
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(f"jaxmpc_experiments_{name}",
-                                                  os.path.join(ROOT, "experiments", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """The script experiments/<name>.py as a module (experiments/ is on sys.path: conftest.py)."""
+    return importlib.import_module(name)
 
 
 def test_bench_machine_record_has_what_the_page_header_reads():

@@ -1,20 +1,11 @@
 """experiments/reliability.py with tiny settings (parts a, b, c), and its part d, determinism."""
-import importlib.util
 import json
-import os
-import sys
-
-PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments", "reliability.py")
 
 
 def _script():
-    name = "jaxmpc_experiments_reliability"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, PATH)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    import reliability  # experiments/reliability.py (experiments/ is on sys.path: conftest.py)
+
+    return reliability
 
 
 def test_reliability_script_tiny(tmp_path):
