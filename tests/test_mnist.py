@@ -110,3 +110,18 @@ def test_network_b_encrypted_step_matches_the_twin():
     assert np.max(np.abs(y - y_w)) < 1e-3
     for g, w in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(g_w)):
         assert np.max(np.abs(np.asarray(g) - np.asarray(w))) < 1e-3
+
+
+def test_networks_script_records(tmp_path):
+    import json
+
+    import networks  # experiments/networks.py (experiments/ on sys.path: conftest.py)
+
+    out = tmp_path / "n.json"
+    networks.main(["--networks", "network-a", "--parties", "2", "--batch", "2", "--repeats", "1",
+                   "--json", str(out)])
+    recs = json.loads(out.read_text())["records"]
+    fields = {"network", "protocol", "n_parties", "batch", "phase", "seconds", "plaintext_seconds", "ratio",
+              "compile_seconds", "rounds", "mb_per_party"}
+    assert [r["phase"] for r in recs] == ["train", "inference"] and all(fields <= set(r) for r in recs)
+    assert all(r["rounds"] > 0 and r["mb_per_party"] > 0 and r["seconds"] > 0 for r in recs)
