@@ -37,6 +37,13 @@ SWEPT = {  # the iteration argument swept per function, and its values
     "rsqrt": ("iterations", (3, 4, 5)),
     "log": ("exp_iterations", (8, 9, 10)),
     "softmax": ("exp_iterations", (6, 8, 10)),
+    "sqrt": ("iterations", (3, 4, 5)),
+    "log_softmax": ("exp_iterations", (8, 9, 10)),
+    "erf": ("degree", (13, 15, 17)),
+    "gelu": ("degree", (13, 15, 17)),
+    "exp2": ("iterations", (6, 8, 10)),
+    "log2": ("exp_iterations", (8, 9, 10)),
+    "log1p": ("exp_iterations", (8, 9, 10)),
 }
 
 

@@ -21,7 +21,7 @@ import jaxmpc
 from jaxmpc.ops import accuracy, approx
 from jaxmpc.nn import losses
 from jaxmpc.protocols.additive.binary import msb_rounds
-from jaxmpc.errors import InputTypeError
+from jaxmpc.errors import InputTypeError, ProtocolError
 
 FXP = jaxmpc.FixedPoint(2, 16)
 S = 2.0 ** accuracy.PRECISION
@@ -34,13 +34,20 @@ PARTIES = accuracy.PARTIES
 # (the domain's operand)
 MPC_BOUND = {
     "exp": lambda y, x: 2.0 ** (NE + 1) * np.abs(y) + 16,  # x/2^n's rounding amplified 2^n times
-    "reciprocal": lambda y, x: 16 + 16 / x,
-    "divide": lambda y, x: 8 * (16 + 16 / x) + 2,  # |dividend| <= 8 times the reciprocal's, + 1 product
+    "reciprocal": lambda y, x: 16 + 16 / np.abs(x),
+    "divide": lambda y, x: 8 * (16 + 16 / np.abs(x)) + 2,  # |dividend| <= 8 times the reciprocal's, + 1
     "sigmoid": lambda y, x: 128,
     "tanh": lambda y, x: 256,
     "rsqrt": lambda y, x: 64,
     "log": lambda y, x: 2.0 ** (NE + 2),
     "softmax": lambda y, x: 256,
+    "sqrt": lambda y, x: 4 * y + 16,  # the last step's roundings, about 2h + 3 = sqrt(x) + 3
+    "log_softmax": lambda y, x: 2.0 ** (NE + 2),  # the log's
+    "erf": lambda y, x: 64,  # a few units per Horner step
+    "gelu": lambda y, x: 128,  # erf's times r/2 = 2.1
+    "exp2": lambda y, x: 2.0 ** (NE + 1) * np.abs(y) + 16,  # exp's
+    "log2": lambda y, x: 2.0 ** (NE + 2) / np.log(2.0) + 4,  # the log's, times 1/ln 2
+    "log1p": lambda y, x: 2.0 ** (NE + 2),  # the log's
 }
 
 
@@ -78,7 +85,7 @@ def test_against_twin_element_by_element(n, name):
     ops = _measured(n)[name].inputs
     y = _outputs(name, n)
     twin = np.asarray(getattr(approx, name + "_plain")(*(jnp.asarray(v) for v in ops)))
-    x = ops[-1] if name != "softmax" else 0.0
+    x = ops[-1] if name not in accuracy.ROWS else 0.0
     err = np.abs(y - twin) * S
     assert np.all(err <= MPC_BOUND[name](twin, x)), (name, err.max())
 
@@ -128,10 +135,14 @@ def test_one_function_alone_gives_the_page_figures():
 def test_inputs_cover_the_domain_and_its_edges():
     for name in NAMES:
         low, high = approx.domain(name)
-        v = accuracy.inputs(name)[-1] if name != "softmax" else \
+        v = accuracy.inputs(name)[-1] if name not in accuracy.ROWS else \
             (accuracy.inputs(name)[0] - accuracy.inputs(name)[0].max(-1, keepdims=True))
+        if approx.DOMAINS[name].operand.startswith("|"):  # |x|: both signs, mirrored
+            np.testing.assert_array_equal(np.sort(-v), v)
+            v = np.abs(v)
         assert v.min() == low and v.max() == high, name
     assert accuracy.inputs("exp", iterations=6)[0].min() == -64.0  # the domain follows the iterations
+    assert accuracy.inputs("reciprocal", signed=False)[0].min() == 0.05  # the fast path: positive only
 
 
 def test_divide():
@@ -143,6 +154,71 @@ def test_divide():
 
 def test_softmax_rows_sum_to_one():
     assert np.allclose(_outputs("softmax", 2).sum(-1), 1.0, atol=256 / S)
+
+
+@pytest.mark.parametrize("n", PARTIES)
+def test_log_softmax_is_the_log_of_softmax(n):
+    """exp(log_softmax) sums to 1 per row (the log's error, 1.5 %, as a relative error of the sum);
+    log_softmax and the log of softmax agree within their two bounds."""
+    ls, sm = _outputs("log_softmax", n), _outputs("softmax", n)
+    assert np.allclose(np.exp(ls).sum(-1), 1.0, rtol=approx.DOMAINS["log_softmax"].bound)
+    big = sm > 0.05  # where the log of the softmax is accurate
+    ls, sm = ls[big], sm[big]
+    assert np.all(np.abs(ls - np.log(sm)) <= approx.DOMAINS["log_softmax"].bound * np.maximum(1, np.abs(ls))
+                  + approx.DOMAINS["softmax"].bound / sm)
+
+
+def test_erf_twin_on_a_fine_grid():
+    """The polynomial alone (no MPC): within 1e-4 of erf on [-4, 4] at step 1e-3, odd, saturated
+    beyond ERF_RANGE; GeLU's twin likewise, its error not growing with |x|."""
+    x = np.linspace(-4.0, 4.0, 8001)
+    twin = np.asarray(approx.erf_plain(jnp.asarray(x)))
+    assert np.max(np.abs(twin - accuracy.EXACT["erf"](x))) <= 1e-4
+    np.testing.assert_allclose(twin, -twin[::-1], atol=1e-15)
+    far = np.array([-1e6, -50.0, -approx.ERF_RANGE, approx.ERF_RANGE, 50.0, 1e6])
+    sat = np.asarray(approx.erf_plain(jnp.asarray(far)))
+    assert np.all(sat[:3] == sat[0]) and np.all(sat[3:] == -sat[0]) and abs(sat[0] + 1) <= 1e-4
+    g = np.concatenate([x * 2, far])
+    err = np.abs(np.asarray(approx.gelu_plain(jnp.asarray(g))) - accuracy.EXACT["gelu"](g))
+    assert np.max(err) <= 2e-4, np.max(err)
+    coeffs = approx.erf_coefficients()
+    assert len(coeffs) == 9 and approx.erf_coefficients(17) == coeffs  # (d + 1)/2 terms
+
+
+@functools.lru_cache(maxsize=None)
+def _reciprocal_paths():
+    """reciprocal with signed=False on positive inputs and one negative one (out of its domain), and
+    the default (signed) on inputs of both signs, some out of its domain, in one jitted call under
+    the diagnostics, 2 parties."""
+    pos = np.array([0.05, 0.3, 1.0, 7.5, 200.0, -3.0])  # the last one: out of signed=False's domain
+    mixed = np.array([-200.0, -2.0, -0.05, -0.04, 0.04, 0.5, 250.0, -250.0])
+
+    @jax.jit
+    @jaxmpc.diagnostics.run
+    def run(key, a, b):
+        k = jax.random.split(key)
+        return (jaxmpc.reveal(approx.reciprocal(k[0], a, signed=False)),
+                jaxmpc.reveal(approx.reciprocal(k[1], b)))
+
+    keys = jax.random.split(jaxmpc.key(1003), 3)
+    out, rep = run(keys[2], *(jaxmpc.share(k, v, FXP, 2) for k, v in zip(keys, (pos, mixed))))
+    return (pos, mixed), tuple(np.asarray(v) for v in out), rep
+
+
+def test_reciprocal_fast_path_and_signs():
+    """signed=False is the old positive-only path (the twins agree on x > 0); the default takes
+    both signs; the diagnostics count |x| outside [0.05, 200] (4 of mixed) and, with signed=False,
+    every x outside it (the negative one)."""
+    (pos, mixed), (fast, signed), rep = _reciprocal_paths()
+    pos, fast = pos[:-1], fast[:-1]
+    twin = np.asarray(approx.reciprocal_plain(jnp.asarray(pos), signed=False))
+    assert np.all(np.abs(fast - twin) * S <= MPC_BOUND["reciprocal"](twin, pos))
+    np.testing.assert_allclose(twin, approx.reciprocal_plain(jnp.asarray(pos)), rtol=1e-12)  # same on x > 0
+    inside = (np.abs(mixed) >= 0.05) & (np.abs(mixed) <= 200)
+    bound = approx.DOMAINS["reciprocal"].bound * np.maximum(1, 1 / np.abs(mixed[inside]))
+    assert np.all(np.abs(signed[inside] - 1 / mixed[inside]) <= bound)
+    assert int(rep["reciprocal"].out_of_domain) == 1 + 4 and int(rep["reciprocal"].elements) == 6 + 8
+    assert int(rep["reciprocal"].calls) == 2 and not bool(rep.ok)
 
 
 # ---- losses -----------------------------------------------------------------------------------------
@@ -191,8 +267,20 @@ def test_costs_match_formulas():
     x = jaxmpc.Shared(jax.ShapeDtypeStruct((2, 3), jnp.uint64), FXP)
     m = msb_rounds(2)
     assert jaxmpc.cost(approx.exp, jaxmpc.key(1), x, iterations=5).rounds == 1 + 2 * 5
-    assert jaxmpc.cost(approx.reciprocal, jaxmpc.key(2), x).rounds == 2 + 2 * NE + 4 * 10
+    assert jaxmpc.cost(approx.reciprocal, jaxmpc.key(2), x, signed=False).rounds == 2 + 2 * NE + 4 * 10
+    assert jaxmpc.cost(approx.reciprocal, jaxmpc.key(2), x).rounds == m + 3 + 2 * NE + 4 * 10
+    assert jaxmpc.cost(approx.divide, jaxmpc.key(2), x, x).rounds == m + 3 + 2 * NE + 4 * 10 + 2
     assert jaxmpc.cost(approx.sigmoid, jaxmpc.key(3), x).rounds == m + 36
+    assert jaxmpc.cost(approx.sqrt, jaxmpc.key(3), x).rounds == jaxmpc.cost(approx.rsqrt, jaxmpc.key(3), x).rounds \
+        == 3 + 2 * NE + 6 * 5
+    assert jaxmpc.cost(approx.exp2, jaxmpc.key(3), x).rounds == 1 + 2 * NE
+    assert jaxmpc.cost(approx.log2, jaxmpc.key(3), x).rounds == 87 + 1
+    assert jaxmpc.cost(approx.log1p, jaxmpc.key(3), x).rounds == 87
+    for degree in (5, 17):
+        for f in (approx.erf, approx.gelu):
+            assert jaxmpc.cost(f, jaxmpc.key(3), x, degree=degree).rounds == m + degree + 4
+    # rows of 3: ceil(log2 3) = 2 levels of the tournament, exp, log
+    assert jaxmpc.cost(approx.log_softmax, jaxmpc.key(3), x).rounds == 2 * (m + 1) + 1 + 2 * NE + 87
     z = jaxmpc.Shared(jax.ShapeDtypeStruct((2, 4, 10), jnp.uint64), FXP)  # B = 4, C = 10
     sce = jaxmpc.cost(losses.softmax_cross_entropy, jaxmpc.key(4), z, z).rounds
     assert sce == 4 * (m + 1) + (1 + 2 * NE) + (2 + 2 * NE + 40) + 2 + 87 + 2 + 2
@@ -208,11 +296,21 @@ def test_bad_input():
         approx.exp(jaxmpc.key(7), x, iterations=2.0)
     with pytest.raises(InputTypeError, match="shape"):
         losses.softmax_cross_entropy(jaxmpc.key(8), x, np.ones(1))
+    for degree in (4, 1, 33, 5.0):
+        with pytest.raises(InputTypeError, match="odd Python int in 3..31"):
+            approx.erf(jaxmpc.key(9), x, degree=degree)
+    with pytest.raises(InputTypeError, match="signed must be True or False"):
+        approx.reciprocal(jaxmpc.key(10), x, signed=1)
+    with pytest.raises(ProtocolError, match="0..41"):
+        approx.exp2(jaxmpc.key(12), x, iterations=42)
+    with pytest.raises(InputTypeError, match="True or False"):
+        approx.domain("reciprocal", signed=0)
+    assert approx.domain("reciprocal", signed=False) == approx.domain("reciprocal") == (0.05, 200.0)
 
 
 def test_public_exports():
-    for name in ("exp", "reciprocal", "divide", "rsqrt", "sigmoid", "tanh", "log", "softmax"):
-        assert getattr(jaxmpc, name) is getattr(approx, name)
+    for name in NAMES:
+        assert getattr(jaxmpc, name) is getattr(approx, name) and name in jaxmpc.__all__
 
 
 def test_exp_local_truncation():

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -43,12 +44,20 @@ from ..core.keys import key as make_key
 from ..errors import InputTypeError, UnknownNameError
 from ..protocols.shared import reveal, share
 
-__all__ = ["EXACT", "NAMES", "Measurement", "inputs", "measure", "measure_all", "page", "problems",
+__all__ = ["EXACT", "NAMES", "ROWS", "Measurement", "inputs", "measure", "measure_all", "page", "problems",
            "COMMAND", "PARTIES", "PRECISION", "POINTS", "KEYS"]
 
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    d = x - x.max(-1, keepdims=True)
+    return d - np.log(np.exp(d).sum(-1, keepdims=True))
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 NAMES = tuple(approx.DOMAINS)
@@ -61,7 +70,15 @@ EXACT: dict[str, Callable] = {  # float64 references of the operands (numpy)
     "rsqrt": lambda x: 1.0 / np.sqrt(x),
     "log": np.log,
     "softmax": _softmax,
+    "sqrt": np.sqrt,
+    "log_softmax": _log_softmax,
+    "erf": _erf,
+    "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
+    "exp2": np.exp2,
+    "log2": np.log2,
+    "log1p": np.log1p,
 }
+ROWS = ("softmax", "log_softmax")  # measured on rows (their domain bounds x - max x)
 COMMAND = ".venv/bin/python experiments/approx.py --write"
 PARTIES = (2, 3)  # the page's party counts
 PRECISION = 16  # the page's fractional bits (base 2)
@@ -112,22 +129,31 @@ def inputs(name: str, points: int = POINTS, **static) -> tuple:
 
     The domain's operand is the grid of :func:`jaxmpc.ops.approx.domain` (for ``static``):
     ``points`` values linear over it, ``points`` geometric over it when it is positive, and
-    ``points`` linear over its part in :math:`[-16, 16]`. For ``divide``, ``x`` runs over
-    :math:`[-8, 8]` in a fixed shuffled order beside the grid of ``y``; for ``softmax`` each grid
-    value :math:`t` (a spread in :math:`[0, 2^{n_e}]`) is a row of 8 entries from 0 down to
-    :math:`-t`.
+    ``points`` linear over its part in :math:`[-16, 16]`. Where the domain bounds an absolute value
+    (``reciprocal``, ``divide``: operand ``|x|``, ``|y|``, with ``signed=True``) the operand runs over
+    the grid and its negation. For ``divide``, ``x`` runs over :math:`[-8, 8]` in a fixed shuffled
+    order beside the grid of ``y``; for ``softmax`` and ``log_softmax`` each grid value :math:`t` (a
+    spread in :math:`[0, 2^{n_e}]`) is a row of 8 entries from 0 down to :math:`-t`.
     """
     _check_name(name)
     _count(points, "points", 2)
     low, high = approx.domain(name, **static)
-    if name == "softmax":
+    if name in ROWS:
         spreads = _grid(-high, -low, points)
         return (-spreads[:, None] * np.linspace(0.0, 1.0, SOFTMAX_ROW),)
     g = _grid(low, high, points)
+    if _symmetric(name, static):
+        g = np.concatenate([-g[::-1], g])
     if name == "divide":
         x = np.random.default_rng(0).permutation(np.linspace(-8.0, 8.0, g.size))
         return x, g
     return (g,)
+
+
+def _symmetric(name: str, static: dict) -> bool:
+    """Whether the domain of ``name`` (for ``static``) bounds an absolute value: the grid is mirrored."""
+    return (approx.DOMAINS[name].operand.startswith("|")
+            and {**approx.defaults(name), **static}.get("signed", True))
 
 
 def _evaluate(keys, precisions, operands, *, names, n_parties, base, statics):
@@ -181,7 +207,7 @@ def _rows(name, static, ops, out, precisions, n_parties) -> list:
     exact = EXACT[name](*ops)
     twin = np.asarray(getattr(approx, name + "_plain")(*(jnp.asarray(v) for v in ops), **static))
     t_err, t_abs = _errors(twin, exact)
-    subject = ops[-1] if name != "softmax" else -ops[0][:, -1]  # the domain's operand (a row's spread)
+    subject = ops[-1] if name not in ROWS else -ops[0][:, -1]  # the domain's operand (a row's spread)
     rows = []
     for i, p in enumerate(precisions):
         err, ab = _errors(out[i], exact)
@@ -256,9 +282,11 @@ def page(points: int = POINTS, keys: int = KEYS, parties=PARTIES, precision: int
         "  largest.",
         "- `bound`: `DOMAINS[name].bound`, the bound the docstrings state; every error of its row is",
         "  below it (the test checks it).",
-        "- `divide` is measured on its divisor's grid with dividends in [-8, 8]; `softmax` on rows of",
-        f"  {SOFTMAX_ROW} entries from 0 down to -t, one row per grid point t of its spread (its domain: "
-        "x_i - max x).",
+        "- A domain of |x| (`reciprocal`, `divide`: any sign) is measured on the grid and its negation.",
+        "- `divide` is measured on its divisor's grid with dividends in [-8, 8]; `softmax` and",
+        f"  `log_softmax` on rows of {SOFTMAX_ROW} entries from 0 down to -t, one row per grid point t of "
+        "their spread",
+        "  (their domain: x_i - max x).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" for _ in head) + "|",
@@ -267,7 +295,8 @@ def page(points: int = POINTS, keys: int = KEYS, parties=PARTIES, precision: int
         ms = [rows[n][i] for n in parties]
         first = ms[0]
         static = ", ".join(f"{k}={v}" for k, v in first.static.items())
-        cells = [f"`{name}`", f"{approx.DOMAINS[name].operand} in {_interval(first.low, first.high)}",
+        operand = approx.DOMAINS[name].operand.replace("|", "\\|")  # a bar would end the cell
+        cells = [f"`{name}`", f"{operand} in {_interval(first.low, first.high)}",
                  static, str(first.size), _num(first.twin_err)]
         cells += [_num(m.err) for m in ms] + [_num(m.abs) for m in ms]
         cells += [f"{first.worst:.4g}", f"{approx.DOMAINS[name].bound:g}"]

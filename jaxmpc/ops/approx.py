@@ -5,6 +5,13 @@ Each function takes ``(key, x, ...)`` like :func:`jaxmpc.relu` and has a plainte
 approximation error (twin vs exact float64) from the MPC error (shared result vs twin: truncation
 rounding, in units of :math:`1/s`).
 
+The functions: :func:`exp` and :func:`exp2` (the limit :math:`(1 + x/2^n)^{2^n}`);
+:func:`reciprocal` and :func:`divide` (Newton; any sign, or positive only with ``signed=False``);
+:func:`rsqrt` and :func:`sqrt` (Newton); :func:`sigmoid` and :func:`tanh` (exp and a reciprocal);
+:func:`log`, :func:`log2` and :func:`log1p` (Householder on exp); :func:`softmax` and
+:func:`log_softmax` (a secure max, exp, then a reciprocal or a log of the row sums); :func:`erf` and
+:func:`gelu` (an odd polynomial on a clamp, evaluated by Horner's rule).
+
 Iteration counts and orders are Python ints: they change the program (the number of rounds), so they
 are static; sweep them per compile. Precision is array data and can be vmapped
 (``experiments/approx.py`` does).
@@ -20,7 +27,8 @@ returns garbage; :mod:`jaxmpc.trace.diagnostics` counts the inputs of every call
 (``out_of_domain``, which makes the report not ok).
 
 Rounds assume dealer truncation (each :func:`jaxmpc.mul` is 2 rounds: Beaver +
-truncation; each :func:`jaxmpc.mul_public` / :func:`jaxmpc.div_public` is 1); :math:`M` denotes
+truncation, 1 when a factor is a plain integer such as a sign or a comparison bit; each
+:func:`jaxmpc.mul_public` / :func:`jaxmpc.div_public` is 1); :math:`M` denotes
 the rounds of :func:`jaxmpc.msb` (:math:`L(n) + 8`). Round counts are those
 :func:`jaxmpc.cost` reports, which adds up independent steps sequentially (an upper bound).
 Tests cover dealer truncation everywhere and local truncation for :func:`exp`.
@@ -30,7 +38,9 @@ of the approximations within it for :math:`s \le 2^{20}`.
 """
 from __future__ import annotations
 
+import functools
 import inspect
+import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -44,9 +54,12 @@ from ..errors import InputTypeError, ProtocolError, ShareMismatchError, UnknownN
 from ..core.keys import check_key
 from ..protocols.shared import Shared, concatenate
 
-__all__ = ["exp", "reciprocal", "divide", "sigmoid", "tanh", "rsqrt", "log", "softmax", "tree_max",
-           "exp_plain", "reciprocal_plain", "divide_plain", "sigmoid_plain", "tanh_plain",
-           "rsqrt_plain", "log_plain", "softmax_plain", "DOMAINS", "Domain", "domain", "defaults"]
+__all__ = ["exp", "exp2", "reciprocal", "divide", "sigmoid", "tanh", "rsqrt", "sqrt", "log", "log2",
+           "log1p", "softmax", "log_softmax", "erf", "gelu", "tree_max",
+           "exp_plain", "exp2_plain", "reciprocal_plain", "divide_plain", "sigmoid_plain", "tanh_plain",
+           "rsqrt_plain", "sqrt_plain", "log_plain", "log2_plain", "log1p_plain", "softmax_plain",
+           "log_softmax_plain", "erf_plain", "gelu_plain", "erf_coefficients", "DOMAINS", "Domain", "domain",
+           "defaults"]
 
 
 # ---- domains --------------------------------------------------------------------------------------
@@ -69,26 +82,51 @@ class Domain(NamedTuple):
 
 
 def _reciprocal_interval(exp_iterations, **_):
-    # exp(0.5 - x) in the initial guess needs 0.5 - x >= -2^n_e
+    # exp(0.5 - |x|) in the initial guess needs 0.5 - |x| >= -2^n_e
     return 0.05, min(200.0, 2.0 ** exp_iterations)
 
+
+def _log_high(exp_iterations) -> float:
+    # exp(-2x - 1) in log's guess needs -2x - 1 >= -2^n_e
+    return min(100.0, (2.0 ** exp_iterations - 1) / 2)
+
+
+LN2 = math.log(2.0)
+ERF_RANGE = 3.0  # erf saturates beyond |x| = ERF_RANGE (erf(3) = 1 - 2.2e-5); gelu beyond ERF_RANGE sqrt 2
+SATURATED = 1e6  # the documented domain of erf and gelu: any x within the headroom at s <= 2^20 (|x| < 2^22)
 
 DOMAINS: dict[str, Domain] = {
     "exp": Domain("-2^n <= x <= 2^((n - 4)/2): [-256, 4] for n = 8",
                   lambda iterations, **_: (-2.0 ** iterations, 2.0 ** ((iterations - 4) / 2)), 0.04),
-    "reciprocal": Domain("0.05 <= x <= min(200, 2^n_e)", _reciprocal_interval, 3e-4),
-    "divide": Domain("y in the domain of reciprocal; |x/y| within the headroom", _reciprocal_interval, 3e-4,
-                     "y"),
+    "reciprocal": Domain("0.05 <= |x| <= min(200, 2^n_e) (with signed=False: 0.05 <= x, positive only)",
+                         _reciprocal_interval, 3e-4, "|x|"),
+    "divide": Domain("|y| in the domain of reciprocal (with signed=False: y positive); |x/y| within the "
+                     "headroom", _reciprocal_interval, 3e-4, "|y|"),
     "sigmoid": Domain("|x| <= 2^n_e", lambda exp_iterations, **_: (-2.0 ** exp_iterations,
                                                                     2.0 ** exp_iterations), 2e-3),
     "tanh": Domain("|x| <= 2^(n_e - 1)", lambda exp_iterations, **_: (-2.0 ** (exp_iterations - 1),
                                                                        2.0 ** (exp_iterations - 1)), 4e-3),
     "rsqrt": Domain("0.1 <= x <= 150", lambda **_: (0.1, 150.0), 3e-4),
     "log": Domain("1 <= x <= min(100, (2^n_e - 1)/2)",
-                  lambda exp_iterations, **_: (1.0, min(100.0, (2.0 ** exp_iterations - 1) / 2)), 0.015),
+                  lambda exp_iterations, **_: (1.0, _log_high(exp_iterations)), 0.015),
     "softmax": Domain("-2^n_e <= x_i - max_j x_j <= 0 along the axis (its row sums lie in [1, L], "
                       "L <= 200: the domain of reciprocal)",
                       lambda exp_iterations, **_: (-2.0 ** exp_iterations, 0.0), 4e-3, "x - max(x)"),
+    "sqrt": Domain("0.1 <= x <= 150 (the domain of rsqrt)", lambda **_: (0.1, 150.0), 1e-4),
+    "log_softmax": Domain("-2^n_e <= x_i - max_j x_j <= 0 along the axis (its row sums lie in [1, L], "
+                          "L <= min(100, (2^n_e - 1)/2): the domain of log)",
+                          lambda exp_iterations, **_: (-2.0 ** exp_iterations, 0.0), 0.015, "x - max(x)"),
+    "erf": Domain("|x| <= 10^6: every x within the headroom at s <= 2^20 (saturated beyond "
+                  f"|x| = {ERF_RANGE:g})", lambda **_: (-SATURATED, SATURATED), 2e-4),
+    "gelu": Domain("|x| <= 10^6: every x within the headroom at s <= 2^20 (saturated beyond "
+                   f"|x| = {ERF_RANGE:g} sqrt 2)", lambda **_: (-SATURATED, SATURATED), 2e-4),
+    "exp2": Domain("-2^n/ln 2 <= x <= 2^((n - 4)/2)/ln 2 (x ln 2 in the domain of exp)",
+                   lambda iterations, **_: (-2.0 ** iterations / LN2, 2.0 ** ((iterations - 4) / 2) / LN2),
+                   0.04),
+    "log2": Domain("1 <= x <= min(100, (2^n_e - 1)/2) (the domain of log)",
+                   lambda exp_iterations, **_: (1.0, _log_high(exp_iterations)), 0.015),
+    "log1p": Domain("0 <= x <= min(100, (2^n_e - 1)/2) - 1 (1 + x in the domain of log)",
+                    lambda exp_iterations, **_: (0.0, _log_high(exp_iterations) - 1), 0.015),
 }
 
 
@@ -115,7 +153,11 @@ def domain(name: str, **static) -> tuple:
         raise InputTypeError(f"domain({name!r}, ...): {unknown} are not arguments of {name}; its "
                              f"keyword arguments are {sorted(kw)}.")
     for k, v in static.items():
-        if isinstance(kw[k], int) and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
+        if isinstance(kw[k], bool) and not isinstance(v, bool):
+            raise InputTypeError(f"domain({name!r}, ...): {k} must be True or False (as {name} takes it), "
+                                 f"got {v!r}.")
+        if (not isinstance(kw[k], bool) and isinstance(kw[k], int)
+                and (isinstance(v, bool) or not isinstance(v, (int, np.integer)))):
             raise InputTypeError(f"domain({name!r}, ...): {k} must be a Python int (as {name} takes it), "
                                  f"got {v!r}.")
     return DOMAINS[name].interval(**{**kw, **static})
@@ -145,6 +187,12 @@ def _check_iter(n, name: str, fname: str, low: int = 0) -> None:
             f"{fname}: {name} must be a Python int >= {low} (it is static: it changes the number of "
             f"rounds), got {n!r}."
         )
+
+
+def _check_flag(v, name: str, fname: str) -> None:
+    if not isinstance(v, bool):
+        raise InputTypeError(f"{fname}: {name} must be True or False (it is static: it changes the "
+                             f"protocol), got {v!r}.")
 
 
 EXP_MAX_ITERATIONS = 61  # exp divides by 2^n, and jaxmpc.div_public takes divisors below 2^62
@@ -230,6 +278,76 @@ def exp_plain(x, iterations: int = 8):
     return y
 
 
+TIMES_BITS = 20  # significant bits of the public factor of _times
+
+
+def _times_factor(c: float) -> tuple:
+    r"""``(K, q)``: :math:`c \approx K / 2^q` with :math:`2^{19} \le |K| < 2^{20}` (``q >= 0``)."""
+    q = max(0, TIMES_BITS - 1 - math.floor(math.log2(abs(c))))
+    return int(round(c * 2 ** q)), q
+
+
+def _times(key, x: Shared, c: float, truncation: str) -> Shared:
+    r""":math:`c x` for a public real :math:`c \ne 0` with one truncation, to 20 significant bits of
+    :math:`c`: :math:`x K` locally (exact), then :func:`jaxmpc.div_public` by :math:`2^q`, where
+    :math:`c \approx K/2^q`, :math:`|K| < 2^{20}`. :func:`jaxmpc.mul_public` encodes :math:`c` at
+    the scale instead (:math:`1/s` absolute: a relative error of :math:`2^{-16}/|c|`, 0.2 % for
+    :math:`c = \ln 2/2^8`). Headroom: :math:`|x| s 2^{20} < 2^{62}`, i.e. :math:`|x| < 2^{22}` at
+    :math:`s \le 2^{20}`; :math:`q \le 61` needs :math:`|c| \ge 2^{-42}`. Cost: 1 round."""
+    k, q = _times_factor(c)
+    return div_public(key, x * k, 2 ** q, truncation=truncation)
+
+
+EXP2_MAX_ITERATIONS = 41  # exp2 divides by 2^(n + 21) (_times of ln 2 / 2^n), below 2^62
+
+
+def exp2(key, x: Shared, *, iterations: int = 8, truncation: str = "dealer") -> Shared:
+    r"""Power of two :math:`2^x = e^{x \ln 2} \approx (1 + x \ln 2/2^n)^{2^n}` (:func:`exp`'s limit).
+
+    Domain (:data:`DOMAINS`): :math:`x \ln 2` in :func:`exp`'s domain, :math:`-2^n/\ln 2 \le x \le
+    2^{(n - 4)/2}/\ln 2`: :math:`[-369.33, 5.77078]` for the default :math:`n = 8`. Errors: those of
+    :func:`exp` at :math:`x \ln 2`; against float64 on the default domain at :math:`s = 2^{16}`:
+    :math:`|y - 2^x| \le \beta \max(1, 2^x)` with :math:`\beta` at most 0.04 (module notes).
+
+    Args:
+        key: PRNG key.
+        x: fixed-point :class:`Shared`, any shape.
+        iterations: :math:`n` (static Python int, 0..41: the start divides by :math:`2^{n + 21}`).
+        truncation: ``"dealer"`` or ``"local"``.
+    Returns:
+        :class:`Shared` like ``x``.
+
+    Protocol: :math:`y_0 = 1 + x \cdot (\ln 2/2^n)`, the constant to 20 significant bits (an
+    integer product, then one :func:`jaxmpc.div_public`), then :math:`n` squarings as :func:`exp`.
+
+    Cost: that of :func:`exp`: :math:`1 + 2n` rounds (17 for the default).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops.approx import exp2
+        >>> k0, k1 = jax.random.split(jaxmpc.key(0))
+        >>> x = jaxmpc.share(k0, [0.0, 1.0, -3.0], jaxmpc.FixedPoint(2, 16))
+        >>> jaxmpc.reveal(exp2(k1, x)).round(1).tolist()
+        [1.0, 2.0, 0.1]
+    """
+    _check(key, x, "exp2")
+    _check_iter(iterations, "iterations", "exp2")
+    if iterations > EXP2_MAX_ITERATIONS:
+        raise ProtocolError(
+            f"exp2: iterations must be in 0..{EXP2_MAX_ITERATIONS}, got {iterations}: exp2 starts from "
+            f"1 + x ln 2/2^n, one division by 2^(n + 21) (jaxmpc.div_public), whose divisor must lie "
+            "below 2^62. Keep 2^n well below the scale (the default is 8).")
+    _observe_domain("exp2", x, iterations=iterations)
+    k_start, k_loop = jax.random.split(key)
+    y = _times(k_start, x, LN2 / 2 ** iterations, truncation) + 1.0
+    return _loop(lambda k, y: mul(k, y, y, truncation=truncation), k_loop, y, iterations)
+
+
+def exp2_plain(x, iterations: int = 8):
+    r"""Plaintext twin of :func:`exp2`: :func:`exp_plain` of :math:`x \ln 2`."""
+    return exp_plain(jnp.asarray(x, jnp.float64) * LN2, iterations)
+
+
 # ---- reciprocal ---------------------------------------------------------------------------------
 def _loop(step, key, y, n: int):
     """Apply ``y = step(k, y)`` ``n`` times with a fresh key each time, as one scanned body.
@@ -258,52 +376,84 @@ def _newton_reciprocal(key, x: Shared, y: Shared, iterations: int, truncation: s
     return _loop(step, key, y, iterations)
 
 
-def reciprocal(key, x: Shared, *, iterations: int = 10, exp_iterations: int = 8,
+def reciprocal(key, x: Shared, *, iterations: int = 10, exp_iterations: int = 8, signed: bool = True,
                truncation: str = "dealer") -> Shared:
     r"""Reciprocal :math:`1/x` by Newton-Raphson :math:`y \leftarrow y(2 - xy)` (CrypTen's guess).
 
-    Initial guess :math:`y_0 = 3 e^{0.5 - x} + 0.003` (CrypTen), with :func:`exp`. Newton
-    converges when :math:`0 < x y_0 < 2`; the error :math:`e = 1 - xy` squares each iteration.
+    Initial guess :math:`y_0 = \mathrm{sgn}(x) (3 e^{0.5 - |x|} + 0.003)` (CrypTen's, on
+    :math:`|x|`), with :func:`exp`. Newton converges when :math:`0 < x y_0 < 2`; the error
+    :math:`e = 1 - xy` squares each iteration (:math:`x y_0 = |x| |y_0|`: the sign changes nothing).
 
-    Domain (:data:`DOMAINS`): :math:`0.05 \le x \le \min(200, 2^{n_e})`, :math:`[0.05, 200]` for
-    the defaults (positive only: for a signed input use its absolute value first; :math:`2^{n_e}`
-    keeps the guess's :func:`exp` in its domain). Between 10 and 200 the guess is about 0.003, so
-    :math:`e_0 = 1 - 0.003x` and the error :math:`e_0^{2^I}` needs the default :math:`I = 10`.
-    Error against float64 on the default domain at :math:`s = 2^{16}`:
-    :math:`|y - 1/x| \le \beta \max(1, 1/x)` with :math:`\beta` at most 0.0003 (module notes).
-    The guess is sensitive to :func:`exp`'s MPC error near :math:`x = 1` (:math:`x y_0 = 1.82`):
-    when :math:`2^{n_e}/s` exceeds about 10 % (e.g. ``exp_iterations=10`` at 12 fractional bits)
-    Newton diverges and the result is garbage.
+    Domain (:data:`DOMAINS`): :math:`0.05 \le |x| \le \min(200, 2^{n_e})`, :math:`[0.05, 200]` for
+    the defaults (:math:`2^{n_e}` keeps the guess's :func:`exp` in its domain). With
+    ``signed=False`` the sign is not computed and :math:`x` must be positive (the fast path: one
+    comparison fewer, for operands known to be positive, such as row sums of exponentials). Between
+    10 and 200 the guess is about 0.003, so :math:`e_0 = 1 - 0.003|x|` and the error
+    :math:`e_0^{2^I}` needs the default :math:`I = 10`. Error against float64 on the default domain
+    at :math:`s = 2^{16}`: :math:`|y - 1/x| \le \beta \max(1, 1/|x|)` with :math:`\beta` at most
+    0.0003 (module notes). The guess is sensitive to :func:`exp`'s MPC error near :math:`|x| = 1`
+    (:math:`x y_0 = 1.82`): when :math:`2^{n_e}/s` exceeds about 10 % (e.g. ``exp_iterations=10``
+    at 12 fractional bits) Newton diverges and the result is garbage.
 
     Args:
         key: PRNG key.
         x: fixed-point :class:`Shared`, any shape, values in the domain.
         iterations: Newton iterations (static).
         exp_iterations: ``iterations`` of the :func:`exp` in the initial guess (static).
+        signed: ``True`` (default): any sign (CrypTen's reciprocal of :math:`|x|` with the sign
+            restored); ``False``: positive :math:`x` only, one comparison fewer (static).
         truncation: ``"dealer"`` or ``"local"``.
     Returns:
         :class:`Shared` like ``x``.
 
-    Cost: :func:`exp` (:math:`1 + 2n_e` rounds) + 1 (:func:`jaxmpc.mul_public` by 3) +
-    :math:`4 \cdot` ``iterations`` rounds (2 products each): :math:`2 + 2n_e + 4I`, 58 rounds for
-    the defaults.
+    Protocol (``signed=True``):
+        1. :math:`b = \mathrm{msb}(x) = [x < 0]` (:func:`jaxmpc.msb`); :math:`\sigma = 1 - 2b`
+           (a plain integer, local).
+        2. :math:`|x| = \sigma x` (one Beaver product, no truncation).
+        3. :math:`e = \exp(0.5 - |x|)` (:func:`exp`).
+        4. :math:`y_0 = (3\sigma)(e + 0.001)` (one Beaver product of an integer, no truncation).
+        5. ``iterations`` Newton steps on :math:`x` (2 products each).
+
+    With ``signed=False``: steps 3 and 5 on :math:`x`, and :math:`y_0 = 3e + 0.003`
+    (:func:`jaxmpc.mul_public`).
+
+    Cost: :func:`exp` (:math:`1 + 2n_e` rounds) + 1 (:math:`y_0`) + :math:`4 \cdot` ``iterations``
+    rounds (2 products each): :math:`2 + 2n_e + 4I`, 58 rounds for the defaults with
+    ``signed=False``; ``signed=True`` adds one comparison and the product :math:`\sigma x`:
+    :math:`M + 3 + 2n_e + 4I` (:math:`M + 59` for the defaults).
 
     Example:
         >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
         >>> from jaxmpc.ops.approx import reciprocal
         >>> k0, k1 = jax.random.split(jaxmpc.key(0))
-        >>> x = jaxmpc.share(k0, [0.5, 4.0, 100.0], jaxmpc.FixedPoint(2, 16))
+        >>> x = jaxmpc.share(k0, [0.5, -4.0, 100.0], jaxmpc.FixedPoint(2, 16))
         >>> jaxmpc.reveal(reciprocal(k1, x)).round(3).tolist()
-        [2.0, 0.25, 0.01]
+        [2.0, -0.25, 0.01]
     """
     _check(key, x, "reciprocal")
     _check_iter(iterations, "iterations", "reciprocal")
     _check_exp_iter(exp_iterations, "exp_iterations", "reciprocal")
-    _observe_domain("reciprocal", x, exp_iterations=exp_iterations)
-    return _reciprocal(key, x, iterations, exp_iterations, truncation)
+    _check_flag(signed, "signed", "reciprocal")
+    return _any_reciprocal(key, x, iterations, exp_iterations, signed, truncation, "reciprocal")
+
+
+def _any_reciprocal(key, x: Shared, iterations: int, exp_iterations: int, signed: bool, truncation: str,
+                    name: str) -> Shared:
+    """:func:`reciprocal` after the checks; the domain observed under ``name`` (on :math:`|x|`)."""
+    if not signed:
+        _observe_domain(name, x, exp_iterations=exp_iterations)
+        return _reciprocal(key, x, iterations, exp_iterations, truncation)
+    keys = jax.random.split(key, 5)
+    sigma = msb(keys[0], x) * -2 + 1  # 1 - 2 [x < 0]: a plain integer, -1 or 1
+    a = mul(keys[1], sigma, x)  # |x|, exact
+    _observe_domain(name, a, exp_iterations=exp_iterations)
+    e = _exp(keys[2], 0.5 - a, exp_iterations, truncation)
+    y = mul(keys[3], sigma * 3, e + 0.001)  # sgn(x) (3 e + 0.003), exact
+    return _newton_reciprocal(keys[4], x, y, iterations, truncation)
 
 
 def _reciprocal(key, x: Shared, iterations: int, exp_iterations: int, truncation: str) -> Shared:
+    """:func:`reciprocal` of a positive ``x`` (``signed=False``), unchecked and unobserved."""
     keys = jax.random.split(key, 3)
     e = _exp(keys[0], 0.5 - x, exp_iterations, truncation)
     y = mul_public(keys[1], e, 3.0, truncation=truncation) + 0.003
@@ -316,37 +466,44 @@ def _newton_reciprocal_plain(x, y, iterations: int):
     return y
 
 
-def reciprocal_plain(x, iterations: int = 10, exp_iterations: int = 8):
+def reciprocal_plain(x, iterations: int = 10, exp_iterations: int = 8, signed: bool = True):
     """Plaintext twin of :func:`reciprocal` (same guess, same iterations, float64)."""
     x = jnp.asarray(x, jnp.float64)
-    y = 3.0 * exp_plain(0.5 - x, exp_iterations) + 0.003
+    if not signed:
+        return _newton_reciprocal_plain(x, 3.0 * exp_plain(0.5 - x, exp_iterations) + 0.003, iterations)
+    sigma = jnp.where(x < 0, -1.0, 1.0)  # as msb: the sign of 0 is +
+    y = sigma * (3.0 * exp_plain(0.5 - jnp.abs(x), exp_iterations) + 0.003)
     return _newton_reciprocal_plain(x, y, iterations)
 
 
-def divide(key, x: Shared, y: Shared, *, iterations: int = 10, exp_iterations: int = 8,
+def divide(key, x: Shared, y: Shared, *, iterations: int = 10, exp_iterations: int = 8, signed: bool = True,
            truncation: str = "dealer") -> Shared:
     r"""Division by a shared value: :math:`x / y = x \cdot (1/y)` with :func:`reciprocal`.
 
-    Domain (:data:`DOMAINS`): :math:`y` in :func:`reciprocal`'s domain, :math:`[0.05, 200]` for the
-    defaults; :math:`|x/y|` within the ring's headroom. Error: :math:`|x|` times the reciprocal's,
-    plus one truncation (:math:`1/s`); against float64 for :math:`|x| \le 8` at :math:`s = 2^{16}`:
-    :math:`|q - x/y| \le \beta \max(1, |x/y|)` with :math:`\beta` at most 0.0003 (module notes).
+    Domain (:data:`DOMAINS`): :math:`|y|` in :func:`reciprocal`'s domain, :math:`[0.05, 200]` for
+    the defaults (:math:`y` positive with ``signed=False``); :math:`|x/y|` within the ring's
+    headroom. Error: :math:`|x|` times the reciprocal's, plus one truncation (:math:`1/s`); against
+    float64 for :math:`|x| \le 8` at :math:`s = 2^{16}`: :math:`|q - x/y| \le \beta \max(1, |x/y|)`
+    with :math:`\beta` at most 0.0003 (module notes).
 
-    Cost: :func:`reciprocal` + 2 rounds (one product).
+    Args: as :func:`reciprocal` (``signed`` applies to ``y``), and ``x``: a fixed-point
+    :class:`Shared` broadcasting with ``y``.
+
+    Cost: :func:`reciprocal` of ``y`` (with the same ``signed``) + 2 rounds (one product).
     """
     _check(key, x, "divide")
     _check(key, y, "divide", "y")
     _check_iter(iterations, "iterations", "divide")
     _check_exp_iter(exp_iterations, "exp_iterations", "divide")
-    _observe_domain("divide", y, exp_iterations=exp_iterations)
+    _check_flag(signed, "signed", "divide")
     k_rec, k_mul = jax.random.split(key)
-    r = _reciprocal(k_rec, y, iterations, exp_iterations, truncation)
+    r = _any_reciprocal(k_rec, y, iterations, exp_iterations, signed, truncation, "divide")
     return mul(k_mul, x, r, truncation=truncation)
 
 
-def divide_plain(x, y, iterations: int = 10, exp_iterations: int = 8):
+def divide_plain(x, y, iterations: int = 10, exp_iterations: int = 8, signed: bool = True):
     """Plaintext twin of :func:`divide`."""
-    return jnp.asarray(x, jnp.float64) * reciprocal_plain(y, iterations, exp_iterations)
+    return jnp.asarray(x, jnp.float64) * reciprocal_plain(y, iterations, exp_iterations, signed)
 
 
 # ---- sign, sigmoid, tanh ------------------------------------------------------------------------
@@ -459,28 +616,44 @@ def rsqrt(key, x: Shared, *, iterations: int = 5, exp_iterations: int = 8,
 
     Cost: guess: :func:`exp` (:math:`1 + 2n_e`) + 1 (:math:`x/2`, :math:`x/1024` and the
     :math:`2.2` product: :math:`x/2` and :math:`x/1024` share one round, so 2 rounds); per iteration
-    3 sequential products (:math:`y^2`, :math:`(x/2) y^2` reusing the guess's :math:`x/2`,
-    :math:`y(1.5 - (x/2)y^2)`): :math:`6` rounds. Total :math:`3 + 2n_e + 6` ``iterations``
+    3 sequential products (:math:`h = (x/2) y` reusing the guess's :math:`x/2`, :math:`h y`,
+    :math:`y(1.5 - h y)`; :math:`x/2` first: :math:`y^2` first would keep fewer digits of a small
+    :math:`y`): :math:`6` rounds. Total :math:`3 + 2n_e + 6` ``iterations``
     rounds (49 for the defaults).
     """
     _check(key, x, "rsqrt")
     _check_iter(iterations, "iterations", "rsqrt")
     _check_exp_iter(exp_iterations, "exp_iterations", "rsqrt")
     _observe_domain("rsqrt", x, iterations=iterations, exp_iterations=exp_iterations)
-    keys = jax.random.split(key, 4)
+    return _rsqrt(key, x, iterations, exp_iterations, truncation)
+
+
+def _rsqrt(key, x: Shared, iterations: int, exp_iterations: int, truncation: str, root: bool = False):
+    """:func:`rsqrt` after the checks; with ``root``, :func:`sqrt` (``iterations >= 1``): the last
+    step returns :math:`x y_I = 2 h (1.5 - h y)`, :math:`h = xy/2`, instead of :math:`y_I`."""
+    keys = jax.random.split(key, 5)
     # x/2 and x/1024 in one truncation call (stacked), one round
     halves = div_public(keys[0], concatenate([x[None] * 512, x[None]], axis=0), 1024,
                         truncation=truncation)
     half, small = halves[0], halves[1]
     e = _exp(keys[1], -(half + 0.2), exp_iterations, truncation)
     y = mul_public(keys[2], e, 2.2, truncation=truncation) + 0.2 - small
-    def step(k, y):
-        k = jax.random.split(k, 3)
-        y2 = mul(k[0], y, y, truncation=truncation)
-        hxy2 = mul(k[1], half, y2, truncation=truncation)  # x y^2 / 2, the halving folded in
-        return mul(k[2], y, 1.5 - hxy2, truncation=truncation)
 
-    return _loop(step, keys[3], y, iterations)
+    def parts(k, y):  # h = x y / 2 and 1.5 - h y (x/2 first: y^2 first would lose y's digits)
+        k = jax.random.split(k)
+        h = mul(k[0], half, y, truncation=truncation)
+        return h, 1.5 - mul(k[1], h, y, truncation=truncation)
+
+    def step(k, y):
+        k_parts, k_mul = jax.random.split(k)
+        return mul(k_mul, y, parts(k_parts, y)[1], truncation=truncation)
+
+    if not root:
+        return _loop(step, keys[3], y, iterations)
+    y = _loop(step, keys[3], y, iterations - 1)
+    k_parts, k_mul = jax.random.split(keys[4])
+    h, f = parts(k_parts, y)
+    return mul(k_mul, h * 2, f, truncation=truncation)
 
 
 def rsqrt_plain(x, iterations: int = 5, exp_iterations: int = 8):
@@ -490,6 +663,60 @@ def rsqrt_plain(x, iterations: int = 5, exp_iterations: int = 8):
     for _ in range(iterations):
         y = y * (3.0 - x * y * y) / 2.0
     return y
+
+
+def sqrt(key, x: Shared, *, iterations: int = 5, exp_iterations: int = 8,
+         truncation: str = "dealer") -> Shared:
+    r"""Square root :math:`\sqrt x = x \cdot (1/\sqrt x)`, by :func:`rsqrt`'s iterations with the
+    product by :math:`x` fused into the last one.
+
+    With :math:`y` after :math:`I - 1` Newton steps of :func:`rsqrt` and :math:`h = xy/2`:
+    :math:`\sqrt x \approx x y (1.5 - x y^2/2) = 2h(1.5 - hy)`, the last Newton step times
+    :math:`x`. A relative error :math:`\epsilon` of :math:`y` cancels to first order
+    (:math:`(1 + \epsilon)(1 - \epsilon)`), so only the last step's roundings remain, about
+    :math:`2h + 3` units; :math:`x` times the returned :math:`1/\sqrt x` would carry that
+    value's rounding times :math:`x` (up to 150 units).
+
+    Domain (:data:`DOMAINS`): that of :func:`rsqrt`, :math:`[0.1, 150]`. Error against float64 on
+    the domain at :math:`s = 2^{16}`: :math:`|y - \sqrt x| \le \beta \max(1, \sqrt x)` with
+    :math:`\beta` at most 0.0001 (module notes).
+
+    Args:
+        key: PRNG key.
+        x: fixed-point :class:`Shared`, positive values in the domain.
+        iterations: Newton iterations, :math:`I \ge 1` (static).
+        exp_iterations: those of :func:`rsqrt`'s guess (static).
+        truncation: ``"dealer"`` or ``"local"``.
+    Returns:
+        :class:`Shared` like ``x``.
+
+    Protocol: :func:`rsqrt`'s guess and :math:`I - 1` iterations, then :math:`h = (x/2) y`,
+    :math:`f = 1.5 - hy` and :math:`(2h) f` (three products).
+
+    Cost: that of :func:`rsqrt`, :math:`3 + 2n_e + 6I` rounds: 49 for the defaults.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops.approx import sqrt
+        >>> k0, k1 = jax.random.split(jaxmpc.key(0))
+        >>> x = jaxmpc.share(k0, [0.25, 2.0, 100.0], jaxmpc.FixedPoint(2, 16))
+        >>> jaxmpc.reveal(sqrt(k1, x)).round(3).tolist()
+        [0.5, 1.414, 10.0]
+    """
+    _check(key, x, "sqrt")
+    _check_iter(iterations, "iterations", "sqrt", low=1)
+    _check_exp_iter(exp_iterations, "exp_iterations", "sqrt")
+    _observe_domain("sqrt", x, iterations=iterations, exp_iterations=exp_iterations)
+    return _rsqrt(key, x, iterations, exp_iterations, truncation, root=True)
+
+
+def sqrt_plain(x, iterations: int = 5, exp_iterations: int = 8):
+    """Plaintext twin of :func:`sqrt`: :func:`rsqrt_plain` with :math:`I - 1` iterations, then
+    :math:`2h(1.5 - hy)`, :math:`h = xy/2`."""
+    x = jnp.asarray(x, jnp.float64)
+    y = rsqrt_plain(x, iterations - 1, exp_iterations)
+    h = x / 2.0 * y
+    return 2.0 * h * (1.5 - h * y)
 
 
 # ---- log ----------------------------------------------------------------------------------------
@@ -525,11 +752,20 @@ def log(key, x: Shared, *, iterations: int = 2, order: int = 8, exp_iterations: 
     coefficients :math:`1/k`, one truncation). Total
     :math:`(3 + 2n_e) + I(4 + 2n_e + 2(K - 1))` rounds: 87 for the defaults.
     """
-    _check(key, x, "log")
-    _check_iter(iterations, "iterations", "log")
-    _check_exp_iter(exp_iterations, "exp_iterations", "log")
-    _check_iter(order, "order", "log", low=1)
+    _check_log(key, x, iterations, order, exp_iterations, "log")
     _observe_domain("log", x, iterations=iterations, order=order, exp_iterations=exp_iterations)
+    return _log(key, x, iterations, order, exp_iterations, truncation)
+
+
+def _check_log(key, x, iterations, order, exp_iterations, fname: str) -> None:
+    _check(key, x, fname)
+    _check_iter(iterations, "iterations", fname)
+    _check_exp_iter(exp_iterations, "exp_iterations", fname)
+    _check_iter(order, "order", fname, low=1)
+
+
+def _log(key, x: Shared, iterations: int, order: int, exp_iterations: int, truncation: str) -> Shared:
+    """:func:`log` after the checks."""
     keys = jax.random.split(key, 4)
     lin = div_public(keys[0], x, 120, truncation=truncation)
     e = _exp(keys[1], -(x * 2) - 1.0, exp_iterations, truncation)
@@ -565,6 +801,69 @@ def log_plain(x, iterations: int = 2, order: int = 8, exp_iterations: int = 8):
         h = 1.0 - x * exp_plain(-y, exp_iterations)
         y = y - sum(h ** k / k for k in range(1, order + 1))
     return y
+
+
+def log2(key, x: Shared, *, iterations: int = 2, order: int = 8, exp_iterations: int = 8,
+         truncation: str = "dealer") -> Shared:
+    r"""Base-2 logarithm :math:`\log_2 x = \log(x)/\ln 2` (:func:`log`, then a public factor).
+
+    Domain (:data:`DOMAINS`): that of :func:`log`, :math:`[1, 100]` for the defaults. Errors: those
+    of :func:`log` times :math:`1/\ln 2` (the same relative error where :math:`|\log_2 x| > 1`);
+    against float64 on the default domain at :math:`s = 2^{16}`:
+    :math:`|y - \log_2 x| \le \beta \max(1, |\log_2 x|)` with :math:`\beta` at most 0.015 (module
+    notes).
+
+    Args: as :func:`log`. Returns: :class:`Shared` like ``x``.
+
+    Protocol: :func:`log`, then :math:`\cdot 1/\ln 2` (20 significant bits: an integer product and
+    one :func:`jaxmpc.div_public`).
+
+    Cost: :func:`log` + 1 round: 88 for the defaults.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops.approx import log2
+        >>> k0, k1 = jax.random.split(jaxmpc.key(0))
+        >>> x = jaxmpc.share(k0, [1.0, 2.0, 8.0], jaxmpc.FixedPoint(2, 16))
+        >>> jaxmpc.reveal(log2(k1, x)).round(1).tolist()
+        [0.0, 1.0, 3.0]
+    """
+    _check_log(key, x, iterations, order, exp_iterations, "log2")
+    _observe_domain("log2", x, iterations=iterations, order=order, exp_iterations=exp_iterations)
+    k_log, k_scale = jax.random.split(key)
+    return _times(k_scale, _log(k_log, x, iterations, order, exp_iterations, truncation), 1.0 / LN2,
+                  truncation)
+
+
+def log2_plain(x, iterations: int = 2, order: int = 8, exp_iterations: int = 8):
+    """Plaintext twin of :func:`log2`."""
+    return log_plain(x, iterations, order, exp_iterations) / LN2
+
+
+def log1p(key, x: Shared, *, iterations: int = 2, order: int = 8, exp_iterations: int = 8,
+          truncation: str = "dealer") -> Shared:
+    r""":math:`\log(1 + x)` by :func:`log` of :math:`1 + x` (the addition is local).
+
+    Domain (:data:`DOMAINS`): :math:`1 + x` in :func:`log`'s domain, :math:`[0, 99]` for the
+    defaults. No extra accuracy near 0 (unlike ``numpy.log1p``): the absolute error is
+    :func:`log`'s at :math:`1 + x`, up to about :math:`2^{n_e}/s` from the MPC, so
+    :math:`\log(1 + x)` for :math:`x` below about :math:`10^{-2}` has a large relative error.
+    Against float64 on the default domain at :math:`s = 2^{16}`:
+    :math:`|y - \log(1 + x)| \le \beta \max(1, \log(1 + x))` with :math:`\beta` at most 0.015
+    (module notes).
+
+    Args: as :func:`log`. Returns: :class:`Shared` like ``x``.
+
+    Cost: that of :func:`log`: 87 rounds for the defaults.
+    """
+    _check_log(key, x, iterations, order, exp_iterations, "log1p")
+    _observe_domain("log1p", x, iterations=iterations, order=order, exp_iterations=exp_iterations)
+    return _log(key, x + 1.0, iterations, order, exp_iterations, truncation)
+
+
+def log1p_plain(x, iterations: int = 2, order: int = 8, exp_iterations: int = 8):
+    """Plaintext twin of :func:`log1p`."""
+    return log_plain(1.0 + jnp.asarray(x, jnp.float64), iterations, order, exp_iterations)
 
 
 # ---- softmax ------------------------------------------------------------------------------------
@@ -638,3 +937,261 @@ def softmax_plain(x, axis: int = -1, iterations: int = 10, exp_iterations: int =
     e = exp_plain(x - jnp.max(x, axis=axis, keepdims=True), exp_iterations)
     s = jnp.sum(e, axis=axis, keepdims=True)
     return e * reciprocal_plain(s, iterations, exp_iterations)
+
+
+def log_softmax(key, x: Shared, axis: int = -1, *, iterations: int = 2, order: int = 8,
+                exp_iterations: int = 8, truncation: str = "dealer") -> Shared:
+    r"""Log-softmax :math:`\ell_i = (x_i - m) - \log \sum_j e^{x_j - m}`, :math:`m = \max_j x_j`
+    (secure; CrypTen's ``log_softmax``, what a cross-entropy takes).
+
+    Protocol: :math:`m` by :func:`tree_max`; :math:`d = x - m` (local); :math:`e = \exp(d)`
+    (:func:`exp`, inputs :math:`\le 0`); :math:`S = \sum e \in [1, L]` (local); :math:`\ell = d -
+    \log S` (:func:`log`, then local). The log is of the row sum, never of a small probability.
+
+    Domain (:data:`DOMAINS`): :math:`x_i - \max_j x_j \in [-2^{n_e}, 0]` along the axis,
+    :math:`[-256, 0]` for the defaults, and row sums :math:`S \in [1, L]` in :func:`log`'s domain:
+    rows of :math:`L \le \min(100, (2^{n_e} - 1)/2)` entries ensure it (the diagnostics check both:
+    one element per entry, one per row). Error: :math:`d` is exact, so the error is that of
+    :math:`\log S`; as :math:`|\ell_i| \ge \log S`, :math:`|y - \ell| \le \beta \max(1, |\ell|)` holds
+    with :func:`log`'s :math:`\beta`; against float64 at :math:`s = 2^{16}` (rows of 8 on the
+    domain): at most 0.015 (module notes).
+
+    Args:
+        key: PRNG key.
+        x: fixed-point :class:`Shared`; taken over ``axis`` (a Python int).
+        iterations, order, exp_iterations: those of :func:`log`; ``exp_iterations`` is also the
+            :func:`exp` of the entries' (static).
+        truncation: ``"dealer"`` or ``"local"``.
+    Returns:
+        :class:`Shared` like ``x``.
+
+    Cost: :math:`\lceil\log_2 L\rceil (M + 1)` + :math:`(1 + 2n_e)` + :func:`log`
+    (:math:`(3 + 2n_e) + I(4 + 2n_e + 2(K - 1))`, 87 for the defaults) rounds.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops.approx import log_softmax
+        >>> k0, k1 = jax.random.split(jaxmpc.key(0))
+        >>> x = jaxmpc.share(k0, [[0.0, 0.0], [3.0, -1.0]], jaxmpc.FixedPoint(2, 16))
+        >>> y = jaxmpc.reveal(log_softmax(k1, x))  # log(1/2) and 3 - log(e^3 + e^-1), -1 - log(...)
+        >>> (y * 100).round().astype(int).tolist()
+        [[-69, -69], [-2, -402]]
+    """
+    _check_log(key, x, iterations, order, exp_iterations, "log_softmax")
+    axis = _check_axis(x, axis, "log_softmax")
+    k_max, k_exp, k_log = jax.random.split(key, 3)
+    m = tree_max(k_max, x, axis, keepdims=True)
+    d = x - m.broadcast_to(x.shape)
+    _observe_domain("log_softmax", d, exp_iterations=exp_iterations)
+    e = _exp(k_exp, d, exp_iterations, truncation)
+    s = e.like(jnp.sum(e.shares, axis=axis + 1, keepdims=True, dtype=e.shares.dtype))
+    if diagnostics.active():  # the row sums, in the log's domain
+        low, high = domain("log", exp_iterations=exp_iterations)
+        diagnostics.observe_domain("log_softmax", s.shares, s.fxp, low, high)
+    return d - _log(k_log, s, iterations, order, exp_iterations, truncation).broadcast_to(x.shape)
+
+
+def log_softmax_plain(x, axis: int = -1, iterations: int = 2, order: int = 8, exp_iterations: int = 8):
+    """Plaintext twin of :func:`log_softmax` (exact max, same exp and log approximations)."""
+    x = jnp.asarray(x, jnp.float64)
+    d = x - jnp.max(x, axis=axis, keepdims=True)
+    s = jnp.sum(exp_plain(d, exp_iterations), axis=axis, keepdims=True)
+    return d - log_plain(s, iterations, order, exp_iterations)
+
+
+# ---- erf, gelu ----------------------------------------------------------------------------------
+ERF_MAX_DEGREE = 31  # the fit's error is far below the MPC error long before: more rounds for nothing
+
+
+@functools.lru_cache(maxsize=None)
+def erf_coefficients(degree: int = 17) -> tuple:
+    r"""The odd polynomial of :func:`erf`: :math:`(a_0, \dots, a_m)`, :math:`m = (d - 1)/2`, with
+    :math:`\mathrm{erf}(R t) \approx t \sum_k a_k t^{2k}` on :math:`t \in [-1, 1]`, :math:`R` =
+    ``ERF_RANGE``: the interpolant of degree :math:`d` at the Chebyshev points (numpy's
+    ``chebinterpolate``, near minimax), in the monomial basis; its even coefficients vanish (erf is
+    odd) and are dropped. Python floats, computed once per degree."""
+    _check_degree(degree, "erf_coefficients")
+    from numpy.polynomial import chebyshev
+    erf_r = np.vectorize(lambda t: math.erf(ERF_RANGE * t))
+    poly = chebyshev.cheb2poly(chebyshev.chebinterpolate(erf_r, degree))
+    return tuple(float(a) for a in poly[1::2])
+
+
+def _check_degree(degree, fname: str) -> None:
+    if (isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree % 2 == 0
+            or not 3 <= degree <= ERF_MAX_DEGREE):
+        raise InputTypeError(
+            f"{fname}: degree must be an odd Python int in 3..{ERF_MAX_DEGREE} (it is static: the "
+            f"degree of erf's odd polynomial, which sets the number of rounds), got {degree!r}.")
+
+
+def _saturate(key, x: Shared, r: float):
+    r"""``(c, over)``: :math:`c = \min(\max(x, -r), r)` and :math:`o = [x > r](r - x)`, exact
+    (:math:`x - c = o' - o`, where :math:`o' = [x < -r](-r - x)`).
+
+    Protocol (as :func:`jaxmpc.clamp`, which does not return :math:`o`): one :func:`jaxmpc.msb` of
+    the stacked :math:`(x + r, r - x)` gives :math:`[x < -r]` and :math:`[x > r]`; one Beaver product
+    of the bits and :math:`(-r - x, r - x)` (integers: no truncation). Cost: :math:`M + 1` rounds.
+    """
+    k_msb, k_mul = jax.random.split(key)
+    lo_d, hi_d = (-x) + (-r), (-x) + r  # -r - x, r - x
+    bits = msb(k_msb, concatenate([(-lo_d)[None], hi_d[None]], axis=0))  # [x < -r], [x > r]
+    prod = mul(k_mul, bits, concatenate([lo_d[None], hi_d[None]], axis=0))
+    return x + prod[0] + prod[1], prod[1]
+
+
+def _horner(key, u: Shared, coeffs, truncation: str) -> Shared:
+    r""":math:`\sum_k c_k u^k` for public ``coeffs`` :math:`(c_0, \dots, c_m)`, :math:`m \ge 1`, by
+    Horner's rule :math:`p \leftarrow c_k + u p`: a public product (1 round), then :math:`m - 1`
+    Beaver products (2 rounds each), one scanned body. Each truncation error is multiplied by
+    powers of :math:`u` only: for :math:`|u| \le 1` the error stays within :math:`m` units,
+    whatever the size of the coefficients (a power basis, as :func:`jaxmpc.ops.reduce.polyval`,
+    multiplies each power's error by its coefficient)."""
+    k_first, k_loop = jax.random.split(key)
+    p = _times(k_first, u, coeffs[-1], truncation) + coeffs[-2]
+    rest = coeffs[:-2][::-1]
+    if not rest:
+        return p
+
+    def body(carry, c):
+        p, k = carry
+        k, k_mul = jax.random.split(k)
+        return (mul(k_mul, u, p, truncation=truncation) + c, k), None
+
+    (p, _), _ = accounting.scan(body, (p, k_loop), jnp.asarray(rest, jnp.float64))
+    return p
+
+
+def _horner_plain(u, coeffs):
+    p = jnp.zeros_like(u)
+    for c in coeffs[::-1]:
+        p = p * u + c
+    return p
+
+
+def erf(key, x: Shared, *, degree: int = 17, truncation: str = "dealer") -> Shared:
+    r"""Error function :math:`\mathrm{erf}(x) = \frac{2}{\sqrt\pi}\int_0^x e^{-t^2} dt` by an odd
+    polynomial on a clamp: :math:`\mathrm{erf}(x) \approx t \sum_{k=0}^{m} a_k t^{2k}`,
+    :math:`t = \min(\max(x, -R), R)/R`, :math:`R` = ``ERF_RANGE`` = 3.
+
+    The coefficients (:func:`erf_coefficients`) interpolate :math:`\mathrm{erf}(Rt)` at the Chebyshev
+    points of degree :math:`d` = ``degree``, :math:`m = (d - 1)/2`. Beyond :math:`|x| = R` the
+    result saturates at :math:`\pm p(1)`, within about :math:`10^{-4}` of :math:`\pm 1`
+    (:math:`1 - \mathrm{erf}(3) = 2.2 \cdot 10^{-5}`), for every :math:`x` (the clamp is exact). The
+    polynomial is evaluated by Horner's rule in :math:`u = t^2 \in [0, 1]`, where each truncation's
+    error is multiplied by powers of :math:`u \le 1` only (:func:`jaxmpc.ops.reduce.polyval`'s power
+    basis would multiply it by the coefficients, of order 100 here): the MPC error stays within a
+    few units per term. A tanh form such as :math:`\tanh(\sqrt\pi \ln 2\, x)` is off by :math:`10^{-2}`,
+    and :func:`tanh`'s own error is :math:`4 \cdot 10^{-3}`.
+
+    Domain (:data:`DOMAINS`): every :math:`x` within the headroom; the table's interval is
+    :math:`[-1e+06, 1e+06]` (:math:`|x| < 2^{22}` at :math:`s \le 2^{20}`). Error against float64
+    at :math:`s = 2^{16}`: :math:`|y - \mathrm{erf}(x)|` at most 0.0002 (module notes).
+
+    Args:
+        key: PRNG key.
+        x: fixed-point :class:`Shared`, any shape.
+        degree: :math:`d`, odd, 3..31 (static: :math:`m` sequential products).
+        truncation: ``"dealer"`` or ``"local"``.
+    Returns:
+        :class:`Shared` like ``x``.
+
+    Protocol:
+        1. :math:`c = \min(\max(x, -R), R)` (one comparison of the stacked :math:`(x + R, R - x)`,
+           one product with the bits: as :func:`jaxmpc.clamp`).
+        2. :math:`t = c \cdot (1/R)` (one truncation), :math:`u = t^2` (:func:`jaxmpc.mul`).
+        3. :math:`p = \sum_k a_k u^k` by Horner: :math:`a_{m-1} + a_m u` (one truncation), then
+           :math:`m - 1` steps :math:`p \leftarrow a_k + u p`.
+        4. :math:`y = t p` (:func:`jaxmpc.mul`).
+
+    Cost: :math:`(M + 1) + 1 + 2 + 1 + 2(m - 1) + 2 = M + d + 4` rounds (:math:`M + 21` for the
+    default :math:`d = 17`).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops.approx import erf
+        >>> k0, k1 = jax.random.split(jaxmpc.key(0))
+        >>> x = jaxmpc.share(k0, [-100.0, -0.5, 0.0, 1.0, 2.0], jaxmpc.FixedPoint(2, 16))
+        >>> jaxmpc.reveal(erf(k1, x)).round(3).tolist()
+        [-1.0, -0.52, 0.0, 0.843, 0.995]
+    """
+    _check(key, x, "erf")
+    _check_degree(degree, "erf")
+    _observe_domain("erf", x, degree=degree)
+    keys = jax.random.split(key, 5)
+    c, _ = _saturate(keys[0], x, ERF_RANGE)
+    t = _times(keys[1], c, 1.0 / ERF_RANGE, truncation)
+    u = mul(keys[2], t, t, truncation=truncation)
+    p = _horner(keys[3], u, erf_coefficients(degree), truncation)
+    return mul(keys[4], t, p, truncation=truncation)
+
+
+def erf_plain(x, degree: int = 17):
+    """Plaintext twin of :func:`erf` (same clamp and polynomial, float64)."""
+    t = jnp.clip(jnp.asarray(x, jnp.float64), -ERF_RANGE, ERF_RANGE) / ERF_RANGE
+    return t * _horner_plain(t * t, erf_coefficients(degree))
+
+
+def gelu(key, x: Shared, *, degree: int = 17, truncation: str = "dealer") -> Shared:
+    r"""GeLU :math:`x \Phi(x) = \frac{x}{2}\big(1 + \mathrm{erf}(x/\sqrt 2)\big)`, the exact (erf)
+    form (PyTorch's default, ``approximate="none"``), with :func:`erf`'s polynomial.
+
+    Why not the tanh form :math:`\frac{x}{2}(1 + \tanh(\sqrt{2/\pi}(x + 0.044715 x^3)))`: it is
+    itself an approximation (off by up to :math:`5 \cdot 10^{-4}`), its :func:`tanh` carries an
+    error of :math:`4 \cdot 10^{-3}` and costs :math:`M + 36` rounds plus the cubic, and
+    :math:`x^3` leaves the headroom for large :math:`|x|`; the polynomial is both more accurate and
+    cheaper.
+
+    With :math:`r = R\sqrt 2` (:math:`R` = ``ERF_RANGE``), :math:`c = \min(\max(x, -r), r)`,
+    :math:`t = c/r`, :math:`u = t^2`: :math:`\mathrm{erf}(c/\sqrt 2) = \mathrm{erf}(Rt) \approx
+    t \sum_k a_k u^k` and :math:`\frac{c}{2} t = \frac{r}{2} u`, so
+
+    .. math:: \mathrm{gelu}(x) \approx \frac{c}{2} + u \sum_k \frac{r a_k}{2} u^k + [x > r](x - r).
+
+    The last term restores :math:`x` beyond :math:`r` exactly (it is the clamp's own product),
+    and below :math:`-r` the result is :math:`c\Phi(c) \approx -r\Phi(-r) = -5 \cdot 10^{-5}`
+    (plus the fit's error at the edge): no error grows with :math:`|x|`.
+
+    Domain (:data:`DOMAINS`): every :math:`x` within the headroom; the table's interval is
+    :math:`[-1e+06, 1e+06]`. Error against float64 at :math:`s = 2^{16}`:
+    :math:`|y - \mathrm{gelu}(x)| \le \beta \max(1, |\mathrm{gelu}(x)|)` with :math:`\beta` at most
+    0.0002 (module notes).
+
+    Args: as :func:`erf`. Returns: :class:`Shared` like ``x``.
+
+    Protocol: the clamp (with :math:`o = [x > r](r - x)`) as :func:`erf`; :math:`t = c/r` and
+    :math:`c/2` in one truncation (stacked); :math:`u = t^2`; Horner; :math:`y = c/2 + u p - o`.
+
+    Cost: as :func:`erf`, :math:`M + d + 4` rounds (:math:`M + 21` for the default).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops.approx import gelu
+        >>> k0, k1 = jax.random.split(jaxmpc.key(0))
+        >>> x = jaxmpc.share(k0, [-100.0, -1.0, 0.0, 1.0, 100.0], jaxmpc.FixedPoint(2, 16))
+        >>> jaxmpc.reveal(gelu(k1, x)).round(3).tolist()
+        [0.0, -0.159, 0.0, 0.841, 100.0]
+    """
+    _check(key, x, "gelu")
+    _check_degree(degree, "gelu")
+    _observe_domain("gelu", x, degree=degree)
+    r = ERF_RANGE * math.sqrt(2.0)
+    keys = jax.random.split(key, 5)
+    c, over = _saturate(keys[0], x, r)
+    k, q = _times_factor(1.0 / r)
+    both = div_public(keys[1], concatenate([(c * k)[None], (c * 2 ** (q - 1))[None]], axis=0), 2 ** q,
+                      truncation=truncation)  # c/r and c/2, one truncation
+    t, half = both[0], both[1]
+    u = mul(keys[2], t, t, truncation=truncation)
+    p = _horner(keys[3], u, tuple(r / 2 * a for a in erf_coefficients(degree)), truncation)
+    return half + mul(keys[4], u, p, truncation=truncation) - over
+
+
+def gelu_plain(x, degree: int = 17):
+    """Plaintext twin of :func:`gelu` (same clamp and polynomial, float64)."""
+    x = jnp.asarray(x, jnp.float64)
+    r = ERF_RANGE * math.sqrt(2.0)
+    c = jnp.clip(x, -r, r)
+    u = (c / r) ** 2
+    return c / 2 + u * _horner_plain(u, tuple(r / 2 * a for a in erf_coefficients(degree))) \
+        + jnp.maximum(x - r, 0.0)
