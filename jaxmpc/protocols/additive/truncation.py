@@ -367,8 +367,6 @@ def truncate_many(key, shares: list, divisors: list, truncation: str = "dealer")
         raise InputTypeError(f"truncate_many: {len(shares)} share arrays but {len(divisors)} divisors.")
     if truncation == "local" or not shares:
         return [truncate_shares(key, s, d, truncation) for s, d in zip(shares, divisors)]
-    if truncation != "dealer":  # one call on the concatenation, a divisor per element
-        return _truncate_concatenated(key, shares, divisors, truncation)
     for s, d in zip(shares, divisors):
         _check_shares(s, "truncate_many")
         check_divisor(d, tuple(s.shape[1:]))
@@ -376,6 +374,8 @@ def truncate_many(key, shares: list, divisors: list, truncation: str = "dealer")
     if any(s.shape[0] != n for s in shares):
         raise InputTypeError(f"truncate_many: every array needs the same number of parties, got "
                              f"{[s.shape[0] for s in shares]}.")
+    if truncation != "dealer":  # one call on the concatenation, a divisor per element
+        return _truncate_concatenated(key, shares, divisors, truncation)
     check_method(truncation, n)
     sizes = [int(s[0].size) for s in shares]
     total = sum(sizes)
@@ -394,14 +394,9 @@ def truncate_many(key, shares: list, divisors: list, truncation: str = "dealer")
 
 
 def _truncate_concatenated(key, shares: list, divisors: list, truncation: str) -> list:
-    """:func:`truncate_shares` of the flattened arrays concatenated (one divisor per element), split."""
-    for s, d in zip(shares, divisors):
-        _check_shares(s, "truncate_many")
-        check_divisor(d, tuple(s.shape[1:]))
+    """:func:`truncate_shares` of the flattened arrays concatenated (one divisor per element), split
+    (the arrays checked by :func:`truncate_many`)."""
     n = shares[0].shape[0]
-    if any(s.shape[0] != n for s in shares):
-        raise InputTypeError(f"truncate_many: every array needs the same number of parties, got "
-                             f"{[s.shape[0] for s in shares]}.")
     flat = jnp.concatenate([s.reshape(n, -1) for s in shares], axis=1)
     ds = jnp.concatenate([jnp.broadcast_to(jnp.asarray(d, ring.DTYPE), s.shape[1:]).reshape(-1)
                           for s, d in zip(shares, divisors)])
