@@ -39,6 +39,14 @@ def msb_kernel(x: Shared):
     return k.body, k.keys
 
 
+def _bit_and_key(key, v: Shared, mode: str = "protocol"):
+    """``(msb(v), key)``: the bit as a plain-integer :class:`Shared`, from the family's ``msb``
+    kernel, and the key left for the one product that follows it (one split of ``key``)."""
+    body, n_keys = msb_kernel(v)
+    keys = jax.random.split(key, 1 + n_keys)  # one split (each PRNG site costs compile time)
+    return v.like(body(keys[1:], v.shares, mode), None), keys[0]
+
+
 def _check_shared(x, fname: str, name: str = "x") -> None:
     if not isinstance(x, Shared):
         raise InputTypeError(
@@ -155,10 +163,8 @@ def relu(key, x: Shared, *, mode: str = "protocol") -> tuple[Shared, Shared]:
     check_key(key)
     _check_shared(x, "relu")
     check_mode(mode)
-    body, n_keys = msb_kernel(x)
-    keys = jax.random.split(key, 1 + n_keys)  # one split (each PRNG site costs compile time)
-    d = x.like(body(keys[1:], (-x).shares, mode), None)
-    return mul(keys[0], d, x, mode=mode), d
+    d, k_mul = _bit_and_key(key, -x, mode)
+    return mul(k_mul, d, x, mode=mode), d
 
 
 def less(key, x, y) -> Shared:
@@ -295,10 +301,8 @@ def maximum(key, x, y) -> Shared:
     """
     check_key(key)
     diff = _difference(y, x, "maximum")  # validates the operands before the key is consumed
-    body, n_keys = msb_kernel(diff)
-    keys = jax.random.split(key, 1 + n_keys)
-    bit = diff.like(body(keys[1:], diff.shares, "protocol"), None)
-    return where(keys[0], bit, x, y)
+    bit, k_sel = _bit_and_key(key, diff)
+    return where(k_sel, bit, x, y)
 
 
 def _stacked_msb(key, parts: list) -> Shared:
@@ -325,10 +329,8 @@ def minimum(key, x, y) -> Shared:
     """
     check_key(key)
     diff = _difference(x, y, "minimum")
-    body, n_keys = msb_kernel(diff)
-    keys = jax.random.split(key, 1 + n_keys)
-    bit = diff.like(body(keys[1:], diff.shares, "protocol"), None)
-    return where(keys[0], bit, x, y)
+    bit, k_sel = _bit_and_key(key, diff)
+    return where(k_sel, bit, x, y)
 
 
 def equal(key, x, y) -> Shared:
@@ -396,10 +398,8 @@ def abs(key, x: Shared) -> Shared:  # noqa: A001 (jaxmpc.abs, as jnp.abs)
     """
     check_key(key)
     _check_shared(x, "abs")
-    body, n_keys = msb_kernel(x)
-    keys = jax.random.split(key, 1 + n_keys)
-    b = x.like(body(keys[1:], x.shares, "protocol"), None)
-    return mul(keys[0], (b * -2) + 1, x)
+    b, k_mul = _bit_and_key(key, x)
+    return mul(k_mul, (b * -2) + 1, x)
 
 
 def clamp(key, x: Shared, lo, hi) -> Shared:
