@@ -48,9 +48,17 @@ OPTIONS = {}  # XLA options for jaxmpc's functions (set by main from --xla-optio
 PROTOCOL = {"protocol": "additive", "ring": 64}  # how every value is shared (main: --protocol, --ring)
 
 
+FRACTIONAL_BITS = {64: 16, 32: 12}  # the benchmarks' base-2 precision per ring (Z_2^32 holds 0..14)
+
+
 def share(key, x, fxp):
     """``jaxmpc.share`` among 2 parties under :data:`PROTOCOL`."""
     return jaxmpc.share(key, x, fxp, 2, **PROTOCOL)
+
+
+def bench_fxp():
+    """The benchmarks' encoding on :data:`PROTOCOL`'s ring (:data:`FRACTIONAL_BITS`)."""
+    return jaxmpc.FixedPoint(2, FRACTIONAL_BITS[PROTOCOL["ring"]])
 
 
 def seed_run(key, precision):
@@ -79,13 +87,14 @@ def record(name, mode, secure, plain, repeats, extra=None):
     (s, c), (p, _) = timed(*secure, repeats, OPTIONS), timed(*plain, repeats)
     rec = {"name": name, "mode": mode, **PROTOCOL, "seconds": s, "plaintext_seconds": p, "ratio": s / p,
            "compile_seconds": c, **(extra or {})}
-    print(f"{name:>18} {mode:>8} {s * 1e3:>11.3f} {p * 1e3:>11.3f} {s / p:>8.1f}x {c:>9.2f}", flush=True)
+    print(f"{name:>18} {PROTOCOL['ring']:>4} {mode:>8} {s * 1e3:>11.3f} {p * 1e3:>11.3f} {s / p:>8.1f}x "
+          f"{c:>9.2f}", flush=True)
     return rec
 
 
 # ---- micro-benchmarks ---------------------------------------------------------------------------
 def bench_mul(n, mode, repeats):
-    fxp = jaxmpc.FixedPoint(2, 16)
+    fxp = bench_fxp()
     k = jax.random.split(jaxmpc.key(0), 3)
     a, b = np.random.default_rng(0).uniform(-1, 1, (2, n))
     x, y = share(k[0], a, fxp), share(k[1], b, fxp)
@@ -95,7 +104,7 @@ def bench_mul(n, mode, repeats):
 
 
 def bench_matmul(n, mode, repeats):
-    fxp = jaxmpc.FixedPoint(2, 16)
+    fxp = bench_fxp()
     k = jax.random.split(jaxmpc.key(1), 3)
     a, b = np.random.default_rng(1).uniform(-1, 1, (2, n, n))
     x, y = share(k[0], a, fxp), share(k[1], b, fxp)
@@ -105,7 +114,7 @@ def bench_matmul(n, mode, repeats):
 
 
 def bench_relu(n, mode, repeats):
-    fxp = jaxmpc.FixedPoint(2, 16)
+    fxp = bench_fxp()
     k = jax.random.split(jaxmpc.key(2), 2)
     a = np.random.default_rng(2).uniform(-1, 1, n)
     x = share(k[0], a, fxp)
@@ -117,7 +126,7 @@ def bench_relu(n, mode, repeats):
 # ---- training steps -----------------------------------------------------------------------------
 def bench_mlp_step(name, sizes, batch, mode, repeats):
     """One SGD-with-momentum step (forward, MSE, backward, update) on a shared batch."""
-    fxp = jaxmpc.FixedPoint(2, 16)
+    fxp = bench_fxp()
     net = models.mlp(sizes, mode=mode)
     k = jax.random.split(jaxmpc.key(3), 6)
     params_plain = net.init(k[0])
@@ -267,29 +276,35 @@ def main(argv=None):
                    help="XLA options for jaxmpc's functions: jaxmpc.config.compiler_options() "
                         "(default) or JAX's defaults")
     common.add_protocol_args(p)
+    p.add_argument("--rings", type=int, nargs="+", metavar="BITS",
+                   help="run every benchmark on each of these rings in turn, in this one process "
+                        "(e.g. --rings 64 32; overrides --ring)")
     args = p.parse_args(argv)
-    common.check_config(n_parties=2, protocol=args.protocol, ring=args.ring)
+    rings = args.rings or [args.ring]
+    for bits in rings:
+        common.check_config(n_parties=2, protocol=args.protocol, ring=bits)
     global OPTIONS
     OPTIONS = jaxmpc.config.compiler_options() if args.xla_options == "jaxmpc" else {}
-    PROTOCOL.update(common.protocol_fields(args))
     names = args.only or list(BENCHES)
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs, "
           f"{jax.devices()[0].device_kind}; jaxmpc's XLA options {OPTIONS}; {args.protocol} protocol "
-          f"over Z_2^{args.ring}")
-    print(f"{'name':>18} {'mode':>8} {'ms':>11} {'plain ms':>11} {'ratio':>9} {'compile s':>9}")
+          f"over Z_2^{', Z_2^'.join(map(str, rings))}")
+    print(f"{'name':>18} {'ring':>4} {'mode':>8} {'ms':>11} {'plain ms':>11} {'ratio':>9} {'compile s':>9}")
     jax.jit(lambda v: v + 1).lower(jnp.zeros((), jnp.uint64)).compile()  # JAX's one-time start-up
     meta = machine_record(argv)
     meta["compiler_options"] = OPTIONS
     meta["repeats"], meta["default_repeats"] = args.repeats, p.get_default("repeats")
     meta["only"] = args.only  # None: every benchmark
     out = []
-    for name in names:
-        for mode in MODES.get(name, ("protocol",)):
-            out.append(BENCHES[name](mode, args.repeats))
-            meta["load_average_end"] = _load_average()
-            if args.json:  # rewritten after every record: a run stopped early keeps what it measured
-                with open(args.json, "w") as f:
-                    json.dump({"machine": meta, "benchmarks": out}, f, indent=1)
+    for bits in rings:
+        PROTOCOL.update(protocol=args.protocol, ring=bits)
+        for name in names:
+            for mode in MODES.get(name, ("protocol",)):
+                out.append(BENCHES[name](mode, args.repeats))
+                meta["load_average_end"] = _load_average()
+                if args.json:  # rewritten after every record: a run stopped early keeps what it measured
+                    with open(args.json, "w") as f:
+                        json.dump({"machine": meta, "benchmarks": out}, f, indent=1)
     if args.json:
         print(f"wrote {args.json}")
     return out

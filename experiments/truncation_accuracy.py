@@ -7,7 +7,8 @@ precisions x seeds.
 
 Base 2, fractional bits ``--bits`` (default 8, 10, ..., 24), ``--seeds`` seeds each (a seed fixes the
 initial weights and the batch order, shared by every scheme, so the lines differ only by the
-truncation), ``--epochs`` epochs of minibatch SGD. The JSON holds ``{"command", "config",
+truncation), ``--epochs`` epochs of minibatch SGD; on Z_2^32 only the bits it can encode (at most
+14: ``n/a`` in the table above that). The JSON holds ``{"command", "config",
 "records": [...]}``, one record per (truncation, ring, fractional_bits) with the mean and worst test
 accuracy over the seeds and the plaintext twin's mean.
 """
@@ -21,6 +22,7 @@ import tempfile
 
 import common
 import sweep
+from jaxmpc.core.fixedpoint import max_precision
 
 FAMILY_TRUNCATIONS = ("dealer", "pair", "fixed-mask", "exact")
 
@@ -39,11 +41,16 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def ring_bits_run(args, ring: int) -> list[int]:
+    """The fractional bits of ``--bits`` that the ring can encode (Z_2^32: at most 14)."""
+    return [b for b in args.bits if b <= max_precision(2, ring)]
+
+
 def run_one(args, truncation: str, ring: int) -> list[dict]:
     """One vmapped sweep of the grid with one scheme; its summary rows as records."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "sweep.json")
-        sweep.main(["--task", args.task, "--base", "2", "--precisions", *map(str, args.bits),
+        sweep.main(["--task", args.task, "--base", "2", "--precisions", *map(str, ring_bits_run(args, ring)),
                     "--seeds", str(args.seeds), "--epochs", str(args.epochs), "--truncation", truncation,
                     "--ring", str(ring), "--baseline-points", "1", "--quiet", "--json", path])
         with open(path) as f:
@@ -59,6 +66,9 @@ def main(argv=None):
     args = parse_args(argv)
     for ring in args.rings:
         common.check_config(n_parties=2, ring=ring)
+        if not ring_bits_run(args, ring):
+            sys.exit(f"invalid options: Z_2^{ring} encodes at most {max_precision(2, ring)} fractional bits; "
+                     f"--bits {args.bits} has none of them")
     records = []
     for ring in args.rings:
         for t in args.truncations:
@@ -68,9 +78,11 @@ def main(argv=None):
         for t in args.truncations:
             accs = {r["fractional_bits"]: r["test_accuracy_mean"] for r in records
                     if r["truncation"] == t and r["ring"] == ring}
-            print(f"{t:>10} {ring:>4} " + " ".join(f"{accs[b]:6.3f}" for b in args.bits))
+            print(f"{t:>10} {ring:>4} " + " ".join(f"{accs[b]:6.3f}" if b in accs else f"{'n/a':>6}"
+                                                    for b in args.bits))
     plain = {r["fractional_bits"]: r["plaintext_test_accuracy_mean"] for r in records}
-    print(f"{'plaintext':>10} {'':>4} " + " ".join(f"{plain[b]:6.3f}" for b in args.bits))
+    print(f"{'plaintext':>10} {'':>4} " + " ".join(f"{plain[b]:6.3f}" if b in plain else f"{'n/a':>6}"
+                                               for b in args.bits))
     if args.json:
         common.write_json(args.json, {"command": " ".join(["python"] + sys.argv), "config": vars(args),
                                       "records": records})

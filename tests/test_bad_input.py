@@ -499,6 +499,7 @@ def test_concrete_values_are_checked_inside_jit():
 def one_off_targets(key):
     """name: (error class, what the message must say, call). Each call raises before any work."""
     x, x0 = shared((2, 3)), shared(())
+    x32 = jaxmpc.share(jax.random.key(5), np.ones((2, 3)), FixedPoint(2, 10), ring=32)
     u = jnp.zeros((2, 3), jnp.uint64)
     return {
         "softmax axis=5": (ShareMismatchError, r"axis must be in -2\.\.1 .* shape \(2, 3\)",
@@ -563,6 +564,24 @@ def one_off_targets(key):
                               lambda: accuracy.inputs("exp", 1)),
         "accuracy keys=0": (InputTypeError, r"keys must be a Python int >= 1, got 0",
                             lambda: accuracy.measure("exp", keys=0)),
+        # rings: widths, headroom, mixing
+        "ring=48": (ProtocolError, r"rings Z_2\^l with l in \(64, 32\), got ring=48",
+                    lambda: jaxmpc.share(key, [1.0], fxp_of(2, 8), ring=48)),
+        "ring=32 precision 16": (EncodingError, r"Z_2\^32: .* base 2 allows precision 0\.\.14 there",
+                                 lambda: jaxmpc.share(key, [1.0], fxp_of(2, 16), ring=32)),
+        "ring=32 magnitude": (EncodingError, r"magnitude 2000, too large .* below 2\^30, so \|x\| must be < 1024",
+                              lambda: jaxmpc.share(key, [2000.0], fxp_of(2, 10), ring=32)),
+        "config ring=32 precision 16": (EncodingError, r"base 2 allows precision 0\.\.14",
+                                        lambda: jaxmpc.run.config.check(n_parties=2, base=2, precisions=[16],
+                                                                        ring=32)),
+        "mixing rings": (ShareMismatchError, r"different protocols .* Z_2\^64 and .* Z_2\^32",
+                         lambda: x + x32),
+        "div_public ring=32": (InputTypeError, r"below 2\^30 \(on Z_2\^32\), got 1073741824",
+                               lambda: jaxmpc.div_public(key, x32, 2**30)),
+        "truncate_shares ring=32": (ProtocolError, r"on Z_2\^32 the divisor must lie in \[1, 2\^30\)",
+                                    lambda: jaxmpc.truncate_shares(key, x32.shares, 2**31)),
+        "Shared ring mismatch": (ShareMismatchError, r"uint32 are words of Z_2\^32, but the protocol is over "
+                                 r"Z_2\^64", lambda: Shared(x32.shares, None, x.protocol)),
     }
 
 

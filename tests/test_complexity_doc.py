@@ -73,7 +73,7 @@ def test_kernel_rounds_equal_the_tallies(doc):
         k = interface.family(r.family).kernels[r.case.terms[0][0]]
         for n in complexity.PARTIES:
             if k.rounds is not None and r.traced[n] is not None:
-                assert r.traced[n][0] == k.rounds(n), (r.case.name, n)
+                assert r.traced[n][0] == k.rounds(n, r.ring_bits), (r.case.name, n, r.ring_bits)
                 checked += 1
     assert checked >= 3 * len(complexity.PARTIES)
 

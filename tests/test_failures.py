@@ -25,6 +25,19 @@ def test_measured_rates_match_the_predictions():
             assert high["predicted_rate"] == 0 and high["failures"] == 0
 
 
+def test_measured_rates_match_the_predictions_on_z2_32():
+    """On Z_2^32 probabilistic truncation fails at the settings Falcon recommends: 12 to 13
+    fractional bits, products of magnitude about 1 (k = 24 bits: a rate near 0.75 * 2^-8)."""
+    grid = failures.cells([12], [0, 4], ring_bits=32)
+    for t in ("pair", "dealer"):
+        recs = failures.measure(jaxmpc.key(2), t, grid, 1 << 12, batch=1 << 11, ring_bits=32)
+        assert [r["ring"] for r in recs] == [32, 32] and all(failures.consistent(r) for r in recs), recs
+        if t == "pair":
+            assert 0.002 < recs[0]["predicted_rate"] < 0.004 and recs[1]["failures"] > 100
+        else:
+            assert sum(r["failures"] for r in recs) == 0
+
+
 def test_consistency_rejects_a_wrong_prediction():
     rec = {"trials": 4096, "failures": 190, "predicted_rate": 0.047}
     assert failures.consistent(rec)
@@ -40,7 +53,8 @@ def test_cells_respect_the_ring():
 def test_script_writes_the_records(tmp_path):
     out = tmp_path / "fm.json"
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "failure_map.py"), "--trials", "512",
-                           "--fractional-bits", "8", "--magnitude-bits", "0", "44", "--truncations", "pair",
+                           "--rings", "64", "--fractional-bits", "8", "--magnitude-bits", "0", "44",
+                           "--truncations", "pair",
                            "dealer", "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(out.read_text())

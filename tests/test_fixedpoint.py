@@ -213,6 +213,27 @@ def test_traced_out_of_range_precision_decodes_to_nan():
     assert g._cache_size() == 1
 
 
+def test_ring_32_headroom_and_encoding():
+    """On Z_2^32 the encoding is uint32 words with headroom s^2 < 2^30 (base 2: 0..14, base 10:
+    0..4); a traced precision beyond it decodes to NaN and is counted under "precision range"."""
+    assert (max_precision(2, 32), max_precision(10, 32)) == (14, 4)
+    f32 = FixedPoint(2, 12).on_ring(32)
+    assert f32.dtype == jnp.uint32 and f32.ring_scale.dtype == jnp.uint32 and int(f32.ring_scale) == 4096
+    v = f32.encode(np.array([1.5, -2.25]))
+    assert v.dtype == jnp.uint32 and v.tolist() == [6144, 2**32 - 9216]
+    np.testing.assert_array_equal(f32.decode(v), [1.5, -2.25])
+    assert f32.same_static(FixedPoint(2, 12).on_ring(32)) and not f32.same_static(FixedPoint(2, 12))
+    key = jax.random.key(0)
+
+    def f(p):
+        return jaxmpc.reveal(jaxmpc.share(key, np.array([0.75]), FixedPoint(2, p), ring=32))
+
+    out, report = jax.jit(jax.vmap(jaxmpc.diagnostics.run(f)))(jnp.array([12, 14, 15, 20]))
+    out = np.asarray(out)[:, 0]
+    assert out[:2].tolist() == [0.75, 0.75] and np.isnan(out[2:]).all()
+    assert np.asarray(report.calls["precision range"].failures).tolist() == [0, 0, 1, 1]
+
+
 @pytest.mark.parametrize("dtype,value", [(jnp.uint64, 2**64 - 1), (jnp.int64, 2**40), (jnp.uint8, 255),
                                          (jnp.int8, -128)])
 def test_traced_precision_of_any_integer_dtype_never_wraps(dtype, value):

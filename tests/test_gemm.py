@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from jaxmpc.core import gemm, ring
+from jaxmpc import errors as jaxmpc_errors
 
 U64 = jnp.uint64
 FAST = tuple(m for m in gemm.methods() if m != "xla")  # the exact methods here, but the reference
@@ -222,3 +223,60 @@ def test_matmul_small_is_bit_exact_on_both_branches(scale, m, k, n):
     np.testing.assert_array_equal(np.asarray(jax.jit(gemm.matmul_small)(a, b)), np.asarray(want))
     batched = jax.vmap(gemm.matmul_small)(jnp.stack([a, a]), jnp.stack([b, b]))
     np.testing.assert_array_equal(np.asarray(batched[1]), np.asarray(want))
+
+
+# --- Z_2^32: uint32 words (two 16-bit digits on f64, four 8-bit on i8 / f32) ----------------------
+
+U32 = jnp.uint32
+
+
+def extreme32(method, kind="worst"):
+    s = gemm.scheme(method, 32)
+    digits = [-(1 << (w - 1)) + (kind == "mixed") * (i % 2) for i, w in enumerate(s.widths)]
+    return sum(d << o for d, o in zip(digits, s.offsets)) % 2**32
+
+
+EDGES32 = [0, 1, 2**15 - 1, 2**15, 2**16 - 1, 2**16, 2**31 - 1, 2**31, 2**31 + 1, 2**32 - 2, 2**32 - 1] + [
+    extreme32(m, kind) for m in FAST for kind in ("worst", "mixed")]
+
+
+@pytest.mark.parametrize("method", FAST)
+def test_scheme_32_is_exact_by_construction(method):
+    s = gemm.scheme(method, 32)
+    assert sum(s.widths) == 32
+    bound = max(s.digit_bound(l) * s.digit_bound(r) for l, r, _ in s.products)
+    assert s.max_chunk * bound <= s.exact
+    r = random.Random(method)
+    for _ in range(20):
+        da = [r.randrange(-2**(w - 1), 2**(w - 1)) for w in s.widths]
+        db = [r.randrange(-2**(w - 1), 2**(w - 1)) for w in s.widths]
+        got = sum(w * sum(c * da[i] for i, c in l) * sum(c * db[j] for j, c in rr)
+                  for l, rr, w in s.products)
+        a = sum(d << o for d, o in zip(da, s.offsets)) % 2**32
+        b = sum(d << o for d, o in zip(db, s.offsets)) % 2**32
+        assert got % 2**32 == a * b % 2**32
+
+
+@pytest.mark.parametrize("method", FAST)
+def test_uint32_is_bit_exact_on_random_edge_and_constant_values(method):
+    """Against XLA's uint32 matmul: random words, edge words, and all-extreme matrices long enough
+    to cross the f32 chunk (1024); the f64 chunk (2^23 terms) is forced small to test its path."""
+    rng = np.random.default_rng(3)
+    ref = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=U32))
+    cases = [(rng.integers(0, 2**32, size=(5, 7), dtype=np.uint64), rng.integers(0, 2**32, size=(7, 3), dtype=np.uint64)),
+             (rng.choice(np.array(EDGES32, np.uint64), size=(6, 2100)),
+              rng.choice(np.array(EDGES32, np.uint64), size=(2100, 3)))]
+    v = extreme32(method, "mixed")
+    cases.append((np.full((2, 2100), v, np.uint64), np.full((2100, 2), v, np.uint64)))
+    s = gemm.scheme(method, 32)
+    small = dataclasses.replace(s, exact=300 * max(s.digit_bound(l) * s.digit_bound(r) for l, r, _ in s.products))
+    for a, b in cases:
+        a, b = jnp.asarray(a.astype(np.uint32)), jnp.asarray(b.astype(np.uint32))
+        want = np.asarray(ref(a, b))
+        got = mm(a, b, method)
+        assert got.dtype == U32
+        np.testing.assert_array_equal(np.asarray(got), want)
+        np.testing.assert_array_equal(np.asarray(gemm._limb_matmul(a, b, small, 0)), want)
+    mixed = jnp.asarray(rng.integers(0, 2**32, size=(3, 4), dtype=np.uint64).astype(np.uint32))
+    with pytest.raises(jaxmpc_errors.InputTypeError, match="one ring"):
+        gemm.matmul(mixed, jnp.ones((4, 2), U64), method=method)

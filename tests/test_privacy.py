@@ -485,11 +485,11 @@ class _LeakyRing:
     def __getattr__(self, name):
         return getattr(ring, name)
 
-    def draw(self, key, n_parties, *specs):
+    def draw(self, key, n_parties, *specs, dtype=ring.DTYPE):
         if self.leak == "cross":  # past JAX's key-reuse checker: a new key with the first key's bits
             data = self.first_key.setdefault(specs, jax.random.key_data(key))
             key = jax.random.wrap_key_data(data, impl=jax.random.key_impl(key))
-        out = ring.draw(key, n_parties, *specs)
+        out = ring.draw(key, n_parties, *specs, dtype=dtype)
         return [self._corrupt(a, holders is ring.DEALER) for a, (holders, _) in zip(out, specs)]
 
     def _corrupt(self, a, dealer_only: bool):
@@ -498,7 +498,7 @@ class _LeakyRing:
         flat = a.reshape((1, -1) if dealer_only else (a.shape[0], -1))
         if self.leak not in ("reuse", "offset") or flat.shape[1] < 2:
             return a
-        c = jnp.uint64(0x5DEECE66D if self.leak == "offset" else 0)
+        c = ring.word(0x5DEECE66D if self.leak == "offset" else 0, a)
         return flat.at[:, 1].set(flat[:, 0] + c).reshape(a.shape)
 
 

@@ -784,6 +784,20 @@ def test_division_by_an_invariant_integer_is_exact():
     np.testing.assert_array_equal(np.asarray(got), want)
 
 
+def test_division_by_an_invariant_integer_is_exact_on_z2_32():
+    """The same on uint32 words (v < 2^31, d < 2^30: one 64-bit multiply-high per element)."""
+    rng = np.random.default_rng(12)
+    v = rng.integers(0, 2**31, 4096, dtype=np.uint64)
+    v[:8] = [0, 1, 2, 3, 2**16 - 1, 2**16, 2**30, 2**31 - 1]
+    ds = ([2**p for p in range(30)] + [10**p for p in range(10)] + [3, 7, 2**15 - 1, 2**16 + 1,
+          2**29 + 7, 2**30 - 1] + [int(d) for d in rng.integers(1, 2**30, 60, dtype=np.uint64)])
+    ds = jnp.asarray(ds, jnp.uint32)
+    got = jax.jit(jax.vmap(lambda v, d: jaxmpc.protocols.additive.truncation._divider(d)(v), (None, 0)))(
+        jnp.asarray(v.astype(np.uint32)), ds)
+    assert got.dtype == jnp.uint32
+    np.testing.assert_array_equal(np.asarray(got), v[None, :] // np.asarray(ds, np.uint64)[:, None])
+
+
 @pytest.mark.parametrize("n_parties", [2, 3])
 def test_truncate_many_is_the_truncation_of_the_concatenation(n_parties):
     """truncate_many (one draw, one opening) gives the same bits as truncate_shares on the

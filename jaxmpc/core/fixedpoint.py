@@ -1,15 +1,22 @@
-r"""Fixed-point encoding of real numbers into the ring: :math:`v = \mathrm{round}(x \cdot b^p) \bmod 2^{64}`.
+r"""Fixed-point encoding of real numbers into the ring: :math:`v = \mathrm{round}(x \cdot b^p) \bmod 2^{\ell}`.
 
 ``FixedPoint(base, precision)`` fixes the scale :math:`s = b^p`. The base (2 or 10) and the rounding
 mode change the program and are static; the precision is array data, so one compiled function can be
 ``jax.vmap``-ped over precisions.
 
+Rings. A ``FixedPoint`` encodes into one ring :math:`\mathbb{Z}_{2^\ell}`, :math:`\ell` = 64 by
+default; :meth:`FixedPoint.on_ring` gives the same encoding on another ring (``jaxmpc.share(...,
+ring=32)`` binds it), and :meth:`FixedPoint.encode` returns that ring's words (``uint32`` or
+``uint64``).
+
 Headroom. A product :math:`xy` is held at scale :math:`s^2` before truncation, and the
-dealer-assisted truncation is exact while :math:`|xy| s^2 < 2^{62}`. :func:`share` checks
-:math:`|x| s^2 < 2^{62}`: room for one product with a factor of magnitude at most 1. Products of two
-larger values (and sums of many products in a matmul) must satisfy the bound themselves; that is
-the user's responsibility, since shared values cannot be inspected. Hence :math:`s^2 < 2^{62}`:
-base 10 allows precision 0..9 and base 2 allows 0..30.
+dealer-assisted truncation is exact while :math:`|xy| s^2 < 2^{\ell - 2}`. :func:`share` checks
+:math:`|x| s^2 < 2^{\ell - 2}`: room for one product with a factor of magnitude at most 1. Products
+of two larger values (and sums of many products in a matmul) must satisfy the bound themselves;
+that is the user's responsibility, since shared values cannot be inspected. Hence
+:math:`s^2 < 2^{\ell - 2}` (:func:`max_precision`): on :math:`\mathbb{Z}_{2^{64}}` base 10 allows
+precision 0..9 and base 2 allows 0..30; on :math:`\mathbb{Z}_{2^{32}}` base 10 allows 0..4 and
+base 2 allows 0..14 (Falcon's 13 fractional bits fit).
 
 The precision travels inside a pytree as a boolean bit-vector: the 64 binary digits of the precision
 as an int64 (two's complement), so any integer given is held exactly (an unsigned 64-bit precision
@@ -42,16 +49,23 @@ _BITS = 64  # precision is stored as the 64 binary digits of an int64 (any integ
 _WIDTH = _BITS + 1  # ... and one flag: out of range (so checking validity costs one element)
 _ROUNDINGS = ("nearest", "trunc")
 _TRACED_PRECISION_OBSERVERS: list = []  # see on_traced_precision
-HEADROOM_BITS = 62  # |x| * s^2 must stay below 2^62 (the exact range of dealer truncation)
+HEADROOM_BITS = 62  # on Z_2^64, |x| * s^2 must stay below 2^62 (the exact range of dealer truncation)
+
+
+def headroom_bits(ring_bits: int = 64) -> int:
+    r""":math:`\ell - 2`: values at scale :math:`s^2` must stay below :math:`2^{\ell - 2}` in
+    :math:`\mathbb{Z}_{2^\ell}` (the exact range of dealer truncation)."""
+    return int(ring_bits) - 2
 
 
 def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def max_precision(base: int) -> int:
-    """The largest precision whose squared scale leaves room in the ring: ``s^2 < 2^62``."""
-    return int(math.floor((HEADROOM_BITS - 1e-9) / (2 * math.log2(base))))
+def max_precision(base: int, ring_bits: int = 64) -> int:
+    r"""The largest precision whose squared scale leaves room in :math:`\mathbb{Z}_{2^\ell}`:
+    :math:`s^2 < 2^{\ell - 2}`."""
+    return int(math.floor((headroom_bits(ring_bits) - 1e-9) / (2 * math.log2(base))))
 
 
 def _as_int64(p: jax.Array) -> jax.Array:
@@ -61,13 +75,14 @@ def _as_int64(p: jax.Array) -> jax.Array:
     return p.astype(jnp.int64)
 
 
-def _check_range(base: int, precision: int) -> None:
-    top = max_precision(base)
+def _check_range(base: int, precision: int, ring_bits: int = 64) -> None:
+    top = max_precision(base, ring_bits)
     if not 0 <= precision <= top:
         raise EncodingError(
-            f"FixedPoint(base={base}, precision={precision}) does not fit the ring: the "
-            f"product of two encoded values needs scale^2 < 2^{HEADROOM_BITS}, so base {base}"
-            f" allows precision 0..{top}. Choose a precision in that range."
+            f"FixedPoint(base={base}, precision={precision}) does not fit the ring Z_2^{ring_bits}: "
+            f"the product of two encoded values needs scale^2 < 2^{headroom_bits(ring_bits)}, so "
+            f"base {base} allows precision 0..{top} there. Choose a precision in that range"
+            + (" or a wider ring (ring=64)." if ring_bits < 64 else ".")
         )
 
 
@@ -126,6 +141,7 @@ class FixedPoint:
             _check_range(int(base), int(arr))
         self.base = int(base)
         self.rounding = rounding
+        self.ring_bits = 64
         if isinstance(p, jax.core.Tracer):
             p = _as_int64(p)
             bad = (p < 0) | (p > max_precision(int(base)))
@@ -137,15 +153,41 @@ class FixedPoint:
             digits = ((np.int64(int(np.asarray(p))) >> np.arange(_BITS, dtype=np.int64)) & 1).astype(bool)
             self._bits = np.concatenate([digits, [False]])  # in range (checked above)
 
-    # pytree: the precision bits are data, base and rounding are static
+    # pytree: the precision bits are data; base, rounding and ring are static
     def tree_flatten(self):
-        return (self._bits,), (self.base, self.rounding)
+        return (self._bits,), (self.base, self.rounding, self.ring_bits)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
         obj = object.__new__(cls)
-        obj.base, obj.rounding = aux
+        obj.base, obj.rounding, obj.ring_bits = aux
         (obj._bits,) = children
+        return obj
+
+    def on_ring(self, ring_bits: int) -> "FixedPoint":
+        r"""This encoding on :math:`\mathbb{Z}_{2^{\ell}}`, :math:`\ell` = ``ring_bits`` (32 or 64):
+        ``self`` when it is already there.
+
+        Raises :class:`~jaxmpc.errors.EncodingError` for a concrete precision beyond the ring's
+        headroom (:func:`max_precision`); a traced one makes the run invalid (decodes to NaN) and
+        is counted under ``"precision range"``, as an out-of-range precision is.
+        """
+        ring_bits = int(ring_bits)
+        ring.dtype(ring_bits)  # a ring with words
+        if ring_bits == self.ring_bits:
+            return self
+        obj = object.__new__(FixedPoint)
+        obj.base, obj.rounding, obj.ring_bits = self.base, self.rounding, ring_bits
+        p = self.concrete_precision()
+        if p is not None:
+            _check_range(self.base, p, ring_bits)
+            obj._bits = self._bits
+            return obj
+        top = max_precision(self.base, ring_bits)
+        bad = jnp.asarray(self._bits[..., _BITS]) | (self.precision > top) | (self.precision < 0)
+        obj._bits = jnp.concatenate([jnp.asarray(self._bits[..., :_BITS]), bad[..., None]], axis=-1)
+        for observe in _TRACED_PRECISION_OBSERVERS:
+            observe(obj)
         return obj
 
     def _check_rank(self, what: str) -> None:
@@ -170,8 +212,8 @@ class FixedPoint:
 
     @property
     def valid(self) -> jax.Array:
-        """Whether the precision is in ``0..max_precision(base)`` (a bool array; False only for a
-        traced out-of-range precision, since a concrete one raises)."""
+        """Whether the precision is in ``0..max_precision(base, ring_bits)`` (a bool array; False only
+        for a traced out-of-range precision, since a concrete one raises)."""
         return ~jnp.asarray(self._bits[..., _BITS])
 
     def _exact_scale(self) -> jax.Array:
@@ -197,13 +239,20 @@ class FixedPoint:
         return jnp.where(self.valid, self._exact_scale(), jnp.nan)
 
     @property
+    def dtype(self):
+        """The word type of this encoding's ring (``uint64`` or ``uint32``)."""
+        return ring.dtype(self.ring_bits)
+
+    @property
     def ring_scale(self) -> jax.Array:
-        """The scale as a ring element (uint64); 1 for an out-of-range (traced) precision."""
+        """The scale as a ring element (of this encoding's ring); 1 for an out-of-range (traced)
+        precision."""
         self._check_rank("ring_scale")
-        return self._ring_float_scale().astype(jnp.int64).astype(jnp.uint64)
+        return self._ring_float_scale().astype(jnp.int64).astype(self.dtype)
 
     def same_static(self, other: "FixedPoint") -> bool:
-        return self.base == other.base and self.rounding == other.rounding
+        return (self.base == other.base and self.rounding == other.rounding
+                and self.ring_bits == other.ring_bits)
 
     def concrete_precision(self):
         """The precision as a Python int, or None when it is traced (or a batch of precisions)."""
@@ -215,17 +264,17 @@ class FixedPoint:
     def __repr__(self) -> str:
         p = self.concrete_precision()
         return f"FixedPoint(base={self.base}, precision={p if p is not None else '<traced>'}" + (
-            ", rounding='trunc')" if self.rounding == "trunc" else ")"
-        )
+            ", rounding='trunc'" if self.rounding == "trunc" else "") + (
+            f", ring={self.ring_bits})" if self.ring_bits != 64 else ")")
 
     def encode(self, x, name: str = "x") -> jax.Array:
-        r"""Encode reals into the ring: :math:`v = \mathrm{round}(x s) \bmod 2^{64}` (via int64).
+        r"""Encode reals into the ring: :math:`v = \mathrm{round}(x s) \bmod 2^{\ell}` (via int64).
 
         Args:
             x: float array of any shape (integers are accepted and converted).
             name: what to call ``x`` in error messages.
         Returns:
-            ``uint64`` array of the same shape.
+            an array of the ring's words (:attr:`dtype`) of the same shape.
         Raises:
             :class:`~jaxmpc.errors.InputTypeError` for non-numeric or boolean data;
             :class:`~jaxmpc.errors.EncodingError` for NaN, inf or too large values when ``x`` is
@@ -236,7 +285,7 @@ class FixedPoint:
         self.check_values(x, name)
         y = jnp.asarray(x, jnp.float64) * self._ring_float_scale()
         y = jnp.round(y) if self.rounding == "nearest" else jnp.trunc(y)
-        return ring.from_signed(y.astype(jnp.int64))
+        return ring.from_signed(y.astype(jnp.int64), self.dtype)
 
     def decode(self, v) -> jax.Array:
         """Decode ring elements to float64: ``signed(v) / s``; NaN where the precision is out of
@@ -275,15 +324,16 @@ class FixedPoint:
         p = self.concrete_precision()
         if p is None:
             return
-        _check_range(self.base, p)
+        _check_range(self.base, p, self.ring_bits)
         s = float(self.base) ** p
-        limit = 2.0**HEADROOM_BITS / (s * s)
+        room = headroom_bits(self.ring_bits)
+        limit = 2.0**room / (s * s)
         big = float(np.max(np.abs(arr)))
         if big >= limit:
             raise EncodingError(
                 f"{name} has magnitude {big:.4g}, too large for {self!r}: one product of encoded "
-                f"values must stay below 2^{HEADROOM_BITS}, so |{name}| must be < {limit:.4g}. "
-                "Rescale the data or lower the precision."
+                f"values must stay below 2^{room}, so |{name}| must be < {limit:.4g}. "
+                "Rescale the data or lower the precision" + (" (or use a wider ring)." if room < 62 else ".")
             )
 
 

@@ -1,4 +1,5 @@
-r"""Exact matrix products modulo 2^64 of ``uint64`` arrays, built from fast floating-point GEMMs.
+r"""Exact matrix products modulo 2^64 of ``uint64`` arrays (and modulo 2^32 of ``uint32`` ones), built
+from fast floating-point GEMMs.
 
 XLA multiplies ``uint64`` matrices with a naive loop (on CPU, many times slower than a float32
 GEMM of the same shape, and more so as the matrices grow). :func:`matmul` computes the same bits
@@ -51,6 +52,12 @@ Methods (``method=``):
 * ``"f32"``: the same 8-bit digits as float32 (HIGHEST precision, so no TF32 on GPUs), exact to
   :math:`2^{24}`: :math:`k_{max} = 1024`. Cost: 36 float32 :math:`mnk` GEMMs. For hardware with
   fast float32 but slow float64 and no int8 GEMMs; the slowest of the three on CPU.
+
+Z_2^32 (``uint32`` operands, :func:`scheme` with ``bits=32``): the same construction with
+:math:`\sum_i w_i = 32`. ``"f64"``: two 16-bit digits, 3 products (:math:`P_{00}`, and
+:math:`A_0 B_1`, :math:`A_1 B_0` at weight :math:`2^{16}`; :math:`A_1 B_1` vanishes), terms
+:math:`\le 2^{30}`, so :math:`k_{max} = 2^{23}`: 3 float64 GEMMs where :math:`\mathbb{Z}_{2^{64}}`
+needs 5. ``"i8"`` / ``"f32"``: four 8-bit digits, 10 products.
 
 Automatic choice (``method=None``): :func:`choose_method`, from the backend and the static shapes.
 
@@ -107,10 +114,11 @@ class _Scheme:
 
 
 def _schoolbook(widths, dtype, acc, exact) -> _Scheme:
-    """All digit products with shift ``o_i + o_j < 64``."""
+    """All digit products with shift ``o_i + o_j < l`` (``l = sum(widths)``, the ring's width)."""
     offs = np.cumsum((0,) + tuple(widths[:-1]))
+    bits = sum(widths)
     prods = tuple((((i, 1),), ((j, 1),), 1 << int(oi + oj))
-                  for i, oi in enumerate(offs) for j, oj in enumerate(offs) if oi + oj < 64)
+                  for i, oi in enumerate(offs) for j, oj in enumerate(offs) if oi + oj < bits)
     return _Scheme(dtype, acc, tuple(widths), exact, prods)
 
 
@@ -129,7 +137,19 @@ SCHEMES = {
     "i8": _schoolbook((8,) * 8, jnp.int8, jnp.int32, (1 << 31) - 1),
     "f32": _schoolbook((8,) * 8, jnp.float32, jnp.float32, 1 << 24),
 }
+# Z_2^32: two 16-bit digits as float64 (3 products: the 2^32 one vanishes; terms <= 2^30, so
+# k_max = 2^23), or four 8-bit digits (10 products)
+SCHEMES_32 = {
+    "f64": _schoolbook((16, 16), jnp.float64, jnp.float64, 1 << 53),
+    "i8": _schoolbook((8,) * 4, jnp.int8, jnp.int32, (1 << 31) - 1),
+    "f32": _schoolbook((8,) * 4, jnp.float32, jnp.float32, 1 << 24),
+}
 METHODS = ("xla",) + tuple(SCHEMES)
+
+
+def scheme(method: str, bits: int = 64) -> _Scheme:
+    """The limb split of ``method`` for :math:`\\mathbb{Z}_{2^{bits}}` (64 or 32)."""
+    return (SCHEMES_32 if bits == 32 else SCHEMES)[method]
 
 # CPU crossover, chosen from experiments/bench_gemm.py on a 2-core CPU: XLA's integer loop is fast
 # while a column of ``b`` stays in cache (small ``n`` or ``k``), and the digit split costs
@@ -170,7 +190,7 @@ def methods(backend: str | None = None) -> tuple:
 
 
 def _operands(v: jax.Array, scheme: _Scheme, side: int) -> jax.Array:
-    """The stacked GEMM operands ``[P, *v.shape]`` (in ``scheme.dtype``) of ``uint64`` ``v``:
+    """The stacked GEMM operands ``[P, *v.shape]`` (in ``scheme.dtype``) of ring words ``v``:
     for product ``p``, the combination ``scheme.products[p][side]`` of ``v``'s balanced digits.
 
     One elementwise expression over ``[P, *v.shape]``: term ``t`` of operand ``p`` is the digit
@@ -182,13 +202,14 @@ def _operands(v: jax.Array, scheme: _Scheme, side: int) -> jax.Array:
     combos = [p[side] for p in scheme.products]
     n_terms = max(len(c) for c in combos)
     shape = (len(combos),) + (1,) * v.ndim
-    half = sum(1 << (o + w - 1) for o, w in zip(offs, widths)) % _MOD
-    u = (v + jnp.asarray(half, _U64))[None]  # digit i of u is a_i + 2^(w_i - 1)
+    words = np.dtype(v.dtype)
+    half = sum(1 << (o + w - 1) for o, w in zip(offs, widths)) % (1 << sum(widths))
+    u = (v + jnp.asarray(half, words))[None]  # digit i of u is a_i + 2^(w_i - 1)
     out = None
     for t in range(n_terms):
         terms = [c[t] if t < len(c) else None for c in combos]
-        shift = np.array([0 if c is None else offs[c[0]] for c in terms], np.uint64)
-        mask = np.array([0 if c is None else (1 << widths[c[0]]) - 1 for c in terms], np.uint64)
+        shift = np.array([0 if c is None else offs[c[0]] for c in terms], words)
+        mask = np.array([0 if c is None else (1 << widths[c[0]]) - 1 for c in terms], words)
         bias = np.array([0 if c is None else 1 << (widths[c[0]] - 1) for c in terms], np.int64)
         coef = np.array([0 if c is None else c[1] for c in terms], np.int64)
         digit = (((u >> jnp.asarray(shift.reshape(shape))) & jnp.asarray(mask.reshape(shape))
@@ -200,7 +221,7 @@ def _operands(v: jax.Array, scheme: _Scheme, side: int) -> jax.Array:
 
 
 def _limb_matmul(a: jax.Array, b: jax.Array, scheme: _Scheme, nb: int) -> jax.Array:
-    """``a @ b mod 2^64`` for ``a: uint64[*batch, m, k]``, ``b: uint64[*batch, k, n]`` with ``nb``
+    """``a @ b mod 2^l`` for ring words ``a: [*batch, m, k]``, ``b: [*batch, k, n]`` with ``nb``
     batch dimensions (0 or 1): one batched GEMM over (product, batch, chunk)."""
     # The digit split reads each element 5-6 times: compute the operands once (see ring.materialize)
     a, b = ring.materialize(a), ring.materialize(b)
@@ -218,18 +239,21 @@ def _limb_matmul(a: jax.Array, b: jax.Array, scheme: _Scheme, nb: int) -> jax.Ar
     prec = lax.Precision.HIGHEST if jnp.issubdtype(scheme.dtype, jnp.floating) else None
     out = lax.dot_general(lhs, rhs, (((nb + 3,), (nb + 2,)), (lb + (nb + 2,), lb + (nb + 1,))),
                           precision=prec, preferred_element_type=scheme.acc)  # [P, *b, C, m, n]
-    # Exact integers -> int64 -> uint64 (the integer conversion wraps: two's complement).
-    out = lax.convert_element_type(out.astype(_I64), _U64)
-    w = np.array([p[2] for p in scheme.products], np.uint64).reshape((-1,) + (1,) * (out.ndim - 1))
-    return jnp.sum(out * jnp.asarray(w), axis=(0, nb + 1), dtype=_U64)
+    # Exact integers -> int64 -> ring words (the integer conversion wraps: two's complement).
+    words = a.dtype
+    out = lax.convert_element_type(out.astype(_I64), words)
+    w = np.array([p[2] for p in scheme.products], words).reshape((-1,) + (1,) * (out.ndim - 1))
+    return jnp.sum(out * jnp.asarray(w), axis=(0, nb + 1), dtype=words)
 
 
 def matmul(a, b, *, method: str | None = None) -> jax.Array:
-    """Ring matrix product ``a @ b`` modulo 2^64 with ``jnp.matmul`` shape rules, bit-exact.
+    """Ring matrix product ``a @ b`` modulo 2^64 (``uint64``) or 2^32 (``uint32``) with
+    ``jnp.matmul`` shape rules, bit-exact.
 
     Args:
-        a: ``uint64[..., m, k]`` or ``uint64[k]``.
-        b: ``uint64[..., k, n]`` or ``uint64[k]``; batch dimensions broadcast as in ``jnp.matmul``.
+        a: ``uint64[..., m, k]`` or ``uint64[k]`` (or ``uint32``).
+        b: ``uint64[..., k, n]`` or ``uint64[k]`` (the same word type); batch dimensions broadcast
+            as in ``jnp.matmul``.
         method: ``None`` (automatic, :func:`choose_method`), or one of ``METHODS``:
             ``"xla"``, ``"f64"``, ``"i8"``, ``"f32"`` (see the module docstring); ``"i8"`` is
             refused on a GPU backend (:func:`methods` lists the exact ones).
@@ -254,12 +278,15 @@ def matmul(a, b, *, method: str | None = None) -> jax.Array:
             "GPU int8 GEMM returned twice the true product for some shapes (JAX 0.11.2, NVIDIA H200). "
             f"Use one of {methods()}, or method=None (the automatic choice).")
     a, b = jnp.asarray(a), jnp.asarray(b)
-    if method == "xla" or (method is None and (a.dtype != _U64 or b.dtype != _U64)):
-        return jnp.matmul(a, b, preferred_element_type=_U64)
-    if a.dtype != _U64 or b.dtype != _U64:
+    words = a.dtype if ring.is_ring_array(a) else _U64
+    same_ring = ring.is_ring_array(a) and a.dtype == b.dtype
+    if method == "xla" or (method is None and not same_ring):
+        return jnp.matmul(a, b, preferred_element_type=words)
+    if not same_ring:
         raise InputTypeError(
-            f"matmul(method={method!r}) multiplies ring elements: both operands must be uint64, "
-            f"got {a.dtype} and {b.dtype}. Convert with jaxmpc.core.ring.const or use method='xla'.")
+            f"matmul(method={method!r}) multiplies ring elements: both operands must be words of "
+            f"one ring (uint64 or uint32), got {a.dtype} and {b.dtype}. Convert with "
+            "jaxmpc.core.ring.const or use method='xla'.")
     if a.ndim == 0 or b.ndim == 0:
         raise ShareMismatchError(f"matmul: operands must be at least 1-d, got shapes {a.shape} and "
                                  f"{b.shape}; multiply by a scalar elementwise instead (a * b).")
@@ -280,14 +307,14 @@ def matmul(a, b, *, method: str | None = None) -> jax.Array:
     if method is None:
         method = choose_method(rows, k, n) if fold else choose_method(m, k, n, n_batch)
         if method == "xla":
-            return jnp.matmul(a, b, preferred_element_type=_U64)
-    scheme = SCHEMES[method]
+            return jnp.matmul(a, b, preferred_element_type=words)
+    split = scheme(method, ring.bits_of(a))
     if fold:
-        out = _limb_matmul(a2.reshape(rows, k), b2.reshape(k, n), scheme, 0)
+        out = _limb_matmul(a2.reshape(rows, k), b2.reshape(k, n), split, 0)
     else:
         a3 = jnp.broadcast_to(a2, batch + (m, k)).reshape(n_batch, m, k)
         b3 = jnp.broadcast_to(b2, batch + (k, n)).reshape(n_batch, k, n)
-        out = _limb_matmul(a3, b3, scheme, 1)
+        out = _limb_matmul(a3, b3, split, 1)
     out = out.reshape(batch + (m, n))
     if a.ndim == 1:
         out = out[..., 0, :]
@@ -325,8 +352,8 @@ def matmul_small(a, b) -> jax.Array:
     the loop for uniform ring values, the float GEMM made the step faster.
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
-    if a.dtype == _U64 and b.dtype == _U64 and _macs(a.shape, b.shape) <= TINY_MACS:
-        return jnp.matmul(a, b, preferred_element_type=_U64)
+    if ring.is_ring_array(a) and a.dtype == b.dtype and _macs(a.shape, b.shape) <= TINY_MACS:
+        return jnp.matmul(a, b, preferred_element_type=a.dtype)
     k = a.shape[-1]
     sa, sb = ring.to_signed(a), ring.to_signed(b)
     bound = (jnp.max(jnp.abs(sa.astype(jnp.float64)), initial=0.0)
@@ -335,6 +362,6 @@ def matmul_small(a, b) -> jax.Array:
     def small(a, b):
         p = jnp.matmul(sa.astype(jnp.float64), sb.astype(jnp.float64),
                        precision=lax.Precision.HIGHEST)
-        return ring.from_signed(p.astype(_I64))
+        return ring.from_signed(p.astype(_I64), a.dtype)
 
     return lax.cond(bound < 2.0**52, small, lambda a, b: matmul(a, b), a, b)

@@ -1,7 +1,10 @@
-"""The ring Z_2^64 on uint64 arrays: random elements, signed view, sums over the party axis.
+r"""The rings :math:`\mathbb{Z}_{2^\ell}` on unsigned words: random elements, signed view, party sums.
 
-Every share in jaxmpc is a ``uint64`` array; arithmetic wraps modulo 2^64, which is exactly the ring.
-This is the only module that bitcasts between the unsigned (ring) and signed (two's complement) views.
+A share is an array of ``uint32`` (:math:`\ell = 32`) or ``uint64`` (:math:`\ell = 64`) words;
+arithmetic wraps modulo :math:`2^\ell`, which is exactly the ring, so the ring of an array is its
+dtype (:func:`bits_of`) and every function here works in the ring of its arguments. Constants enter
+through :func:`word` (a Python integer reduced into an array's ring). This is the only module that
+bitcasts between the unsigned (ring) and signed (two's complement) views.
 """
 from __future__ import annotations
 
@@ -12,12 +15,43 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
-from ..errors import X64Error
+from ..errors import InputTypeError, X64Error
 
-RING_BITS = 64
+RING_BITS = 64  # the default ring
 DTYPE = jnp.uint64
 SIGNED = jnp.int64
-BYTES = 8  # bytes of one ring element on the wire
+BYTES = 8  # bytes of one element of the default ring on the wire
+RINGS = (32, 64)  # the ring widths with a word type
+_UNSIGNED = {32: np.dtype(np.uint32), 64: np.dtype(np.uint64)}
+_SIGNED = {32: np.dtype(np.int32), 64: np.dtype(np.int64)}
+
+
+def dtype(bits: int = RING_BITS) -> np.dtype:
+    r"""The word type of :math:`\mathbb{Z}_{2^{bits}}`: ``uint32`` or ``uint64``."""
+    if bits not in _UNSIGNED:
+        raise InputTypeError(f"the ring Z_2^{bits} has no word type here: ring widths are {RINGS}.")
+    return _UNSIGNED[bits]
+
+
+def bits_of(v) -> int:
+    """The ring width of the ring array ``v`` (from its dtype: 32 or 64)."""
+    dt = np.dtype(getattr(v, "dtype", None))
+    for bits, u in _UNSIGNED.items():
+        if dt == u:
+            return bits
+    raise InputTypeError(f"ring elements are uint32 or uint64 words, got dtype {dt}.")
+
+
+def is_ring_array(v) -> bool:
+    """Whether ``v`` is an array of ring words (``uint32`` or ``uint64``)."""
+    return np.dtype(getattr(v, "dtype", np.float64)) in _UNSIGNED.values()
+
+
+def word(c, like) -> jax.Array:
+    r"""The integer ``c`` (a Python int, possibly negative or above the ring) as a scalar of the
+    ring of ``like`` (an array or a dtype), reduced modulo :math:`2^\ell`."""
+    dt = np.dtype(getattr(like, "dtype", like))
+    return jnp.asarray(int(c) % (1 << (8 * dt.itemsize)), dt)
 
 
 def require_x64() -> None:
@@ -31,37 +65,41 @@ def require_x64() -> None:
         )
 
 
-def random(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """Uniform ring elements: ``uint64[shape]`` drawn from ``key``.
+def random(key: jax.Array, shape: tuple[int, ...], dtype=DTYPE) -> jax.Array:
+    """Uniform ring elements: ``dtype[shape]`` (``uint64`` by default) drawn from ``key``.
 
     Example:
         >>> import jax; jax.config.update("jax_enable_x64", True)
         >>> random(jax.random.key(0), (2, 3)).dtype
         dtype('uint64')
     """
-    return jax.random.bits(key, shape, DTYPE)
+    return jax.random.bits(key, shape, dtype)
 
 
 def to_signed(v: jax.Array) -> jax.Array:
-    """The two's complement view of ring elements: ``uint64 -> int64`` (a bitcast, no arithmetic)."""
-    return lax.bitcast_convert_type(v, SIGNED)
+    """The two's complement view of ring elements: ``uint64 -> int64``, ``uint32 -> int32`` (a
+    bitcast, no arithmetic)."""
+    return lax.bitcast_convert_type(v, _SIGNED[bits_of(v)])
 
 
-def from_signed(v: jax.Array) -> jax.Array:
-    """Ring elements from signed integers: ``int64 -> uint64`` (a bitcast; -1 becomes 2^64 - 1)."""
-    return lax.bitcast_convert_type(jnp.asarray(v, SIGNED), DTYPE)
+def from_signed(v: jax.Array, dtype=DTYPE) -> jax.Array:
+    r"""Ring elements of ``dtype`` from signed integers (reduced modulo the ring: the integer
+    conversion wraps; -1 becomes :math:`2^\ell - 1`)."""
+    bits = bits_of(np.zeros((), dtype))
+    return lax.bitcast_convert_type(jnp.asarray(v).astype(_SIGNED[bits]), _UNSIGNED[bits])
 
 
-def const(c) -> jax.Array:
-    """A Python or array integer (possibly negative) as a ring element (reduced mod 2^64)."""
+def const(c, dtype=DTYPE) -> jax.Array:
+    r"""A Python or array integer (possibly negative) as a ring element of ``dtype`` (reduced mod
+    :math:`2^\ell`)."""
     c = jnp.asarray(c)
-    if c.dtype == DTYPE:
+    if c.dtype == dtype:
         return c
-    return from_signed(c.astype(SIGNED))
+    return from_signed(c.astype(jnp.int64), dtype)
 
 
 def party_sum(shares: jax.Array) -> jax.Array:
-    """Sum over the party axis (axis 0) modulo 2^64, dtype pinned to uint64: the opened value.
+    """Sum over the party axis (axis 0) modulo the ring (the shares' dtype kept): the opened value.
 
     Written as n-1 elementwise additions (the party count is small and static), which XLA fuses
     with the surrounding elementwise code; a reduction would be a kernel of its own.
@@ -84,14 +122,15 @@ SMALL_DRAW = 4096  # words: draws up to this size are stored once (see draw)
 DEALER = None  # the holder of material that no party draws (see draw)
 
 
-def draw(key: jax.Array, n_parties: int, *specs) -> list[jax.Array]:
+def draw(key: jax.Array, n_parties: int, *specs, dtype=DTYPE) -> list[jax.Array]:
     r"""Uniform ring elements for several arrays, each party's from its own stream.
 
     Each spec is ``(holders, shape)``: ``holders = h`` (an int, :math:`1 \le h \le n`) gives
-    ``uint64[h, *shape]``, row :math:`i` drawn by party :math:`i` (``h = n``: a share for every
-    party; ``h = n - 1``: the uniform shares of the first n-1 parties, the last party's being the
-    correction); ``holders = DEALER`` gives ``uint64[*shape]``, the dealer's own secret (a mask
-    such as truncation's :math:`r`, never any party's share).
+    ``dtype[h, *shape]`` (words of the ring, ``uint64`` by default), row :math:`i` drawn by party
+    :math:`i` (``h = n``: a share for every party; ``h = n - 1``: the uniform shares of the first
+    n-1 parties, the last party's being the correction); ``holders = DEALER`` gives
+    ``dtype[*shape]``, the dealer's own secret (a mask such as truncation's :math:`r`, never any
+    party's share).
 
     The security model (CrypTen's trusted party works the same way): ``key`` is split once into
     :math:`n + 1` keys, party :math:`i`'s and the dealer's, by a one-way derivation
@@ -120,7 +159,7 @@ def draw(key: jax.Array, n_parties: int, *specs) -> list[jax.Array]:
     streams = {}
     if used:
         keys = jax.random.split(key, n_parties + 1)
-        words = [random(keys[row], (counts[row],)) for row in used]
+        words = [random(keys[row], (counts[row],), dtype) for row in used]
         if sum(counts) <= SMALL_DRAW:  # all streams in one stored kernel
             flat = materialize(jnp.concatenate(words))
             ends = np.cumsum([counts[row] for row in used])
@@ -130,7 +169,7 @@ def draw(key: jax.Array, n_parties: int, *specs) -> list[jax.Array]:
     for (holders, shape), where in zip(specs, starts):
         size = math.prod(shape)
         rows = [streams[row][start:start + size].reshape(shape) if size else
-                jnp.zeros(shape, DTYPE) for row, start in where]
+                jnp.zeros(shape, dtype) for row, start in where]
         out.append(rows[0] if holders is DEALER else jnp.stack(rows))
     return out
 
@@ -148,7 +187,8 @@ def materialize(v: jax.Array) -> jax.Array:
 
 
 def shares_from_mask(v: jax.Array, mask: jax.Array) -> jax.Array:
-    """Additive shares of ``v`` given the first n-1 shares ``mask: uint64[n-1, *v.shape]`` (uniform)."""
+    """Additive shares of ``v`` given the first n-1 shares ``mask[n-1, *v.shape]`` (uniform, in
+    ``v``'s ring)."""
     return jnp.concatenate([mask, (v - party_sum(mask))[None]], axis=0)
 
 
@@ -158,17 +198,18 @@ def xor_shares_from_mask(v: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def share_value(key: jax.Array, v: jax.Array, n_parties: int) -> jax.Array:
-    """Additive shares of the ring value ``v``: ``uint64[n_parties, *v.shape]`` summing to ``v``.
+    """Additive shares of the ring value ``v``: ``[n_parties, *v.shape]`` words of ``v``'s ring
+    summing to ``v``.
 
     Parties 0..n-2 get uniform ring elements, each from its own stream (:func:`draw`), and the
     last gets ``v`` minus their sum, so any n-1 shares are uniform and independent of ``v``.
     """
-    return shares_from_mask(v, draw(key, n_parties, (n_parties - 1, tuple(v.shape)))[0])
+    return shares_from_mask(v, draw(key, n_parties, (n_parties - 1, tuple(v.shape)), dtype=v.dtype)[0])
 
 
 def xor_share_value(key: jax.Array, v: jax.Array, n_parties: int) -> jax.Array:
-    """Binary (XOR) shares of the word ``v``: ``uint64[n_parties, *v.shape]`` XOR-ing to ``v``."""
-    return xor_shares_from_mask(v, draw(key, n_parties, (n_parties - 1, tuple(v.shape)))[0])
+    """Binary (XOR) shares of the word ``v``: ``[n_parties, *v.shape]`` words XOR-ing to ``v``."""
+    return xor_shares_from_mask(v, draw(key, n_parties, (n_parties - 1, tuple(v.shape)), dtype=v.dtype)[0])
 
 
 def per_party(v: jax.Array, shares: jax.Array) -> jax.Array:
@@ -180,7 +221,7 @@ def per_party(v: jax.Array, shares: jax.Array) -> jax.Array:
 def xor_public_bit(c: jax.Array, r: jax.Array) -> jax.Array:
     r"""Additive shares of :math:`c \oplus r` from a public bit ``c`` and shares ``r`` of a bit:
     :math:`c + (1 - 2c)\,r` (local: party 0 adds :math:`c`)."""
-    one = jnp.uint64(1)
+    one = word(1, r)
     return add_to_party0(per_party(one - (c << one), r) * r, c)
 
 

@@ -45,7 +45,7 @@ def mse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
     n = max(d.size, 1)
     k_loss, k_grad = jax.random.split(key)
     loss = square_sum(k_loss, d, divisor=n, truncation=truncation)
-    grad = truncate(k_grad, d * 2, jnp.uint64(n), truncation=truncation)
+    grad = truncate(k_grad, d * 2, n, truncation=truncation)
     return loss, grad
 
 

@@ -25,15 +25,21 @@ from .conv import check_input
 from .layers import InputShape, Layer
 
 
-def maxpool_rounds(window: int, n_parties: int, protocol: str = "additive") -> int:
+def maxpool_rounds(window: int, n_parties: int, protocol: str = "additive", ring_bits: int = 64) -> int:
     r"""Rounds of :func:`MaxPool2d`'s forward for a window of ``window`` entries:
     :math:`\lceil \log_2 T \rceil` levels of (comparison + 1 product round), the comparison's
-    rounds being the family's ``msb`` kernel's at ``n_parties``."""
+    rounds being the family's ``msb`` kernel's at ``n_parties`` on :math:`\mathbb{Z}_{2^\ell}`."""
     levels = math.ceil(math.log2(window)) if window > 1 else 0
-    return levels * (interface.family(protocol).kernels["msb"].rounds(n_parties) + 1)
+    return levels * (interface.family(protocol).kernels["msb"].rounds(n_parties, ring_bits) + 1)
 
 
-PAD_MIN = -(2 ** 62)  # max pooling's padding: below every value the ring's headroom holds
+PAD_MIN = -(2 ** 62)  # max pooling's padding on Z_2^64: below every value the ring's headroom holds
+
+
+def pad_min(dtype) -> jax.Array:
+    r"""Max pooling's padding in the ring ``dtype``: :math:`-2^{\ell - 2}`, below every value of the
+    ring's headroom (:data:`PAD_MIN` on :math:`\mathbb{Z}_{2^{64}}`)."""
+    return ring.word(-(1 << (8 * np.dtype(dtype).itemsize - 2)), dtype)
 
 
 def _check_pool_padding(fname: str, kernel, padding) -> None:
@@ -74,7 +80,7 @@ def MaxPool2d(kernel_size, stride=None, padding=0, *, mode: str = "protocol") ->
         if not any(pad):
             return shares
         widths = [(0, 0)] * (shares.ndim - 2) + [(pad[0], pad[0]), (pad[1], pad[1])]
-        low = jnp.pad(shares[:1], widths, constant_values=ring.const(PAD_MIN))
+        low = jnp.pad(shares[:1], widths, constant_values=pad_min(shares.dtype))
         return jnp.concatenate([low, jnp.pad(shares[1:], widths)], axis=0)
 
     def forward(key, params, x):
@@ -125,7 +131,7 @@ def AvgPool2d(kernel_size, stride=None, padding=0, *, truncation: str = "dealer"
         check_input(x, "AvgPool2d")
         check_window("AvgPool2d", x.shape, kernel, pad)
         check_truncation(truncation, x)
-        total = x.like(jnp.sum(patches(x.shares, kernel, stride, pad), axis=-3, dtype=ring.DTYPE))
+        total = x.like(jnp.sum(patches(x.shares, kernel, stride, pad), axis=-3, dtype=x.shares.dtype))
         return div_public(key, total, window, truncation=truncation), InputShape(x.shape)
 
     def backward(key, params, in_shape, dy, need_dx: bool = True):
@@ -150,8 +156,8 @@ def adaptive_windows(size: int, out: int) -> np.ndarray:
     return m
 
 
-def _per_output(counts: np.ndarray, shape) -> jax.Array:
-    return jnp.broadcast_to(jnp.asarray(counts, ring.DTYPE), tuple(shape))
+def _per_output(counts: np.ndarray, shape, dtype) -> jax.Array:
+    return jnp.broadcast_to(jnp.asarray(counts, dtype), tuple(shape))
 
 
 def AdaptiveAvgPool2d(output_size) -> Layer:
@@ -173,8 +179,8 @@ def AdaptiveAvgPool2d(output_size) -> Layer:
         return ah, aw, counts
 
     def apply(shares, ah, aw):  # A_h v A_w^T on the last two axes of ring shares (exact)
-        v = jnp.einsum("oh,...hw->...ow", jnp.asarray(ah, ring.DTYPE), shares)
-        return jnp.einsum("...ow,pw->...op", v, jnp.asarray(aw, ring.DTYPE))
+        v = jnp.einsum("oh,...hw->...ow", jnp.asarray(ah, shares.dtype), shares)
+        return jnp.einsum("...ow,pw->...op", v, jnp.asarray(aw, shares.dtype))
 
     def forward(key, params, x):
         check_input(x, "AdaptiveAvgPool2d")
@@ -183,13 +189,13 @@ def AdaptiveAvgPool2d(output_size) -> Layer:
                                      f"{tuple(x.shape[2:])}.")
         ah, aw, counts = mats(x.shape)
         total = x.like(apply(x.shares, ah, aw))
-        return truncate(key, total, _per_output(counts, total.shape)), InputShape(x.shape)
+        return truncate(key, total, _per_output(counts, total.shape, total.shares.dtype)), InputShape(x.shape)
 
     def backward(key, params, in_shape, dy, need_dx: bool = True):
         if not need_dx:
             return {}, None
         ah, aw, counts = mats(in_shape.shape)
-        d = truncate(key, dy, _per_output(counts, dy.shape)).shares
+        d = truncate(key, dy, _per_output(counts, dy.shape, dy.shares.dtype)).shares
         return {}, dy.like(apply(d, ah.T, aw.T))
 
     def plain(params, x):

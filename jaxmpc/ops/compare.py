@@ -21,7 +21,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import ring
 from ..core.fixedpoint import check_numeric
 from ..core.keys import check_key
 from ..errors import InputTypeError
@@ -30,7 +29,6 @@ from ..protocols.arith import mul
 from ..protocols.interface import check_mode
 from ..protocols.shared import Shared, check_same_parties, concatenate
 
-_U = ring.DTYPE
 
 
 def msb_kernel(x: Shared):
@@ -507,10 +505,10 @@ def tournament(key, x: Shared, tags, *, mode: str = "protocol") -> tuple[Shared,
         if count % 2:  # the odd one out advances unopposed
             vals_new = concatenate([vals_new, vals[..., 2 * m:]], axis=-1)
             last = (sel[..., 2 * m:, :] if sel is not None else
-                    x.like(jnp.zeros(sel_new.shares.shape[:-2] + (1, tags.shape[1]), ring.DTYPE), None)
+                    x.like(jnp.zeros(sel_new.shares.shape[:-2] + (1, tags.shape[1]), x.shares.dtype), None)
                     + tags[2 * m:])
             sel_new = concatenate([sel_new, last], axis=-2)
         vals, sel = vals_new, sel_new
     if sel is None:  # a single entry: it wins
-        sel = x.like(jnp.zeros(vals.shares.shape + (tags.shape[1],), ring.DTYPE), None) + tags
+        sel = x.like(jnp.zeros(vals.shares.shape + (tags.shape[1],), x.shares.dtype), None) + tags
     return vals[..., 0], sel[..., 0, :]

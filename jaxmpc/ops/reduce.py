@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..core import ring
@@ -95,7 +94,7 @@ def floor(key, x: Shared) -> Shared:
     check_key(key)
     _fixed_point(x, "floor")
     s = x.fxp.ring_scale
-    shifted = x.like(ring.add_to_party0(x.shares, -(s >> jnp.uint64(1))))
+    shifted = x.like(ring.add_to_party0(x.shares, -(s >> ring.word(1, s))))
     q = arith.truncate(key, shifted, s, truncation="exact")
     return x.like(q.shares * s)
 

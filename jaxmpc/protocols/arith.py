@@ -160,11 +160,13 @@ def div_public(key, x: Shared, d, *, truncation: str = "dealer") -> Shared:
     check_key(key)
     if not isinstance(x, Shared):
         raise InputTypeError(f"div_public: x must be a jaxmpc.Shared, got {type(x).__name__}.")
-    if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d < 2**62:
-        raise InputTypeError(f"div_public: d must be a positive Python int below 2^62, got {d!r}.")
+    top = x.protocol.ring_bits - 2
+    if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d < 2**top:
+        raise InputTypeError(f"div_public: d must be a positive Python int below 2^{top} (on "
+                             f"Z_2^{x.protocol.ring_bits}), got {d!r}.")
     check_truncation(truncation, x)
     with diagnostics.label("div_public"):
-        return x.like(_truncate(key, x, x.shares, jnp.uint64(d), truncation))
+        return x.like(_truncate(key, x, x.shares, d, truncation))
 
 
 def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") -> Shared:

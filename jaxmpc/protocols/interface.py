@@ -41,7 +41,7 @@ Example:
     >>> import jaxmpc
     >>> from jaxmpc.protocols import interface
     >>> interface.family("additive").rings, interface.names()
-    ((64,), ('additive',))
+    ((64, 32), ('additive',))
     >>> interface.protocol("additive", 3, 64)
     Protocol(family='additive', n_parties=3, ring_bits=64)
 """
@@ -89,9 +89,9 @@ class Protocol:
 
 @dataclasses.dataclass(frozen=True)
 class Kernel:
-    """One kernel of a family: its body, its cost formula (rounds; bytes sent per party, as text),
-    the number of keys it takes, where no option changes them its rounds at ``n`` parties, and the
-    cost formula as a function.
+    r"""One kernel of a family: its body, its cost formula (rounds; bytes sent per party, as text),
+    the number of keys it takes, where no option changes them its rounds at ``n`` parties on
+    :math:`\mathbb{Z}_{2^\ell}` (``rounds(n, ring_bits=64)``), and the cost formula as a function.
 
     ``formula(p, *sizes) -> (rounds, bytes sent per party, bytes dealt per party)`` for the
     :class:`Protocol` ``p`` and the kernel's :data:`FORMULA_SIZES`, counted as
@@ -103,7 +103,7 @@ class Kernel:
     body: Callable
     cost: str
     keys: int = 1  # keys the body takes, split by the caller (1: a single key)
-    rounds: Callable[[int], int] | None = None  # rounds at n parties, where no option changes them
+    rounds: Callable[..., int] | None = None  # (n parties, ring bits=64) -> rounds, where no option changes them
     formula: Callable[..., tuple[int, int, int]] | None = None  # (p, *sizes) -> (rounds, sent, dealt)
 
 

@@ -1,7 +1,8 @@
 r"""Secret-shared values: the :class:`Shared` pytree, :func:`share`, :func:`reveal`, local operations.
 
-A value :math:`x` is held as additive components :math:`x = \sum_i x_i \bmod 2^{64}` in a single
-array ``shares: uint64[n_parties, *shape]`` whose leading axis is the party, under a
+A value :math:`x` is held as additive components :math:`x = \sum_i x_i \bmod 2^{\ell}` in a single
+array ``shares[n_parties, *shape]`` of the ring's words (``uint64`` for :math:`\ell = 64`,
+``uint32`` for :math:`\ell = 32`) whose leading axis is the party, under a
 :class:`~jaxmpc.protocols.interface.Protocol` (family, parties, ring) that says who holds which
 component and which kernels compute on them (:mod:`jaxmpc.protocols.interface`). Local operations (no
 communication, no key): ``+``, ``-``, unary ``-``, adding a public value (party 0 adds it), multiplying
@@ -32,12 +33,13 @@ class Shared:
     r"""Secret shares of a fixed-point (or plain integer) array under a protocol.
 
     Attributes:
-        shares: ``uint64[n_parties, *shape]``, the additive components of the value (in the
-            additive family party ``i`` holds ``shares[i]``).
+        shares: ``uint64[n_parties, *shape]`` (``uint32`` on :math:`\mathbb{Z}_{2^{32}}`), the
+            additive components of the value (in the additive family party ``i`` holds
+            ``shares[i]``).
         fxp: the :class:`FixedPoint` encoding, or ``None`` for plain ring integers (bits, counts).
         protocol: the :class:`~jaxmpc.protocols.interface.Protocol` (static, hashable): family,
             number of parties, ring width. Default: the additive family among
-            ``shares.shape[0]`` parties over :math:`\mathbb{Z}_{2^{64}}`.
+            ``shares.shape[0]`` parties over the ring of the shares' dtype.
 
     Example:
         >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
@@ -51,9 +53,9 @@ class Shared:
     __array_priority__ = 1000  # so that `ndarray + Shared` defers to Shared.__radd__
 
     def __init__(self, shares: jax.Array, fxp: FixedPoint | None, protocol: Protocol | None = None):
-        if getattr(shares, "dtype", None) != ring.DTYPE or shares.ndim < 1:
+        if not ring.is_ring_array(shares) or shares.ndim < 1:
             raise InputTypeError(
-                f"Shared(shares=...) must be a uint64 array with the party axis first, got "
+                f"Shared(shares=...) must be a uint64 (or uint32) array with the party axis first, got "
                 f"{getattr(shares, 'dtype', type(shares).__name__)}{list(getattr(shares, 'shape', []))}."
                 " Use jaxmpc.share(key, x, fxp) to create shares."
             )
@@ -61,12 +63,19 @@ class Shared:
             raise InputTypeError(f"Shared needs at least 2 parties, got shares of shape {shares.shape}.")
         if fxp is not None and not isinstance(fxp, FixedPoint):
             raise InputTypeError(f"Shared(fxp=...) must be a FixedPoint or None, got {fxp!r}.")
+        bits = ring.bits_of(shares)
         if protocol is None:
-            protocol = Protocol("additive", int(shares.shape[0]), ring.RING_BITS)
+            protocol = Protocol("additive", int(shares.shape[0]), bits)
         elif not isinstance(protocol, Protocol) or protocol.n_parties != shares.shape[0]:
             raise InputTypeError(
                 f"Shared(protocol=...) must be a jaxmpc.protocols.interface.Protocol among "
                 f"{shares.shape[0]} parties (the shares' leading axis), got {protocol!r}.")
+        if protocol.ring_bits != bits or (fxp is not None and fxp.ring_bits != bits):
+            raise ShareMismatchError(
+                f"Shared: shares of dtype {np.dtype(shares.dtype)} are words of Z_2^{bits}, but the "
+                f"protocol is over Z_2^{protocol.ring_bits}" + (
+                    "" if fxp is None else f" and the encoding over Z_2^{fxp.ring_bits}")
+                + ". Values of different rings do not mix: share every operand with the same ring=.")
         self.shares = shares
         self.fxp = fxp
         self.protocol = protocol
@@ -141,7 +150,7 @@ class Shared:
                     f"{name} must be an integer to combine with a plain-integer Shared, got dtype "
                     f"{jnp.asarray(c).dtype}."
                 )
-            return ring.const(c)
+            return ring.const(c, self.shares.dtype)
         self.fxp.check_values(c, name)
         return self.fxp.encode(c)
 
@@ -179,7 +188,7 @@ class Shared:
                 "fraction needs a truncation: call jaxmpc.mul_public(key, x, c) instead."
             )
         shares = _broadcast_shares(self.shares, c.shape)
-        return self._new(shares * ring.per_party(ring.const(c), shares))
+        return self._new(shares * ring.per_party(ring.const(c, shares.dtype), shares))
 
     __rmul__ = __mul__
 
@@ -224,7 +233,7 @@ class Shared:
     def sum(self, axis=None, keepdims: bool = False) -> "Shared":
         axes = tuple(range(self.ndim)) if axis is None else _axes(axis, self.ndim)
         return self._new(jnp.sum(self.shares, axis=tuple(a + 1 for a in axes), keepdims=keepdims,
-                                 dtype=ring.DTYPE))
+                                 dtype=self.shares.dtype))
 
     def reshape(self, *shape) -> "Shared":
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -354,9 +363,11 @@ def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2, protocol: str
         protocol: the protocol family's name (static; :func:`jaxmpc.protocols.interface.names`
             lists them). Every function on the result takes the protocol from it.
         ring: the ring width in bits, :math:`\mathbb{Z}_{2^{\ell}}` (static; the family says which
-            it supports).
+            it supports): 64 (``uint64`` words) or 32 (``uint32``). The encoding is bound to it
+            (:meth:`FixedPoint.on_ring`), which checks the precision against the ring's headroom.
     Returns:
-        A :class:`Shared` (or the same pytree of them) with shares ``uint64[n_parties, *shape]``.
+        A :class:`Shared` (or the same pytree of them) with shares ``uint64[n_parties, *shape]``
+        (``uint32`` for ``ring=32``).
 
     Example:
         >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
@@ -372,6 +383,8 @@ def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2, protocol: str
             f"fxp must be a jaxmpc.FixedPoint (or None for plain integers), got {fxp!r}. "
             "Example: jaxmpc.FixedPoint(base=10, precision=3)."
         )
+    if fxp is not None:
+        fxp = fxp.on_ring(proto.ring_bits)
     # a (nested) list of numbers is one array, as in numpy, also inside a pytree
     x = jax.tree_util.tree_map(lambda v: _nested_array(v) if _is_nested_numbers(v) else v, x,
                                is_leaf=_is_nested_numbers)
@@ -387,7 +400,9 @@ def share(key, x: Any, fxp: FixedPoint | None, n_parties: int = 2, protocol: str
             fxp.check_values(leaf, name)
         elif not jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.integer):
             raise InputTypeError(f"{name}: fxp=None shares integers only, got dtype {jnp.asarray(leaf).dtype}.")
-    values = [ring_module.const(jnp.asarray(leaf)) if fxp is None else fxp.encode(leaf) for leaf in leaves]
+    words = ring_module.dtype(proto.ring_bits)
+    values = [ring_module.const(jnp.asarray(leaf), words) if fxp is None else fxp.encode(leaf)
+              for leaf in leaves]
     for leaf, v in zip(leaves, values):
         diagnostics.observe_encoding("share", leaf, v, fxp)  # nothing unless collecting
     shares = interface.family(proto.family).kernel("share")(key, values, proto.n_parties)
@@ -417,21 +432,22 @@ def _is_shared(x) -> bool:
 
 
 def reveal(x):
-    """Open shared values to every party (the family's ``open`` kernel) and decode.
+    r"""Open shared values to every party (the family's ``open`` kernel) and decode.
 
-    Cost: the family's ``open``; additive: 1 round, each party sends :math:`8 (n-1)` bytes per
-    element.
+    Cost: the family's ``open``; additive: 1 round, each party sends :math:`w (n-1)` bytes per
+    element (:math:`w = \ell/8`).
 
     Args:
         x: a :class:`Shared` or a pytree containing them.
     Returns:
-        float64 arrays (int64 for plain-integer shares), same structure.
+        float64 arrays (int64 for plain-integer shares, the ring's signed view), same structure.
     """
     def _reveal(s):
         if not isinstance(s, Shared):
             raise InputTypeError(f"reveal() takes Shared values, got {type(s).__name__}.")
-        accounting.record("reveal", n_parties=s.n_parties, rounds=1, elements_opened=s.size)
+        accounting.record("reveal", n_parties=s.n_parties, rounds=1, elements_opened=s.size,
+                          bits_per_element=s.protocol.ring_bits)
         v = interface.family(s.protocol.family).kernel("open")(s.shares)
-        return ring.to_signed(v) if s.fxp is None else s.fxp.decode(v)
+        return ring.to_signed(v).astype(jnp.int64) if s.fxp is None else s.fxp.decode(v)
 
     return jax.tree_util.tree_map(_reveal, x, is_leaf=_is_shared)

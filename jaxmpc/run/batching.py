@@ -64,7 +64,7 @@ def _shared_spec(x: Shared, axis) -> Shared:
             raise ShareMismatchError(
                 f"jaxmpc.vmap: this value's encoding holds a batch of precisions for its axis 0, "
                 f"but axis {axis} is mapped; map axis 0.")
-        fxp_spec = FixedPoint.tree_unflatten((x.fxp.base, x.fxp.rounding), [0])
+        fxp_spec = FixedPoint.tree_unflatten(x.fxp.tree_flatten()[1], [0])
     _, parties = x.tree_flatten()
     return Shared.tree_unflatten(parties, [axis % d + 1, fxp_spec])
 
@@ -165,7 +165,7 @@ def vmap(fn: Callable, in_axes=0, out_axes: int = 0) -> Callable:
                     raise ShareMismatchError(
                         "jaxmpc.vmap: an output encoding varies over the batch (a precision swept "
                         "inside fn); it can only come back with out_axes=0.")
-                fxp = FixedPoint.tree_unflatten((fxp.base, fxp.rounding), [bits if bits_batched else bits[0]])
+                fxp = FixedPoint.tree_unflatten(fxp.tree_flatten()[1], [bits if bits_batched else bits[0]])
             leaves.append(Shared.tree_unflatten(parties, [shares, fxp]))
         return jax.tree_util.tree_unflatten(meta["tree"], leaves)
 

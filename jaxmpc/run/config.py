@@ -27,7 +27,8 @@ def check(*, n_parties, truncation: str = "dealer", base: int = 10, precisions=(
         truncation: a truncation option of the protocol at ``n_parties`` (additive: ``"dealer"``,
             ``"pair"``, ``"fixed-mask"`` and ``"exact"`` at any party count, ``"local"`` at 2).
         base: 2 or 10.
-        precisions: the precisions that will be used (each must fit the ring for ``base``).
+        precisions: the precisions that will be used (each must fit the ring's headroom for
+            ``base``: :func:`jaxmpc.core.fixedpoint.max_precision`).
         protocol, ring: the protocol family's name and the ring width in bits, as
             :func:`jaxmpc.share` takes them.
 
@@ -38,7 +39,7 @@ def check(*, n_parties, truncation: str = "dealer", base: int = 10, precisions=(
     proto = interface.protocol(protocol, n_parties, ring)
     interface.family(proto.family).check_truncation(truncation, proto.n_parties)
     for p in precisions:
-        FixedPoint(base, p)  # raises with the allowed range for this base
+        FixedPoint(base, p).on_ring(proto.ring_bits)  # raises with the allowed range for this ring
 
 
 def compilation_cache(directory: str | None = None, *, min_compile_seconds: float = 0.5) -> str:

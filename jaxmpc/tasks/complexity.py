@@ -33,9 +33,9 @@ import functools
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 
 from .. import nn
+from ..core import ring
 from ..core.fixedpoint import FixedPoint
 from ..errors import InputTypeError
 from ..nn import losses
@@ -50,6 +50,7 @@ M = 1024  # elements of every elementwise input of the main tables
 SIZES = (1, 100)  # the element counts of the "other sizes" table (not multiples of 8 or 64)
 PARTIES = (2, 3, 5)
 FXP_BASE, FXP_PRECISION = 2, 16  # the encoding of every fixed-point input (built lazily: import makes no array)
+FXP_PRECISION_32 = 12  # ... on Z_2^32 (which holds base-2 precisions up to 14); costs do not depend on it
 COMMAND = ".venv/bin/python experiments/complexity.py"
 SHAPES = {  # the inputs that are not M elements in a row
     "matmul": ((32, 32), (32, 32)),
@@ -60,26 +61,29 @@ SHAPES = {  # the inputs that are not M elements in a row
 DEFAULT_TRUNCATION = "dealer"  # the default of every function that truncates
 
 Figures = tuple[int, int, int]  # (rounds, bytes sent per party, bytes dealt per party)
-_U = jnp.uint64
 
 
 @functools.cache
-def _fxp() -> FixedPoint:
-    return FixedPoint(FXP_BASE, FXP_PRECISION)
+def _fxp(ring_bits: int = 64) -> FixedPoint:
+    return FixedPoint(FXP_BASE, FXP_PRECISION if ring_bits == 64 else FXP_PRECISION_32).on_ring(ring_bits)
+
+
+def _dtype(p: Protocol):
+    return ring.dtype(p.ring_bits)
 
 
 _DEFAULT = object()  # "the fixed-point encoding" (``None`` means a plain integer)
 
 
 def _sds(p: Protocol, shape, fxp=_DEFAULT) -> Shared:
-    """An abstract shared value: shares ``uint64[n, *shape]``, no data."""
-    fxp = _fxp() if fxp is _DEFAULT else fxp
-    return Shared(jax.ShapeDtypeStruct((p.n_parties,) + tuple(shape), _U), fxp, p)
+    """An abstract shared value: shares ``uint64[n, *shape]`` (the ring's words), no data."""
+    fxp = _fxp(p.ring_bits) if fxp is _DEFAULT else fxp
+    return Shared(jax.ShapeDtypeStruct((p.n_parties,) + tuple(shape), _dtype(p)), fxp, p)
 
 
 def _words(p: Protocol, m: int):
-    """Abstract raw (or XOR) shares of ``m`` ring words, ``uint64[n, m]``."""
-    return jax.ShapeDtypeStruct((p.n_parties, m), _U)
+    """Abstract raw (or XOR) shares of ``m`` ring words, ``uint64[n, m]`` (the ring's words)."""
+    return jax.ShapeDtypeStruct((p.n_parties, m), _dtype(p))
 
 
 def _key():
@@ -152,7 +156,7 @@ def _open_case(m: int) -> Case:
 
 def _truncate_case(m: int, t: str) -> Case:
     return Case(f"`truncate` ({t})", f"({m},) by 1000",
-                lambda p: (lambda k, x: arith.truncate(k, x, _U(1000), truncation=t),
+                lambda p: (lambda k, x: arith.truncate(k, x, 1000, truncation=t),
                            (_key(), _sds(p, (m,), None))),
                 (("truncate", m, t),), truncation=t)
 
@@ -177,11 +181,13 @@ def kernel_cases(fam: Family) -> list[Case]:
     """The rows of the kernel table of ``fam``: each kernel through the function that calls it."""
     m, (a, b), (x4, w4) = M, SHAPES["matmul"], SHAPES["conv2d"]
     za, zc = a[0] * b[1], x4[0] * w4[0] * x4[2] * x4[3]  # the product's elements (conv2d: padding 1)
-    values = jax.ShapeDtypeStruct((m,), _U)
+    def values(p):
+        return jax.ShapeDtypeStruct((m,), _dtype(p))
+
     out = [
         Case("`share`", f"{m} ring values",
              lambda p: (lambda k, v: interface.family(p.family).kernel("share")(k, [v], p.n_parties),
-                        (_key(), values)), (("share", m),)),
+                        (_key(), values(p))), (("share", m),)),
         _open_case(m),
         _product_case("`product`: `mul`", f"({m},) * ({m},)", m),
         _product_case("`product`: `mul`, integer operand", f"({m},) * ({m},) plain integer", m, integer=True),
@@ -199,13 +205,13 @@ def kernel_cases(fam: Family) -> list[Case]:
     half = m // 2
     out += [Case(f"`truncate_many` ({t})", f"2 x ({half},) by 7 and 1000",
                  lambda p, t=t: (
-                     lambda k, x, y: arith.truncate_many(k, [x, y], [_U(7), _U(1000)], truncation=t),
+                     lambda k, x, y: arith.truncate_many(k, [x, y], [7, 1000], truncation=t),
                      (_key(), _sds(p, (half,), None), _sds(p, (half,), None))),
                  (("truncate_many", 2 * half, t),), truncation=t)
             for t in fam.truncations]
     out += [Case("`xor_share`", f"{m} words",
                  lambda p: (lambda k, v: interface.family(p.family).kernel("xor_share")(k, v, p.n_parties),
-                            (_key(), values)), (("xor_share", m),)),
+                            (_key(), values(p))), (("xor_share", m),)),
             _and_case(m), _b2a_case(m), _msb_case(m)]
     return out
 
@@ -265,7 +271,8 @@ def protocol_cases() -> list[Case]:
         Case("`losses.mse`", f"({m},), ({m},)", two(losses.mse),
              (("square_sum", m), ("truncate", 1, t), ("truncate", m, t))),
         Case("seed task: one training step", "4 x 2 data, 2-2-1 ReLU net, SSE, SGD, loss revealed",
-             lambda p: (lambda k: tutorial.run(k, 3, n_parties=p.n_parties, iterations=1), (_key(),))),
+             lambda p: (lambda k: tutorial.run(k, 3, n_parties=p.n_parties, iterations=1,
+                                               ring=p.ring_bits), (_key(),))),
     ]
 
 
@@ -374,14 +381,15 @@ def _header() -> list[str]:
         "  The seed task is `jaxmpc.tasks.tutorial.run` (base 10, precision 3) with one step; its",
         f"  {tutorial.ITERATIONS} steps cost {tutorial.ITERATIONS} times that (sharing the data and the "
         "net is free).",
-        f"- Shares are fixed point ({FXP_BASE}^{FXP_PRECISION}) unless a row says plain integer. Options "
+        f"- Shares are fixed point ({FXP_BASE}^{FXP_PRECISION}; {FXP_BASE}^{FXP_PRECISION_32} on Z_2^32) unless a row says plain integer. Options "
         "are the",
         f"  defaults (`truncation=\"{DEFAULT_TRUNCATION}\"`, `mode=\"protocol\"`; every mode records "
         "the same",
         "  cost) unless a row names one.",
         "- `Np rounds`: sequential rounds among N parties (summed over the steps, nothing overlapped);",
         "  `Np sent`: bytes each party sends; `Np dealt`: bytes of dealer material each party receives.",
-        "  Bytes are whole bytes per message (docs/cost.md). A dash: the family does not offer that",
+        "  Bytes are whole bytes per message (docs/cost.md). In the formulas, l is the ring's width and",
+        "  w = l/8 the bytes of one ring element (8 on Z_2^64, 4 on Z_2^32). A dash: the family does not offer that",
         "  option or party count.",
         "- \"From the kernels' formulas\": the row as a sum of kernel calls, each a `Kernel.formula` of the",
         "  sizes in the family's formula table; every figure of the row equals that sum (the test checks",

@@ -50,25 +50,28 @@ def cells(fractional_bits, magnitude_bits, ring_bits: int = ring.RING_BITS) -> l
 
 
 @functools.cache
-def _chunk_fn(truncation: str, n_parties: int, bits: tuple, fracs: tuple, batch: int):
+def _chunk_fn(truncation: str, n_parties: int, bits: tuple, fracs: tuple, batch: int,
+              ring_bits: int = ring.RING_BITS):
     """jit of one chunk: for one key, ``batch`` trials of every cell. Returns per cell
-    (failures, sum of |x| / 2^64)."""
-    bits_a = jnp.asarray(bits, jnp.uint64)[:, None]
-    d = jnp.uint64(1) << jnp.asarray(fracs, jnp.uint64)[:, None]
+    (failures, sum of |x| / 2^l)."""
+    words = ring.dtype(ring_bits)
+    bits_a = jnp.asarray(bits, words)[:, None]
+    one = ring.word(1, words)
+    d = one << jnp.asarray(fracs, words)[:, None]
 
     def chunk(key):
         k_x, k_sign, k_share, k_trunc = jax.random.split(key, 4)
-        low = jax.random.bits(k_x, (len(bits), batch), jnp.uint64) >> (jnp.uint64(65) - bits_a)
-        mag = (jnp.uint64(1) << (bits_a - jnp.uint64(1))) | low  # |x| in [2^(k-1), 2^k)
-        neg = (jax.random.bits(k_sign, (len(bits), batch), jnp.uint64) & jnp.uint64(1)) == 1
+        low = jax.random.bits(k_x, (len(bits), batch), words) >> (ring.word(ring_bits + 1, words) - bits_a)
+        mag = (one << (bits_a - one)) | low  # |x| in [2^(k-1), 2^k)
+        neg = (jax.random.bits(k_sign, (len(bits), batch), words) & one) == 1
         x = jnp.where(neg, -mag, mag)  # the ring element of +-|x|
         shares = ring.share_value(k_share, x, n_parties)
         truncate = interface.family("additive").kernel("truncate")
         out = ring.party_sum(truncate(k_trunc, shares, jnp.broadcast_to(d, x.shape), truncation))
-        xs = ring.to_signed(x)
-        off = ring.to_signed(out) - jnp.floor_divide(xs, d.astype(jnp.int64))
+        xs = ring.to_signed(x).astype(jnp.int64)
+        off = ring.to_signed(out).astype(jnp.int64) - jnp.floor_divide(xs, d.astype(jnp.int64))
         failed = (off != 0) & (off != 1)
-        return failed.sum(axis=1), (mag.astype(jnp.float64) / 2.0 ** 64).sum(axis=1)
+        return failed.sum(axis=1), (mag.astype(jnp.float64) / 2.0 ** ring_bits).sum(axis=1)
 
     return jax.jit(chunk)
 
@@ -94,7 +97,7 @@ def measure(key, truncation: str, grid: list[Cell], trials: int, *, n_parties: i
     batch = max(1, min(batch, trials))
     chunks = -(-trials // batch)
     fn = _chunk_fn(truncation, n_parties, tuple(c.input_bits for c in grid),
-                   tuple(c.fractional_bits for c in grid), batch)
+                   tuple(c.fractional_bits for c in grid), batch, ring_bits)
     failures = np.zeros(len(grid), np.int64)
     mass = np.zeros(len(grid))
     for k in jax.random.split(key, chunks):
@@ -102,10 +105,9 @@ def measure(key, truncation: str, grid: list[Cell], trials: int, *, n_parties: i
         failures += np.asarray(f)
         mass += np.asarray(m)
     done = chunks * batch
-    scale = 2.0 ** (64 - ring_bits)
     out = []
     for c, fails, w in zip(grid, failures, mass):
-        predicted = w * scale / done if truncation in PREDICTED_WRAP else 0.0
+        predicted = w / done if truncation in PREDICTED_WRAP else 0.0
         out.append({"ring": ring_bits, "fractional_bits": c.fractional_bits, "truncation": truncation,
                     "magnitude_bits": c.magnitude_bits, "trials": done, "failures": int(fails),
                     "measured_rate": int(fails) / done, "predicted_rate": float(predicted),

@@ -56,6 +56,11 @@ approximation is checked, whoever makes it (the losses of :mod:`jaxmpc.nn.losses
 the ones an approximation computes inside (the :func:`jaxmpc.ops.approx.exp` of
 :func:`jaxmpc.ops.approx.rsqrt`) are not: its own domain keeps their inputs in theirs.
 
+The bounds above are written for :math:`\mathbb{Z}_{2^{64}}`; on :math:`\mathbb{Z}_{2^{\ell}}` every
+:math:`2^{62}` is :math:`2^{\ell - 2}` and every :math:`2^{63}`, :math:`2^{64}` is :math:`2^{\ell-1}`,
+:math:`2^{\ell}` (the hooks take the ring from the shares; the report's ``headroom_used`` is a fraction
+of :math:`2^{62}` whatever the ring).
+
 Precisions (``"precision range"``): a ``FixedPoint`` made from a traced precision (under ``jit`` /
 ``vmap``, so it could not raise) counts one element, a **failure** :math:`\iff` the precision is
 outside ``0..max_precision(base)``; such a run decodes to NaN (:mod:`jaxmpc.core.fixedpoint`). Linear
@@ -520,19 +525,21 @@ def observe_product(name: str, x: jax.Array, y: jax.Array, z: jax.Array, op: Cal
         )
     zf = _open(z, False).astype(_F64)
     mag = jnp.abs(exact)
+    room = fixedpoint.headroom_bits(ring.bits_of(z))
     _observe(name, _stats(int(np.prod(zf.shape, dtype=np.int64)),
-                          wraps=jnp.abs(exact - zf) > 2.0**HEADROOM_BITS,
-                          out_of_range=mag >= 2.0**HEADROOM_BITS, max_abs=mag))
+                          wraps=jnp.abs(exact - zf) > 2.0**room,
+                          out_of_range=mag >= 2.0**room, max_abs=mag))
 
 
 def observe_truncation(name: str, x: jax.Array, divisor, y: jax.Array) -> None:
     """Hook: shares ``y`` of about ``x / divisor`` from shares ``x`` (``uint64[n, ...]``)."""
     if not _COLLECTORS:
         return
-    xv, yv = _open(x, False), _open(y, False)
-    d = jnp.broadcast_to(ring.to_signed(jnp.asarray(divisor, ring.DTYPE)), xv.shape)
+    room = fixedpoint.headroom_bits(ring.bits_of(x))
+    xv, yv = _open(x, False).astype(_I64), _open(y, False).astype(_I64)
+    d = jnp.broadcast_to(ring.to_signed(jnp.asarray(divisor, x.dtype)).astype(_I64), xv.shape)
     off = yv - jnp.floor_divide(xv, d)
-    limit = jnp.int64(1 << HEADROOM_BITS) - d
+    limit = jnp.int64(1 << room) - d
     _observe(name, _stats(int(np.prod(xv.shape, dtype=np.int64)),
                           failures=(off < -1) | (off > 2),
                           out_of_range=(xv >= limit) | (xv <= -limit),
@@ -579,10 +586,11 @@ def observe_encoding(name: str, x, v: jax.Array, fxp) -> None:
     xf = jnp.asarray(x, _F64)
     s = jnp.where(fxp.valid, fxp.scale, 1.0)  # an out-of-range precision counts under "precision range"
     mag = jnp.abs(xf * s)
+    bits = ring.bits_of(v)
     _observe(name, _stats(int(np.prod(xf.shape, dtype=np.int64)),
-                          wraps=mag >= 2.0**63,
-                          out_of_range=mag * s >= 2.0**HEADROOM_BITS,
-                          underflows=(xf != 0) & (v == jnp.uint64(0)),
+                          wraps=mag >= 2.0**(bits - 1),
+                          out_of_range=mag * s >= 2.0**fixedpoint.headroom_bits(bits),
+                          underflows=(xf != 0) & (v == ring.word(0, v)),
                           max_abs=mag))
 
 

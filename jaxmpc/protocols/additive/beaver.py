@@ -62,14 +62,18 @@ def beaver(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "beaver",
         3. Open :math:`e` and :math:`f` together (one round).
         4. Combine: :math:`z_i = c_i + e \circ b_i + a_i \circ f`, and party 0 adds :math:`e \circ f`.
 
-    Cost (every mode models the protocol): 1 round; each party sends :math:`8 (n-1) (|x| + |y|)`
-    bytes; the dealer sends :math:`8 (|x| + |y| + |x \circ y|)` bytes to each party.
+    Cost (every mode models the protocol; :math:`w = \ell/8` bytes per ring element): 1 round; each
+    party sends :math:`w (n-1) (|x| + |y|)` bytes; the dealer sends
+    :math:`w (|x| + |y| + |x \circ y|)` bytes to each party.
     """
     check_mode(mode)
     n = x.shape[0]
-    a, b, c_mask = masks if masks is not None else dealer.beaver_masks(key, op, x.shape[1:], y.shape[1:], n)
+    a, b, c_mask = masks if masks is not None else dealer.beaver_masks(key, op, x.shape[1:], y.shape[1:],
+                                                                       n, x.dtype)
+    bits = ring.bits_of(x)
     accounting.record(name, n_parties=n, rounds=1, elements_opened=int(x[0].size + y[0].size),
-                      dealer_elements=int(a[0].size + b[0].size + c_mask[0].size))
+                      bits_per_element=bits, dealer_elements=int(a[0].size + b[0].size + c_mask[0].size),
+                      dealer_bits=bits)
     opened = op if op_opened is None else op_opened
     if mode == "ideal":
         return ring.shares_from_mask(opened(ring.party_sum(x), ring.party_sum(y)), c_mask)
@@ -106,8 +110,8 @@ def product(key, x: Shared, y: Shared, op, name: str, truncation: str, mode: str
     if x.fxp is not None and y.fxp is not None:
         fxp = common_fxp(x, y, name)
         if truncation == "dealer":  # the triple and the truncation's material in one draw
-            specs = dealer.beaver_specs(op, x.shape, y.shape, x.n_parties)
-            triple, trunc = dealer.with_truncation(key, specs, specs[2][1], x.n_parties)
+            specs = dealer.beaver_specs(op, x.shape, y.shape, x.n_parties, x.shares.dtype)
+            triple, trunc = dealer.with_truncation(key, specs, specs[2][1], x.n_parties, x.shares.dtype)
         else:
             triple = trunc = None
         key, k_trunc = _keys_for(key, truncation)
@@ -132,26 +136,30 @@ def square_sum(key, x: Shared, divisor: int, truncation: str) -> Shared:
            :math:`e \cdot e`), all at scale :math:`s^2`.
         4. One truncation of the scalar by :math:`s D`.
 
-    Cost: 2 rounds with dealer truncation (1 with local); each party sends :math:`8(n-1)(|x| + 1)`
-    bytes; the dealer sends :math:`8(|x| + 1)` bytes (+ truncation material) to each party.
+    Cost: 2 rounds with dealer truncation (1 with local); each party sends :math:`w(n-1)(|x| + 1)`
+    bytes; the dealer sends :math:`w(|x| + 1)` bytes (+ truncation material) to each party
+    (:math:`w = \ell/8`).
     """
     n = x.n_parties
     flat = x.shares.reshape(n, -1)
+    words = flat.dtype
     if truncation == "dealer":  # the pair and the truncation's (scalar) material in one draw
-        drawn, trunc = dealer.with_truncation(key, dealer.square_sum_specs(flat.shape[1:], n), (), n)
+        drawn, trunc = dealer.with_truncation(key, dealer.square_sum_specs(flat.shape[1:], n), (), n,
+                                              words)
         a, a2 = dealer.complete_square_sum(*drawn)
         k_trunc = key  # unused: the masks are drawn
     else:
         key, k_trunc = _keys_for(key, truncation)
-        a, a2 = dealer.square_sum_pair(key, flat.shape[1:], n)
+        a, a2 = dealer.square_sum_pair(key, flat.shape[1:], n, words)
         trunc = None
+    bits = ring.bits_of(flat)
     accounting.record("square_sum", n_parties=n, rounds=1, elements_opened=int(flat.shape[1]),
-                      dealer_elements=int(flat.shape[1]) + 1)
+                      bits_per_element=bits, dealer_elements=int(flat.shape[1]) + 1, dealer_bits=bits)
     e = ring.party_sum(flat - a)
-    z = a2 + jnp.uint64(2) * jnp.sum(a * e[None], axis=1, dtype=ring.DTYPE)
-    z = ring.add_to_party0(z, jnp.sum(e * e, dtype=ring.DTYPE))
+    z = a2 + ring.word(2, words) * jnp.sum(a * e[None], axis=1, dtype=words)
+    z = ring.add_to_party0(z, jnp.sum(e * e, dtype=words))
     diagnostics.observe_product("square_sum", flat, flat, z, lambda a, b: jnp.sum(a * b))
-    divisor_ring = x.fxp.ring_scale * jnp.uint64(divisor)
+    divisor_ring = x.fxp.ring_scale * jnp.asarray(divisor, words)
     with diagnostics.label("square_sum"):
         return x.like(_truncate_product(k_trunc, trunc, z, divisor_ring, truncation))
 

@@ -32,12 +32,24 @@ from ...core import ring
 from ...trace import accounting
 from . import dealer
 
-_U = ring.DTYPE
-# Levels j = 0..5 of the adder's carry tree: the shift 2^j and the mask of the bit positions whose
-# bit j is 0 (0x5555..., 0x3333..., 0x0f0f..., ..., 0x00000000ffffffff).
-_TREE_LEVELS = tuple((1 << j, sum(1 << i for i in range(64) if not (i >> j) & 1)) for j in range(6))
-ADDER_ROUNDS = 1 + len(_TREE_LEVELS)  # 7: the generate word, then the six tree levels
+
+
+def tree_levels(bits: int = 64) -> tuple:
+    """Levels :math:`j = 0..\\log_2 \\ell - 1` of the adder's carry tree on :math:`\\ell`-bit words:
+    the shift :math:`2^j` and the mask of the bit positions whose bit :math:`j` is 0
+    (0x5555..., 0x3333..., 0x0f0f..., ...)."""
+    return tuple((1 << j, sum(1 << i for i in range(bits) if not (i >> j) & 1))
+                 for j in range(int(bits).bit_length() - 1))
+
+
+_TREE_LEVELS = tree_levels(64)
+ADDER_ROUNDS = 1 + len(_TREE_LEVELS)  # 7 on Z_2^64: the generate word, then the six tree levels
 MSB_KEYS = 3  # keys one MSB consumes: compressor and generate triples, B2A bit, carry-tree triples
+
+
+def adder_rounds(bits: int = 64) -> int:
+    """Rounds of the adder on :math:`\\ell`-bit words: :math:`1 + \\log_2 \\ell` (7 for 64, 6 for 32)."""
+    return 1 + len(tree_levels(bits))
 
 
 # ---- cost formulas (static; the docstrings and the tests use them) ---------------------------------
@@ -50,36 +62,40 @@ def csa_layers(n_parties: int) -> int:
     return layers
 
 
-def msb_rounds(n_parties: int) -> int:
-    """Rounds of :func:`msb`: ``csa_layers(n) + 7`` (adder) ``+ 1`` (conversion)."""
-    return csa_layers(n_parties) + ADDER_ROUNDS + 1
+def msb_rounds(n_parties: int, bits: int = 64) -> int:
+    """Rounds of :func:`msb` on :math:`\\mathbb{Z}_{2^\\ell}`: ``csa_layers(n)`` ``+ 1 + log2(l)``
+    (adder: 7 for 64, 6 for 32) ``+ 1`` (conversion)."""
+    return csa_layers(n_parties) + adder_rounds(bits) + 1
 
 
-def tree_words(size: int) -> tuple:
-    """Packed words AND-ed at each level of :func:`_carry_tree` for ``size`` elements:
-    ``ceil(size / 2), ceil(size / 4), ..., ceil(size / 64)`` (each level pairs the previous words)."""
+def tree_words(size: int, bits: int = 64) -> tuple:
+    """Packed words AND-ed at each level of :func:`_carry_tree` for ``size`` elements of
+    :math:`\\ell` bits: ``ceil(size / 2), ceil(size / 4), ..., ceil(size / l)`` (each level pairs
+    the previous words)."""
     out, n = [], int(size)
-    for _ in _TREE_LEVELS:
+    for _ in tree_levels(bits):
         n = -(-n // 2)
         out.append(n)
     return tuple(out)
 
 
-def adder_words(size: int) -> tuple:
-    """``(opened, dealer)``: 64-bit words the adder of :func:`msb` opens, and takes from the dealer,
-    for ``size`` elements: the generate word (2 opened, 3 dealt per element), then per packed word
-    of :func:`tree_words` 3 and 5 (levels 0-4, two ANDs sharing an operand), 2 and 3 (level 5)."""
-    w = tree_words(size)
+def adder_words(size: int, bits: int = 64) -> tuple:
+    """``(opened, dealer)``: :math:`\\ell`-bit words the adder of :func:`msb` opens, and takes from
+    the dealer, for ``size`` elements: the generate word (2 opened, 3 dealt per element), then per
+    packed word of :func:`tree_words` 3 and 5 (every level but the last: two ANDs sharing an
+    operand), 2 and 3 (the last)."""
+    w = tree_words(size, bits)
     return 2 * int(size) + 3 * sum(w[:-1]) + 2 * w[-1], 3 * int(size) + 5 * sum(w[:-1]) + 3 * w[-1]
 
 
-def msb_words(n_parties: int, size: int) -> tuple:
-    """``(opened, dealer)``: 64-bit words that :func:`msb` of ``size`` elements opens (each party
-    sends its share of each to the :math:`n - 1` others) and takes from the dealer (per party), in
-    its AND gates: ``2 (n - 2)`` AND-ed words per element in the compressors (2 opened and 3 dealt
-    each), then :func:`adder_words`. The B2A bit is extra (1 bit opened, 65 bits dealt)."""
+def msb_words(n_parties: int, size: int, bits: int = 64) -> tuple:
+    """``(opened, dealer)``: :math:`\\ell`-bit words that :func:`msb` of ``size`` elements opens
+    (each party sends its share of each to the :math:`n - 1` others) and takes from the dealer (per
+    party), in its AND gates: ``2 (n - 2)`` AND-ed words per element in the compressors (2 opened
+    and 3 dealt each), then :func:`adder_words`. The B2A bit is extra (1 bit opened,
+    :math:`1 + \\ell` bits dealt)."""
     csa = 2 * (int(n_parties) - 2) * int(size)
-    opened, dealt = adder_words(size)
+    opened, dealt = adder_words(size, bits)
     return 2 * csa + opened, 3 * csa + dealt
 
 
@@ -116,7 +132,7 @@ def and_shares(key, x: jax.Array, y: jax.Array, name: str = "and",
         >>> int(ring.party_xor(and_shares(kz, x, y)))
         8
     """
-    triple = dealer.and_triple(key, tuple(x.shape[1:]), x.shape[0])
+    triple = dealer.and_triple(key, tuple(x.shape[1:]), x.shape[0], dtype=x.dtype)
     return _and_with_triple(triple, x, y, name, transcript)
 
 
@@ -138,8 +154,9 @@ def _and_fanout(triple, x: jax.Array, ys: jax.Array, name: str, transcript) -> j
     a, b, c = triple
     n, fan = ys.shape[0], ys.shape[1]
     size = int(np.prod(x.shape[1:], dtype=np.int64))
+    bits = ring.bits_of(x)
     accounting.record(name, n_parties=n, rounds=1, elements_opened=(1 + fan) * size,
-                      dealer_elements=(1 + 2 * fan) * size)
+                      bits_per_element=bits, dealer_elements=(1 + 2 * fan) * size, dealer_bits=bits)
     e = ring.party_xor(x ^ a)[None]  # the only openings
     f = ring.party_xor(ys ^ b)
     if transcript is not None:
@@ -157,7 +174,7 @@ def _words_of_shares(shares: jax.Array) -> jax.Array:
     """``uint64[n, n, *shape]``: word ``i`` (axis 1) is party i's share, XOR-shared as [0..x_i..0]."""
     n = shares.shape[0]
     eye = np.eye(n, dtype=bool).reshape((n, n) + (1,) * (shares.ndim - 1))
-    return jnp.where(eye, shares[None], _U(0))
+    return jnp.where(eye, shares[None], ring.word(0, shares))
 
 
 def _carry_save(triple, words: jax.Array, transcript) -> jax.Array:
@@ -180,7 +197,7 @@ def _carry_save(triple, words: jax.Array, transcript) -> jax.Array:
                              jnp.concatenate([a, c], axis=1), jnp.concatenate([b, axb], axis=1),
                              "msb/carry_save", transcript)
         used += 2 * t
-        carry = (z[:, :t] ^ z[:, t:]) << _U(1)  # maj(a,b,c) = (a&b) ^ (c&(a^b)), disjoint terms
+        carry = (z[:, :t] ^ z[:, t:]) << ring.word(1, z)  # maj(a,b,c) = (a&b) ^ (c&(a^b)), disjoint
         words = jnp.concatenate([axb ^ c, carry, words[:, 3 * t:]], axis=1)
     return words
 
@@ -213,14 +230,15 @@ def _carry_tree(triple, g: jax.Array, p: jax.Array, transcript) -> jax.Array:
     """
     n, used = g.shape[0], 0
     gp = jnp.stack([g, p], axis=1)  # [n, 2, words]: generate and propagate travel together
-    keep_g = np.array([~0, 0], np.int64).astype(np.uint64).reshape(1, 2, 1)
-    for j, (s, mask) in enumerate(_TREE_LEVELS):
-        sh = _U(s)
+    levels = tree_levels(ring.bits_of(g))
+    keep_g = np.array([~0, 0], np.int64).astype(g.dtype).reshape(1, 2, 1)
+    for j, (s, mask) in enumerate(levels):
+        sh = ring.word(s, g)
         if gp.shape[2] > 1:  # pair the words; a zero word (shared as zeros) fills an odd count
             if gp.shape[2] % 2:
                 gp = jnp.pad(gp, ((0, 0), (0, 0), (0, 1)))
             pairs = gp.reshape(n, 2, -1, 2)
-            m = _U(mask)
+            m = ring.word(mask, g)
 
             def pack(v):  # word A's bits under the mask, word B's shifted into the gaps
                 return (v[..., 0] & m) ^ ((v[..., 1] & m) << sh)
@@ -231,7 +249,7 @@ def _carry_tree(triple, g: jax.Array, p: jax.Array, transcript) -> jax.Array:
         k = hi.shape[2]
         a, b, c = (v[..., used:used + k] for v in triple)
         used += k
-        fan = 2 if j < len(_TREE_LEVELS) - 1 else 1  # the last level needs only G
+        fan = 2 if j < len(levels) - 1 else 1  # the last level needs only G
         z = _and_fanout((a, b[:, :fan], c[:, :fan]), hi[:, 1], lo[:, :fan], "msb/adder", transcript)
         # (G_hi ^ P_hi G_lo, P_hi P_lo), stored: the next level reads each word through two packings,
         # and XLA would otherwise recompute this level (and every one before it) inside each
@@ -262,10 +280,10 @@ def b2a_bit(key, bit: jax.Array, transcript: list | None = None) -> jax.Array:
     n = bit.shape[0]
     shape = tuple(bit.shape[1:])
     size = int(np.prod(shape, dtype=np.int64))
-    r_bin, r_arith = dealer.random_bits(key, shape, n)
+    r_bin, r_arith = dealer.random_bits(key, shape, n, bit.dtype)
     accounting.record("msb/b2a", n_parties=n, rounds=1, elements_opened=size, bits_per_element=1,
-                      dealer_elements=size, dealer_bits=1 + ring.RING_BITS)
-    c = ring.party_xor(bit ^ r_bin) & _U(1)  # the only opening: one bit per element
+                      dealer_elements=size, dealer_bits=1 + ring.bits_of(bit))
+    c = ring.party_xor(bit ^ r_bin) & ring.word(1, bit)  # the only opening: one bit per element
     if transcript is not None:
         transcript.append(c)
     return ring.xor_public_bit(c, r_arith)
@@ -288,7 +306,9 @@ def msb_from_keys(keys, shares: jax.Array, transcript) -> jax.Array:
     # draws one stacked triple, sliced per step (one PRNG call site per group).
     n_csa = 2 * (n - 2)
     size = math.prod(shape)
-    pre = dealer.and_triple(keys[0], (n_csa + 1,) + shape, n)
+    words_t, bits = shares.dtype, ring.bits_of(shares)
+    one = ring.word(1, shares)
+    pre = dealer.and_triple(keys[0], (n_csa + 1,) + shape, n, dtype=words_t)
     words = _words_of_shares(shares)
     if n > 2:
         words = _carry_save(_slice_triple(pre, 0, n_csa), words, transcript)
@@ -298,10 +318,10 @@ def msb_from_keys(keys, shares: jax.Array, transcript) -> jax.Array:
     # The carry into bit 63 is the generate of bits 0..62: shifted up by one, with a bottom bit
     # that neither generates nor passes on a carry, it is the generate of all 64 bits.
     flat = (n, size)
-    tree = dealer.and_triple(keys[2], (sum(tree_words(size)),), n, fanout=2)
-    c = _carry_tree(tree, (g << _U(1)).reshape(flat), (p << _U(1)).reshape(flat), transcript)
-    c = ((c[:, :, None] >> jnp.arange(64, dtype=_U)[None, None]) & _U(1)).reshape(n, -1)[:, :size]
-    bit = (p >> _U(ring.RING_BITS - 1)) ^ c.reshape(p.shape)  # p_63 xor carry_63
+    tree = dealer.and_triple(keys[2], (sum(tree_words(size, bits)),), n, fanout=2, dtype=words_t)
+    c = _carry_tree(tree, (g << one).reshape(flat), (p << one).reshape(flat), transcript)
+    c = ((c[:, :, None] >> jnp.arange(bits, dtype=words_t)[None, None]) & one).reshape(n, -1)[:, :size]
+    bit = (p >> ring.word(bits - 1, p)) ^ c.reshape(p.shape)  # p_63 xor carry_63 (l = 64)
     return b2a_bit(keys[1], bit, transcript)
 
 
@@ -314,7 +334,7 @@ def msb_in_mode(keys, shares: jax.Array, mode: str) -> jax.Array:
         return msb_from_keys(keys, shares, None)
     if accounting.collecting_now():
         jax.eval_shape(lambda k, s: msb_from_keys(k, s, None), keys, shares)
-    bit = ring.party_sum(shares) >> _U(ring.RING_BITS - 1)
+    bit = ring.party_sum(shares) >> ring.word(ring.bits_of(shares) - 1, shares)
     n = shares.shape[0]
-    (mask,) = ring.draw(keys[0], n, (n - 1, tuple(shares.shape[1:])))
+    (mask,) = ring.draw(keys[0], n, (n - 1, tuple(shares.shape[1:])), dtype=shares.dtype)
     return ring.shares_from_mask(bit, mask)

@@ -1,5 +1,5 @@
-r"""The additive family: :math:`n`-party additive shares over :math:`\mathbb{Z}_{2^{64}}` with a
-trusted dealer, registered under the name ``"additive"``.
+r"""The additive family: :math:`n`-party additive shares over :math:`\mathbb{Z}_{2^{64}}` or
+:math:`\mathbb{Z}_{2^{32}}` with a trusted dealer, registered under the name ``"additive"``.
 
 Security model: semi-honest parties, any :math:`n - 1` of which may collude; a dealer (crypto
 provider) that does not collude with them supplies correlated randomness (Beaver triples,
@@ -29,7 +29,10 @@ party):
   AND gates' words, then ``b2a``).
 
 Each formula is also a function (``Kernel.formula``, below), which ``tests/test_complexity_doc.py``
-checks against the traced tallies.
+checks against the traced tallies. The formulas above are written for :math:`\mathbb{Z}_{2^{64}}`
+(:math:`w = 8` bytes per element); on :math:`\mathbb{Z}_{2^{\ell}}` every 8 is :math:`w = \ell/8`
+(4 on :math:`\mathbb{Z}_{2^{32}}`), 65 is :math:`\ell + 1`, and the adder of ``msb`` has
+:math:`\log_2 \ell` levels (:math:`L(n) + 7` rounds on :math:`\mathbb{Z}_{2^{32}}`).
 """
 from __future__ import annotations
 
@@ -42,7 +45,8 @@ from . import beaver, binary, truncation
 
 def share(key, values: list, n_parties: int) -> list:
     """Additive shares of each ring array of ``values``, all masks from one draw."""
-    masks = ring.draw(key, n_parties, *[(n_parties - 1, tuple(v.shape)) for v in values])
+    words = values[0].dtype if values else ring.DTYPE  # one ring for every value
+    masks = ring.draw(key, n_parties, *[(n_parties - 1, tuple(v.shape)) for v in values], dtype=words)
     return [ring.shares_from_mask(v, m) for v, m in zip(values, masks)]
 
 
@@ -52,11 +56,13 @@ def xor_share(key, words: jax.Array, n_parties: int) -> jax.Array:
 
 
 def _const(r: int):
-    return lambda n_parties: r
+    return lambda n_parties, ring_bits=64: r
 
 
 # ---- the cost formulas as functions (Kernel.formula): (rounds, bytes sent, bytes dealt) per party --
-_W = ring.RING_BITS // 8  # bytes of a ring element
+def _w(p) -> int:
+    """Bytes of one element of the protocol's ring (8 on Z_2^64, 4 on Z_2^32)."""
+    return p.ring_bits // 8
 
 
 def _bytes(bits: int) -> int:
@@ -69,15 +75,15 @@ def _free(p, m):
 
 
 def _open(p, m):
-    return 1, _W * (p.n_parties - 1) * m, 0
+    return 1, _w(p) * (p.n_parties - 1) * m, 0
 
 
 def _product(p, x, y, z):
-    return 1, _W * (p.n_parties - 1) * (x + y), _W * (x + y + z)
+    return 1, _w(p) * (p.n_parties - 1) * (x + y), _w(p) * (x + y + z)
 
 
 def _square_sum(p, x):
-    return 1, _W * (p.n_parties - 1) * x, _W * (x + 1)
+    return 1, _w(p) * (p.n_parties - 1) * x, _w(p) * (x + 1)
 
 
 def _truncate(p, m, method):
@@ -85,30 +91,30 @@ def _truncate(p, m, method):
     if method == "local":
         return 0, 0, 0
     dealt = {"dealer": 3, "pair": 2, "fixed-mask": 0, "exact": 4}[method]
-    out = (1, _W * (p.n_parties - 1) * m, dealt * _W * m)
+    out = (1, _w(p) * (p.n_parties - 1) * m, dealt * _w(p) * m)
     if method == "exact":  # and one msb of the m elements
         out = tuple(a + b for a, b in zip(out, _msb(p, m)))
     return out
 
 
 def _and(p, m):
-    return 1, 2 * _W * (p.n_parties - 1) * m, 3 * _W * m
+    return 1, 2 * _w(p) * (p.n_parties - 1) * m, 3 * _w(p) * m
 
 
 def _b2a(p, m):
-    return 1, (p.n_parties - 1) * _bytes(m), _bytes((ring.RING_BITS + 1) * m)
+    return 1, (p.n_parties - 1) * _bytes(m), _bytes((p.ring_bits + 1) * m)
 
 
 def _msb(p, m):
-    opened, dealt = binary.msb_words(p.n_parties, m)
+    opened, dealt = binary.msb_words(p.n_parties, m, p.ring_bits)
     _, b2a_sent, b2a_dealt = _b2a(p, m)
-    return (binary.msb_rounds(p.n_parties), _W * (p.n_parties - 1) * opened + b2a_sent,
-            _W * dealt + b2a_dealt)
+    return (binary.msb_rounds(p.n_parties, p.ring_bits), _w(p) * (p.n_parties - 1) * opened + b2a_sent,
+            _w(p) * dealt + b2a_dealt)
 
 
 FAMILY = interface.register(interface.Family(
     name="additive",
-    rings=(ring.RING_BITS,),
+    rings=(64, 32),
     min_parties=2,
     max_parties=None,
     truncations=truncation.METHODS,
@@ -117,27 +123,28 @@ FAMILY = interface.register(interface.Family(
     kernels={
         "share": interface.Kernel(share, "0 rounds; the dealer's masks", rounds=_const(0),
                                   formula=_free),
-        "open": interface.Kernel(ring.party_sum, "1 round; 8(n-1) m bytes sent", rounds=_const(1),
+        "open": interface.Kernel(ring.party_sum, "1 round; w(n-1) m bytes sent", rounds=_const(1),
                                  formula=_open),
-        "product": interface.Kernel(beaver.product, "1 round; 8(n-1)(|x|+|y|) sent, "
-                                    "8(|x|+|y|+|z|) dealt; + truncate(|z|)",
+        "product": interface.Kernel(beaver.product, "1 round; w(n-1)(|x|+|y|) sent, "
+                                    "w(|x|+|y|+|z|) dealt; + truncate(|z|)",
                                     formula=_product),
-        "square_sum": interface.Kernel(beaver.square_sum, "1 round; 8(n-1) |x| sent, 8(|x|+1) "
+        "square_sum": interface.Kernel(beaver.square_sum, "1 round; w(n-1) |x| sent, w(|x|+1) "
                                        "dealt; + truncate(1)", formula=_square_sum),
-        "truncate": interface.Kernel(truncation.truncate_shares, "dealer: 1 round, 8(n-1) m sent, "
-                                     "24 m dealt; pair: the same, 16 m dealt; fixed-mask: the same, "
-                                     "nothing dealt; exact: dealer's with 32 m dealt, + msb(m); "
+        "truncate": interface.Kernel(truncation.truncate_shares, "dealer: 1 round, w(n-1) m sent, "
+                                     "3w m dealt; pair: the same, 2w m dealt; fixed-mask: the same, "
+                                     "nothing dealt; exact: dealer's with 4w m dealt, + msb(m); "
                                      "local: free", formula=_truncate),
         "truncate_many": interface.Kernel(truncation.truncate_many, "as truncate on the total",
                                           formula=_truncate),
         "xor_share": interface.Kernel(xor_share, "0 rounds; the dealer's masks", rounds=_const(0),
                                       formula=_free),
-        "and": interface.Kernel(binary.and_shares, "1 round; 16(n-1) sent, 24 dealt per word",
+        "and": interface.Kernel(binary.and_shares, "1 round; 2w(n-1) sent, 3w dealt per word",
                                 rounds=_const(1), formula=_and),
-        "b2a": interface.Kernel(binary.b2a_bit, "1 round; (n-1) ceil(m / 8) sent, ceil(65 m / 8) dealt",
-                                rounds=_const(1), formula=_b2a),
-        "msb": interface.Kernel(binary.msb_in_mode, "L(n) + 8 rounds; (O, D) = msb_words(n, m): "
-                                "8(n-1) O + (n-1) ceil(m / 8) sent, 8 D + ceil(65 m / 8) dealt",
+        "b2a": interface.Kernel(binary.b2a_bit, "1 round; (n-1) ceil(m / 8) sent, "
+                                "ceil((l + 1) m / 8) dealt", rounds=_const(1), formula=_b2a),
+        "msb": interface.Kernel(binary.msb_in_mode, "L(n) + log2(l) + 2 rounds; (O, D) = "
+                                "msb_words(n, m, l): w(n-1) O + (n-1) ceil(m / 8) sent, "
+                                "w D + ceil((l + 1) m / 8) dealt",
                                 keys=binary.MSB_KEYS, rounds=binary.msb_rounds, formula=_msb),
     },
 ))

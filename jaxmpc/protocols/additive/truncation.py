@@ -37,6 +37,12 @@ Escudero, Ghosh, Keller, Rachuri & Scholl, CRYPTO 2020; any number of parties)
     left to chance: the output is :math:`\lfloor (x + \lfloor d/2 \rfloor)/d \rfloor`, i.e.
     :math:`x/d` rounded to the nearest integer (halves up), the same in every run. Valid for
     :math:`|x| < 2^{62} - d`. Costs one ``msb`` more than ``"dealer"``.
+
+Rings. The bounds above are written for :math:`\mathbb{Z}_{2^{64}}`; every scheme runs on the ring
+of its shares (``uint32`` words: :math:`\mathbb{Z}_{2^{32}}`), where :math:`2^{64}, 2^{63}, 2^{62}`
+read :math:`2^{32}, 2^{31}, 2^{30}`: probabilistic truncation of values of :math:`\ell_x` bits then
+fails with probability below :math:`2^{\ell_x - 32}`, about 0.3% per truncation for a product at
+12 fractional bits of magnitude 1 (``experiments/failure_map.py --rings 32``).
 """
 from __future__ import annotations
 
@@ -70,16 +76,16 @@ def check_method(truncation: str, n_parties: int) -> None:
 
 
 def _check_shares(shares, fname: str) -> None:
-    if getattr(shares, "dtype", None) != ring.DTYPE or shares.ndim < 1 or shares.shape[0] < 2:
+    if not ring.is_ring_array(shares) or shares.ndim < 1 or shares.shape[0] < 2:
         raise InputTypeError(
-            f"{fname}: shares must be ring shares uint64[n_parties >= 2, *shape], got "
+            f"{fname}: shares must be ring shares uint64 (or uint32)[n_parties >= 2, *shape], got "
             f"{getattr(shares, 'dtype', type(shares).__name__)}{list(getattr(shares, 'shape', []))}. "
             "Pass x.shares of a jaxmpc.Shared (or call jaxmpc.div_public / mul_public).")
 
 
-def check_divisor(divisor, shape: tuple[int, ...]) -> None:
+def check_divisor(divisor, shape: tuple[int, ...], ring_bits: int = 64) -> None:
     """Raise unless ``divisor`` is an integer (Python int or integer array, traced or not) that
-    broadcasts to ``shape`` and, when concrete, lies in :math:`[1, 2^{62})`."""
+    broadcasts to ``shape`` and, when concrete, lies in :math:`[1, 2^{\\ell - 2})`."""
     if isinstance(divisor, int) and not isinstance(divisor, bool):
         dshape, values = (), np.array([divisor], dtype=object)
     else:
@@ -101,9 +107,10 @@ def check_divisor(divisor, shape: tuple[int, ...]) -> None:
                                  f"the shares' shape {shape}: give a scalar or one divisor per element.")
     if values is not None and values.size:
         lo, hi = int(values.min()), int(values.max())
-        if lo < 1 or hi >= 2**62:
-            raise ProtocolError(f"truncate_shares: the divisor must lie in [1, 2^62), got values in "
-                                f"[{lo}, {hi}].")
+        top = ring_bits - 2
+        if lo < 1 or hi >= 2**top:
+            raise ProtocolError(f"truncate_shares: on Z_2^{ring_bits} the divisor must lie in "
+                                f"[1, 2^{top}), got values in [{lo}, {hi}].")
 
 
 def truncate_shares(key, shares: jax.Array, divisor, truncation: str = "dealer",
@@ -162,41 +169,79 @@ def _truncate(shares, divisor, truncation, transcript, key, masks=None) -> jax.A
     _check_shares(shares, "truncate_shares")
     n = shares.shape[0]
     check_method(truncation, n)
-    check_divisor(divisor, tuple(shares.shape[1:]))
+    bits = ring.bits_of(shares)
+    check_divisor(divisor, tuple(shares.shape[1:]), bits)
     size = int(shares[0].size)
-    d = jnp.asarray(divisor, ring.DTYPE)
+    d = jnp.asarray(divisor, shares.dtype)
+    ring_cost = dict(bits_per_element=bits, dealer_bits=bits)
     if truncation == "local":
         accounting.record("truncate/local", n_parties=n)
         s = ring.to_signed(shares)
-        ds = d.astype(ring.SIGNED)
+        ds = d.astype(s.dtype)
         y0 = jnp.floor_divide(s[0], ds)
         y1 = -jnp.floor_divide(-s[1], ds)
-        out = ring.from_signed(jnp.stack([y0, y1]))
+        out = ring.from_signed(jnp.stack([y0, y1]), shares.dtype)
         diagnostics.observe_truncation("truncate/local", shares, d, out)  # nothing unless collecting
         return out
     if truncation == "pair":
         accounting.record("truncate/pair", n_parties=n, rounds=1, elements_opened=size,
-                          dealer_elements=2 * size)
-        return _pair_truncate(shares, d, ring.draw(key, n, *dealer.pair_specs(shares.shape[1:], n)),
-                              transcript)
+                          dealer_elements=2 * size, **ring_cost)
+        return _pair_truncate(shares, d, ring.draw(key, n, *dealer.pair_specs(shares.shape[1:], n),
+                                                   dtype=shares.dtype), transcript)
     if truncation == "fixed-mask":
-        accounting.record("truncate/fixed-mask", n_parties=n, rounds=1, elements_opened=size)
+        accounting.record("truncate/fixed-mask", n_parties=n, rounds=1, elements_opened=size,
+                          **ring_cost)
         return _fixed_mask_truncate(shares, d, transcript)
     if truncation == "exact":
         accounting.record("truncate/exact", n_parties=n, rounds=1, elements_opened=size,
-                          dealer_elements=4 * size)
+                          dealer_elements=4 * size, **ring_cost)
         return _exact_truncate(key, shares, d, transcript)
     accounting.record("truncate/dealer", n_parties=n, rounds=1, elements_opened=size,
-                dealer_elements=3 * size)
+                      dealer_elements=3 * size, **ring_cost)
     if masks is None:
-        masks = dealer.truncation_masks(key, shares.shape[1:], n)
+        masks = dealer.truncation_masks(key, shares.shape[1:], n, shares.dtype)
     return _dealer_truncate(shares, d, masks, transcript)
 
 
 _U = jnp.uint64
 
 
+def _top(d: jax.Array):
+    """``(shift, low, top)`` in the ring of ``d``: :math:`\\ell - 1`, :math:`2^{\\ell-1} - 1` (the
+    mask below the top bit) and :math:`2^{\\ell-1}`."""
+    bits = ring.bits_of(d)
+    return (ring.word(bits - 1, d), ring.word((1 << (bits - 1)) - 1, d), ring.word(1 << (bits - 1), d))
+
+
 def _divider(d: jax.Array):
+    r"""``v -> floor(v / d)`` for ring words :math:`v < 2^{\ell-1}` and :math:`1 \le d < 2^{\ell-2}`
+    (:func:`_divider64` on :math:`\mathbb{Z}_{2^{64}}`, :func:`_divider32` on :math:`\mathbb{Z}_{2^{32}}`)."""
+    return _divider32(d) if ring.bits_of(d) == 32 else _divider64(d)
+
+
+def _divider32(d: jax.Array):
+    r"""``v -> floor(v / d)`` for ``uint32`` :math:`v < 2^{31}` and :math:`1 \le d < 2^{30}`.
+
+    A scalar ``d``: Granlund & Montgomery's Thm. 4.2 with :math:`N = 31`: with
+    :math:`l = \lceil \log_2 d \rceil` and :math:`m = \lceil 2^{31+l}/d \rceil < 2^{32}`,
+    :math:`\lfloor v/d \rfloor = \lfloor m v / 2^{31+l} \rfloor`; :math:`m v < 2^{63}` is one
+    ``uint64`` multiply and a shift per element. An array ``d`` uses the hardware division.
+    """
+    if jnp.ndim(d) != 0:
+        return lambda v: v // d
+    d64 = d.astype(_U)
+    one = _U(1)
+    l = _U(32) - lax.clz(d - jnp.uint32(1)).astype(_U)  # ceil(log2 d), 0 for d = 1
+    shift = _U(31) + l
+    m = ((one << shift) - one) // d64 + one  # ceil(2^(31+l) / d), one division per scalar
+
+    def divide(v):
+        return ((v.astype(_U) * m) >> shift).astype(jnp.uint32)
+
+    return divide
+
+
+def _divider64(d: jax.Array):
     r"""``v -> floor(v / d)`` for ``uint64`` :math:`v < 2^{63}` and :math:`1 \le d < 2^{62}`.
 
     A scalar ``d`` (the usual case: one scale) is a division by an invariant integer (Granlund &
@@ -246,23 +291,24 @@ def _dealer_truncate(shares: jax.Array, d: jax.Array, masks, transcript) -> jax.
     path) read it several times, and XLA would otherwise recompute the whole truncation inside each
     of them."""
     r, m_msb, m_q = masks
-    divide = _divider(d)  # floor(. / d) for values below 2^63
-    r_msb = ring.shares_from_mask(r >> MSB_SHIFT, m_msb)
-    q = ring.shares_from_mask(divide(r & jnp.uint64(LOW_MASK)), m_q)
-    # one division for the constants (per element when d is): floor(2^62/d) = floor(q63/2), and
-    # rho = 2^63 mod d = 2^63 - d q63
-    q63 = jnp.uint64(1 << MSB_SHIFT) // d
-    k = q63 >> jnp.uint64(1)
-    rho = jnp.uint64(1 << MSB_SHIFT) - q63 * d
+    shift, low, top = _top(d)
+    divide = _divider(d)  # floor(. / d) for values below 2^(l-1)
+    r_msb = ring.shares_from_mask(r >> shift, m_msb)
+    q = ring.shares_from_mask(divide(r & low), m_q)
+    # one division for the constants (per element when d is): floor(2^(l-2)/d) = floor(q_top/2),
+    # and rho = 2^(l-1) mod d = 2^(l-1) - d q_top (the docstrings write l = 64: 63 for l - 1)
+    one = ring.word(1, d)
+    q63 = top // d
+    k = q63 >> one
+    rho = top - q63 * d
     c = ring.party_sum(shares) + k * d + r  # the only opening
     if transcript is not None:
         transcript.append(c)
-    c_msb, c_low = c >> MSB_SHIFT, c & jnp.uint64(LOW_MASK)
+    c_msb, c_low = c >> shift, c & low
     d0 = divide(c_low)
-    delta = q63 + ((c_low - d0 * d) + rho >= d).astype(ring.DTYPE)  # floor((c_low + 2^63)/d) - d0
+    delta = q63 + ((c_low - d0 * d) + rho >= d).astype(d.dtype)  # floor((c_low + 2^63)/d) - d0
     # shares of t = c_63 XOR r_63 = c_63 + (1 - 2 c_63) r_63, times delta, minus q; party 0 adds
     # the public part c_63 delta + d0 - k
-    one = jnp.uint64(1)
     y = ring.per_party((one - (c_msb << one)) * delta, r_msb) * r_msb - q
     out = ring.add_to_party0(y, c_msb * delta + d0 - k)
     if out.size <= ring.SMALL_DRAW:
@@ -290,7 +336,8 @@ def _fixed_mask_truncate(shares: jax.Array, d: jax.Array, transcript) -> jax.Arr
     c = ring.party_sum(shares)  # x + 0: the secret itself, to every party
     if transcript is not None:
         transcript.append(c)
-    y = ring.from_signed(jnp.floor_divide(ring.to_signed(c), d.astype(ring.SIGNED)))
+    s = ring.to_signed(c)
+    y = ring.from_signed(jnp.floor_divide(s, d.astype(s.dtype)), c.dtype)
     out = ring.add_to_party0(jnp.zeros_like(shares), y)
     diagnostics.observe_truncation("truncate/fixed-mask", shares, d, out)
     return out
@@ -318,25 +365,27 @@ def _exact_truncate(key, shares: jax.Array, d: jax.Array, transcript) -> jax.Arr
     """
     n, shape = shares.shape[0], shares.shape[1:]
     k_mat, k_msb = jax.random.split(key)
-    r, m_msb, m_q, m_rem = ring.draw(k_mat, n, *dealer.exact_specs(shape, n))
+    r, m_msb, m_q, m_rem = ring.draw(k_mat, n, *dealer.exact_specs(shape, n), dtype=shares.dtype)
+    shift, low, top = _top(d)
+    one = ring.word(1, d)
     divide = _divider(d)
-    r_low = r & jnp.uint64(LOW_MASK)
+    r_low = r & low
     r_quo = divide(r_low)
-    r_msb = ring.shares_from_mask(r >> MSB_SHIFT, m_msb)
+    r_msb = ring.shares_from_mask(r >> shift, m_msb)
     q = ring.shares_from_mask(r_quo, m_q)
     rem = ring.shares_from_mask(r_low - r_quo * d, m_rem)
-    q63 = jnp.uint64(1 << MSB_SHIFT) // d
-    k = q63 >> jnp.uint64(1)
-    rho = jnp.uint64(1 << MSB_SHIFT) - q63 * d
-    c = ring.party_sum(shares) + (d >> jnp.uint64(1)) + k * d + r  # the opening
+    q63 = top // d
+    k = q63 >> one
+    rho = top - q63 * d
+    c = ring.party_sum(shares) + (d >> one) + k * d + r  # the opening
     if transcript is not None:
         transcript.append(c)
-    c_msb, c_low = c >> MSB_SHIFT, c & jnp.uint64(LOW_MASK)
+    c_msb, c_low = c >> shift, c & low
     d0 = divide(c_low)
     e0 = c_low - d0 * d
     over = e0 + rho >= d
-    delta = q63 + over.astype(ring.DTYPE)
-    e1 = e0 + rho - jnp.where(over, d, jnp.uint64(0))
+    delta = q63 + over.astype(d.dtype)
+    e1 = e0 + rho - jnp.where(over, d, ring.word(0, d))
     t = ring.xor_public_bit(c_msb, r_msb)
     w = ring.add_to_party0(ring.per_party(e1 - e0, t) * t, e0) - rem
     b = binary.msb_from_keys(jax.random.split(k_msb, binary.MSB_KEYS), w, transcript)
@@ -369,7 +418,7 @@ def truncate_many(key, shares: list, divisors: list, truncation: str = "dealer")
         return [truncate_shares(key, s, d, truncation) for s, d in zip(shares, divisors)]
     for s, d in zip(shares, divisors):
         _check_shares(s, "truncate_many")
-        check_divisor(d, tuple(s.shape[1:]))
+        check_divisor(d, tuple(s.shape[1:]), ring.bits_of(s))
     n = shares[0].shape[0]
     if any(s.shape[0] != n for s in shares):
         raise InputTypeError(f"truncate_many: every array needs the same number of parties, got "
@@ -377,18 +426,22 @@ def truncate_many(key, shares: list, divisors: list, truncation: str = "dealer")
     if truncation != "dealer":  # one call on the concatenation, a divisor per element
         return _truncate_concatenated(key, shares, divisors, truncation)
     check_method(truncation, n)
+    if any(s.dtype != shares[0].dtype for s in shares):
+        raise ShareMismatchError(f"truncate_many: every array must be in one ring, got dtypes "
+                                 f"{sorted({str(s.dtype) for s in shares})}.")
     sizes = [int(s[0].size) for s in shares]
     total = sum(sizes)
+    bits = ring.bits_of(shares[0])
     accounting.record("truncate/dealer", n_parties=n, rounds=1, elements_opened=total,
-                      dealer_elements=3 * total)
-    r, m_msb, m_q = dealer.truncation_masks(key, (total,), n)
+                      bits_per_element=bits, dealer_elements=3 * total, dealer_bits=bits)
+    r, m_msb, m_q = dealer.truncation_masks(key, (total,), n, shares[0].dtype)
     out, start = [], 0
     for s, d, size in zip(shares, divisors, sizes):
         part = slice(start, start + size)
         mask_shape = (n - 1,) + tuple(s.shape[1:])
         masks = (r[part].reshape(s.shape[1:]), m_msb[:, part].reshape(mask_shape),
                  m_q[:, part].reshape(mask_shape))
-        out.append(_dealer_truncate(s, jnp.asarray(d, ring.DTYPE), masks, None))
+        out.append(_dealer_truncate(s, jnp.asarray(d, s.dtype), masks, None))
         start += size
     return out
 
@@ -398,7 +451,7 @@ def _truncate_concatenated(key, shares: list, divisors: list, truncation: str) -
     (the arrays checked by :func:`truncate_many`)."""
     n = shares[0].shape[0]
     flat = jnp.concatenate([s.reshape(n, -1) for s in shares], axis=1)
-    ds = jnp.concatenate([jnp.broadcast_to(jnp.asarray(d, ring.DTYPE), s.shape[1:]).reshape(-1)
+    ds = jnp.concatenate([jnp.broadcast_to(jnp.asarray(d, s.dtype), s.shape[1:]).reshape(-1)
                           for s, d in zip(shares, divisors)])
     out = truncate_shares(key, flat, ds, truncation)
     ends = np.cumsum([int(s[0].size) for s in shares])
