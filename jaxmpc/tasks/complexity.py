@@ -268,7 +268,8 @@ def protocol_cases() -> list[Case]:
         Case("`losses.mse`", f"({m},), ({m},)", two(losses.mse),
              (("square_sum", m), ("truncate", 1, t), ("truncate", m, t))),
         Case("seed task: one training step", "4 x 2 data, 2-2-1 ReLU net, SSE, SGD, loss revealed",
-             lambda p: (lambda k: tutorial.run(k, 3, n_parties=p.n_parties, iterations=1), (_key(),))),
+             lambda p: (lambda k: tutorial.run(k, 3, n_parties=p.n_parties, iterations=1,
+                                                protocol=p.family, ring=p.ring_bits), (_key(),))),
     ]
 
 
