@@ -46,16 +46,17 @@ from jaxmpc.tasks import tutorial  # noqa: E402
 
 OPTIONS = {}  # XLA options for jaxmpc's functions (set by main from --xla-options)
 PROTOCOL = {"protocol": "additive", "ring": 64}  # how every value is shared (main: --protocol, --ring)
+PARTIES = {"n_parties": 2}  # the family's smallest party count (main: 3 for replicated)
 
 
 def share(key, x, fxp):
-    """``jaxmpc.share`` among 2 parties under :data:`PROTOCOL`."""
-    return jaxmpc.share(key, x, fxp, 2, **PROTOCOL)
+    """``jaxmpc.share`` among :data:`PARTIES` parties under :data:`PROTOCOL`."""
+    return jaxmpc.share(key, x, fxp, PARTIES["n_parties"], **PROTOCOL)
 
 
 def seed_run(key, precision):
     """The seed task (``tutorial.run``) under :data:`PROTOCOL`."""
-    return tutorial.run(key, precision, **PROTOCOL)
+    return tutorial.run(key, precision, **PARTIES, **PROTOCOL)
 
 
 def timed(fn, args, repeats, options=None):
@@ -77,7 +78,7 @@ def timed(fn, args, repeats, options=None):
 
 def record(name, mode, secure, plain, repeats, extra=None):
     (s, c), (p, _) = timed(*secure, repeats, OPTIONS), timed(*plain, repeats)
-    rec = {"name": name, "mode": mode, **PROTOCOL, "seconds": s, "plaintext_seconds": p, "ratio": s / p,
+    rec = {"name": name, "mode": mode, **PROTOCOL, **PARTIES, "seconds": s, "plaintext_seconds": p, "ratio": s / p,
            "compile_seconds": c, **(extra or {})}
     print(f"{name:>18} {mode:>8} {s * 1e3:>11.3f} {p * 1e3:>11.3f} {s / p:>8.1f}x {c:>9.2f}", flush=True)
     return rec
@@ -268,7 +269,8 @@ def main(argv=None):
                         "(default) or JAX's defaults")
     common.add_protocol_args(p)
     args = p.parse_args(argv)
-    common.check_config(n_parties=2, protocol=args.protocol, ring=args.ring)
+    PARTIES["n_parties"] = common.default_parties(args.protocol, None)
+    common.check_config(n_parties=PARTIES["n_parties"], protocol=args.protocol, ring=args.ring)
     global OPTIONS
     OPTIONS = jaxmpc.config.compiler_options() if args.xla_options == "jaxmpc" else {}
     PROTOCOL.update(common.protocol_fields(args))
