@@ -142,7 +142,7 @@ def bench_mlp_step(name, sizes, batch, mode, repeats):
 
     return record(name, mode, (secure_step, (k[5], params, state, x, y)),
                   (plain_step, (p32, pstate, jnp.asarray(xb, jnp.float32), jnp.asarray(yb, jnp.float32))),
-                  repeats, {"sizes": list(sizes), "batch": batch, "parties": 2})
+                  repeats, {"sizes": list(sizes), "batch": batch, "parties": PARTIES["n_parties"]})
 
 
 def plain_seed_run(lr=tutorial.LEARNING_RATE, iterations=tutorial.ITERATIONS):

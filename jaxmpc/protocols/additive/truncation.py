@@ -106,7 +106,7 @@ def check_divisor(divisor, shape: tuple[int, ...]) -> None:
                                 f"[{lo}, {hi}].")
 
 
-def truncate_shares(key, shares: jax.Array, divisor, truncation: str = "default",
+def truncate_shares(key, shares: jax.Array, divisor, truncation: str = "dealer",
                     transcript: list | None = None) -> jax.Array:
     r"""Shares of :math:`\approx x / d` from shares of :math:`x` (``uint64[n, *shape]``).
 
@@ -345,7 +345,7 @@ def _exact_truncate(key, shares: jax.Array, d: jax.Array, transcript) -> jax.Arr
     return out
 
 
-def truncate_many(key, shares: list, divisors: list, truncation: str = "default") -> list:
+def truncate_many(key, shares: list, divisors: list, truncation: str = "dealer") -> list:
     r""":func:`truncate_shares` of several arrays at once: one dealer draw, one opening round.
 
     Bit-identical to truncating the concatenation of the flattened arrays (each element with its
