@@ -46,14 +46,15 @@ from jaxmpc.tasks import tutorial  # noqa: E402
 
 OPTIONS = {}  # XLA options for jaxmpc's functions (set by main from --xla-options)
 PROTOCOL = {"protocol": "additive", "ring": 64}  # how every value is shared (main: --protocol, --ring)
+PARTIES = {"n_parties": 2}  # the family's smallest party count (main: 3 for replicated)
 
 
 FRACTIONAL_BITS = {64: 16, 32: 12}  # the benchmarks' base-2 precision per ring (Z_2^32 holds 0..14)
 
 
 def share(key, x, fxp):
-    """``jaxmpc.share`` among 2 parties under :data:`PROTOCOL`."""
-    return jaxmpc.share(key, x, fxp, 2, **PROTOCOL)
+    """``jaxmpc.share`` among :data:`PARTIES` parties under :data:`PROTOCOL`."""
+    return jaxmpc.share(key, x, fxp, PARTIES["n_parties"], **PROTOCOL)
 
 
 def bench_fxp():
@@ -63,7 +64,7 @@ def bench_fxp():
 
 def seed_run(key, precision):
     """The seed task (``tutorial.run``) under :data:`PROTOCOL`."""
-    return tutorial.run(key, precision, **PROTOCOL)
+    return tutorial.run(key, precision, **PARTIES, **PROTOCOL)
 
 
 def timed(fn, args, repeats, options=None):
@@ -85,7 +86,7 @@ def timed(fn, args, repeats, options=None):
 
 def record(name, mode, secure, plain, repeats, extra=None):
     (s, c), (p, _) = timed(*secure, repeats, OPTIONS), timed(*plain, repeats)
-    rec = {"name": name, "mode": mode, **PROTOCOL, "seconds": s, "plaintext_seconds": p, "ratio": s / p,
+    rec = {"name": name, "mode": mode, **PROTOCOL, **PARTIES, "seconds": s, "plaintext_seconds": p, "ratio": s / p,
            "compile_seconds": c, **(extra or {})}
     print(f"{name:>18} {PROTOCOL['ring']:>4} {mode:>8} {s * 1e3:>11.3f} {p * 1e3:>11.3f} {s / p:>8.1f}x "
           f"{c:>9.2f}", flush=True)
@@ -150,7 +151,7 @@ def bench_mlp_step(name, sizes, batch, mode, repeats):
 
     return record(name, mode, (secure_step, (k[5], params, state, x, y)),
                   (plain_step, (p32, pstate, jnp.asarray(xb, jnp.float32), jnp.asarray(yb, jnp.float32))),
-                  repeats, {"sizes": list(sizes), "batch": batch, "parties": 2})
+                  repeats, {"sizes": list(sizes), "batch": batch, "parties": PARTIES["n_parties"]})
 
 
 def plain_seed_run(lr=tutorial.LEARNING_RATE, iterations=tutorial.ITERATIONS):
@@ -280,9 +281,10 @@ def main(argv=None):
                    help="run every benchmark on each of these rings in turn, in this one process "
                         "(e.g. --rings 64 32; overrides --ring)")
     args = p.parse_args(argv)
+    PARTIES["n_parties"] = common.default_parties(args.protocol, None)
     rings = args.rings or [args.ring]
     for bits in rings:
-        common.check_config(n_parties=2, protocol=args.protocol, ring=bits)
+        common.check_config(n_parties=PARTIES["n_parties"], protocol=args.protocol, ring=bits)
     global OPTIONS
     OPTIONS = jaxmpc.config.compiler_options() if args.xla_options == "jaxmpc" else {}
     names = args.only or list(BENCHES)

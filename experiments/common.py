@@ -27,10 +27,17 @@ def add_protocol_args(p: argparse.ArgumentParser) -> None:
                         + ", ".join(map(str, rings)) + " (default 64)")
 
 
+def default_parties(protocol: str, parties: int | None) -> int:
+    """``parties``, or where it is ``None`` (``--parties`` not given) the smallest party count the
+    protocol family runs among (additive: 2, replicated: 3)."""
+    return interface.family(protocol).min_parties if parties is None else parties
+
+
 def truncations() -> tuple[str, ...]:
-    """Every truncation option of the registered families (``config.check`` then says which the
-    chosen protocol offers at the chosen party count)."""
-    out = []
+    """``"default"`` (each family's own default: additive ``dealer``, replicated ``share``) and every
+    truncation option of the registered families (``config.check`` then says which the chosen
+    protocol offers at the chosen party count)."""
+    out = [interface.DEFAULT_TRUNCATION]
     for n in interface.names():
         out += [t for t in interface.family(n).truncations if t not in out]
     return tuple(out)

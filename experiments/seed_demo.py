@@ -31,21 +31,26 @@ REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parties", type=int, default=2, help="number of data-holding parties (>= 2)")
+    p.add_argument("--parties", type=int, default=None,
+                   help="number of data-holding parties (default: 2, or 3 for --protocol replicated)")
     common.add_protocol_args(p)
     p.add_argument("--seeds", type=int, default=1, help="share/dealer seeds per precision (vmapped)")
     p.add_argument("--seed", type=int, default=0, help="root PRNG seed")
     p.add_argument("--base", type=int, default=10, choices=(2, 10))
     p.add_argument("--precisions", type=int, nargs="+", default=[2, 3, 4])
     p.add_argument("--iterations", type=int, default=tutorial.ITERATIONS)
-    p.add_argument("--truncation", default="dealer", choices=common.truncations(),
-                   help="truncation scheme (jaxmpc.protocols.additive.truncation): dealer (default), pair, "
-                        "exact, fixed-mask (insecure, audits only) at any party count; local at 2")
+    p.add_argument("--truncation", default="default", choices=common.truncations(),
+                   help="truncation scheme: default (the family's own); additive "
+                        "(jaxmpc.protocols.additive.truncation): dealer (its default), pair, exact, "
+                        "fixed-mask (insecure, audits only) at any party count, local at 2; replicated: "
+                        "share (jaxmpc.protocols.replicated.truncation)")
     p.add_argument("--rounding", default="nearest", choices=("nearest", "trunc"),
                    help="encoding rounding; 'trunc' truncates toward zero like PySyft")
     p.add_argument("--json", metavar="PATH", help="write losses as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a PNG of the loss curves")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.parties = common.default_parties(args.protocol, args.parties)
+    return args
 
 
 def main(argv=None):
@@ -72,7 +77,8 @@ def main(argv=None):
     plain = tutorial.plaintext_losses(args.iterations)
 
     n_runs = args.seeds * len(args.precisions)
-    print(f"jaxmpc seed demo: {args.parties} parties + dealer, {args.protocol} protocol over "
+    helper = " + dealer" if args.protocol == "additive" else ", no dealer"
+    print(f"jaxmpc seed demo: {args.parties} parties{helper}, {args.protocol} protocol over "
           f"Z_2^{args.ring}, base {args.base}, "
           f"{args.truncation} truncation, {args.seeds} seed(s), {n_runs} runs in one vmapped call")
     print(f"compile {t_compile:.2f} s, run {t_run:.3f} s ({jax.default_backend()})\n")

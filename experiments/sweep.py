@@ -57,9 +57,10 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, default=8, help="seeds per grid point")
     p.add_argument("--lrs", type=float, nargs="+", default=None,
                    help="learning rates (default: the task's own, one value)")
-    p.add_argument("--parties", type=int, default=2)
+    p.add_argument("--parties", type=int, default=None,
+                   help="number of data-holding parties (default: 2, or 3 for --protocol replicated)")
     common.add_protocol_args(p)
-    p.add_argument("--truncation", default="dealer", choices=common.truncations(),
+    p.add_argument("--truncation", default="default", choices=common.truncations(),
                    help="truncation scheme (see train.py --help)")
     p.add_argument("--iterations", type=int, default=tutorial.ITERATIONS, help="seed task: steps")
     p.add_argument("--epochs", type=int, default=3, help="data set: epochs")
@@ -90,6 +91,7 @@ def parse_args(argv=None):
     p.add_argument("--plot", metavar="PATH", help="write a PNG: metric and deviation vs precision")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
+    args.parties = common.default_parties(args.protocol, args.parties)
     if args.base is None:
         args.base = 10 if args.task == "seed" else 2
     if args.precisions is None:

@@ -84,14 +84,17 @@ def parse_args(argv=None):
                    "(--dataset mnist; --hidden and --channels do not apply)")
     p.add_argument("--channels", type=int, nargs=2, default=[8, 16], metavar=("C1", "C2"),
                    help="CNN: output channels of the two convolutions")
-    p.add_argument("--parties", type=int, default=2, help="number of data-holding parties (>= 2)")
+    p.add_argument("--parties", type=int, default=None,
+                   help="number of data-holding parties (default: 2, or 3 for --protocol replicated)")
     common.add_protocol_args(p)
     p.add_argument("--base", type=int, default=2, choices=(2, 10))
     p.add_argument("--precision", type=int, default=None,
                    help="fractional digits in --base (default 16 for base 2, 4 for base 10)")
-    p.add_argument("--truncation", default="dealer", choices=common.truncations(),
-                   help="truncation scheme (jaxmpc.protocols.additive.truncation): dealer (default), pair, "
-                        "exact, fixed-mask (insecure, audits only) at any party count; local at 2")
+    p.add_argument("--truncation", default="default", choices=common.truncations(),
+                   help="truncation scheme: default (the family's own); additive "
+                        "(jaxmpc.protocols.additive.truncation): dealer (its default), pair, exact, "
+                        "fixed-mask (insecure, audits only) at any party count, local at 2; replicated: "
+                        "share (jaxmpc.protocols.replicated.truncation)")
     p.add_argument("--mode", default="protocol", choices=("protocol", "ideal"),
                    help="Beaver simulation of the linear layers: bit-exact protocol or ideal")
     p.add_argument("--test-fraction", type=float, default=0.2)
@@ -100,6 +103,7 @@ def parse_args(argv=None):
     p.add_argument("--plot", metavar="PATH", help="write a PNG of loss and accuracy curves")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    args.parties = common.default_parties(args.protocol, args.parties)
     if args.hidden is None:
         args.hidden = [128] if args.model == "mlp" else []
     if args.lr is None:

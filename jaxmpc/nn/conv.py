@@ -55,7 +55,7 @@ def check_input(x, fname: str, channels: int | None = None) -> None:
 
 
 def Conv2d(in_channels: int, out_channels: int, kernel_size, *, stride=1, padding=0, dilation=1,
-           groups: int = 1, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+           groups: int = 1, truncation: str = "default", mode: str = "protocol") -> Layer:
     r"""2-d convolution layer in PyTorch layout: :math:`y = x \star W + b` (NCHW, OIHW).
 
     Params: ``{"weight": (out, in / groups, kh, kw), "bias": (out,)}``; init
@@ -112,7 +112,7 @@ def Conv2d(in_channels: int, out_channels: int, kernel_size, *, stride=1, paddin
 
 
 def Conv1d(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
-           dilation: int = 1, groups: int = 1, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+           dilation: int = 1, groups: int = 1, truncation: str = "default", mode: str = "protocol") -> Layer:
     r"""1-d convolution layer in PyTorch layout (input ``(B, C, L)``, weight ``(out, in / groups, k)``):
     :func:`Conv2d` on the input viewed as ``(B, C, 1, L)`` with a ``(1, k)`` kernel (local reshapes;
     same protocol, cost and bounds).

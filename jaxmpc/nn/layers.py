@@ -44,7 +44,7 @@ class Layer(NamedTuple):
     plain: Callable[[Any, jax.Array], jax.Array]
 
 
-def Linear(in_features: int, out_features: int, *, truncation: str = "dealer",
+def Linear(in_features: int, out_features: int, *, truncation: str = "default",
            mode: str = "protocol") -> Layer:
     r"""Fully connected layer in PyTorch layout: :math:`y = x W^\top + b`.
 

@@ -17,7 +17,7 @@ from ..protocols.shared import Shared
 
 
 
-def sse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
+def sse(key, pred: Shared, target: Shared, *, truncation: str = "default"):
     r"""Sum of squared errors :math:`L = \sum (p - t)^2`, :math:`\partial L/\partial p = 2(p - t)`.
 
     Args:
@@ -33,7 +33,7 @@ def sse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
     return square_sum(key, d, truncation=truncation), d * 2
 
 
-def mse(key, pred: Shared, target: Shared, *, truncation: str = "dealer"):
+def mse(key, pred: Shared, target: Shared, *, truncation: str = "default"):
     r"""Mean squared error :math:`L = \frac1N \sum (p - t)^2`, :math:`\partial L/\partial p = 2(p-t)/N`.
 
     :math:`N` is the number of elements. The division by :math:`N` is folded into the loss's
@@ -97,7 +97,7 @@ def _minus(p: Shared, t):
 
 def softmax_cross_entropy(key, logits: Shared, onehot, *, iterations: int = 10,
                           exp_iterations: int = 8, log_iterations: int = 2, log_order: int = 8,
-                          truncation: str = "dealer"):
+                          truncation: str = "default"):
     r"""Softmax cross-entropy, mean over the batch, and its gradient with respect to the logits.
 
     With :math:`z = x - \max_c x` (row max by a secure tournament), :math:`S = \sum_c e^{z_c}`:
@@ -166,7 +166,7 @@ def softmax_cross_entropy_plain(logits, onehot):
 
 def binary_cross_entropy_with_sigmoid(key, logits: Shared, targets, *, iterations: int = 4,
                                       exp_iterations: int = 8, log_iterations: int = 2,
-                                      log_order: int = 8, truncation: str = "dealer"):
+                                      log_order: int = 8, truncation: str = "default"):
     r"""Binary cross-entropy on logits, mean over all :math:`N` elements, and its gradient.
 
     .. math:: L = \frac1N \sum \big(\max(x, 0) - t x + \log(1 + e^{-|x|})\big), \qquad

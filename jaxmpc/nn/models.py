@@ -44,7 +44,7 @@ def _dense(d: int, hidden: Sequence[int], n_out: int, truncation: str, mode: str
     return layers + [Linear(d, n_out, truncation=truncation, mode=mode)]
 
 
-def mlp(sizes: Sequence[int], *, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+def mlp(sizes: Sequence[int], *, truncation: str = "default", mode: str = "protocol") -> Layer:
     r"""``Linear -> ReLU`` for every hidden size, then a ``Linear`` to the outputs.
 
     Args:
@@ -58,7 +58,7 @@ def mlp(sizes: Sequence[int], *, truncation: str = "dealer", mode: str = "protoc
 
 
 def cnn(image_shape: Sequence[int], channels: Sequence[int], hidden: Sequence[int], n_classes: int, *,
-        truncation: str = "dealer", mode: str = "protocol") -> Layer:
+        truncation: str = "default", mode: str = "protocol") -> Layer:
     r"""``Conv2d(C, c1, 3, pad 1) -> MaxPool2d(2) -> ReLU -> Conv2d(c1, c2, 3, pad 1) -> ReLU ->
     AvgPool2d(2) -> Flatten``, then the dense head of :func:`mlp` (``hidden`` sizes, then
     ``n_classes``) on the :math:`c_2 \lfloor H/4 \rfloor \lfloor W/4 \rfloor` features.
@@ -92,12 +92,12 @@ def cnn(image_shape: Sequence[int], channels: Sequence[int], hidden: Sequence[in
 
 # ---- the field's benchmark networks on 28 x 28 MNIST images (falcon-public src/secondary.cpp,
 # Piranha files/models/*.json, SecureML, MiniONN) ----------------------------------------------------
-def network_a(*, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+def network_a(*, truncation: str = "default", mode: str = "protocol") -> Layer:
     r"""SecureML's network: ``FC 784-128 -> ReLU -> FC 128-128 -> ReLU -> FC 128-10`` (flat inputs)."""
     return mlp((784, 128, 128, 10), truncation=truncation, mode=mode)
 
 
-def network_b(*, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+def network_b(*, truncation: str = "default", mode: str = "protocol") -> Layer:
     r"""``Conv 1->5 k2 s2 (14x14x5 = 980) -> ReLU -> FC 980-100 -> ReLU -> FC 100-10`` (images
     ``(B, 1, 28, 28)``)."""
     opts = {"truncation": truncation, "mode": mode}
@@ -114,13 +114,13 @@ def _conv_pool_net(c1: int, c2: int, hidden: int, truncation: str, mode: str) ->
                   *_dense(16 * c2, (hidden,), 10, truncation, mode))
 
 
-def network_c(*, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+def network_c(*, truncation: str = "default", mode: str = "protocol") -> Layer:
     r"""MiniONN's network: ``Conv 1->16 k5 -> MaxPool 2 -> ReLU -> Conv 16->16 k5 -> MaxPool 2 ->
     ReLU -> FC 256-100 -> ReLU -> FC 100-10``."""
     return _conv_pool_net(16, 16, 100, truncation, mode)
 
 
-def lenet(*, truncation: str = "dealer", mode: str = "protocol") -> Layer:
+def lenet(*, truncation: str = "default", mode: str = "protocol") -> Layer:
     r"""LeNet (Network D): ``Conv 1->20 k5 -> MaxPool 2 -> ReLU -> Conv 20->50 k5 -> MaxPool 2 ->
     ReLU -> FC 800-500 -> ReLU -> FC 500-10``."""
     return _conv_pool_net(20, 50, 500, truncation, mode)

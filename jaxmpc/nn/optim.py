@@ -92,8 +92,9 @@ def _mul_public_all(key, tree, c, truncation: str):
         divisors.append(jnp.concatenate([jnp.broadcast_to(leaves[i].fxp.ring_scale, (leaves[i].size,))
                                          for i in small]))
     with diagnostics.label("sgd"):
-        blocks = interface.kernels_of(*leaves).kernel("truncate_many")(key, blocks, divisors,
-                                                                       truncation)
+        fam = interface.kernels_of(*leaves)
+        blocks = fam.kernel("truncate_many")(key, blocks, divisors,
+                                             fam.truncation_for(truncation, n))
     out = [blocks[j] for j in range(len(blocks) - bool(small))]
     flat, start = (blocks[-1] if small else None), 0
     for i in small:
@@ -107,7 +108,7 @@ class SgdState(NamedTuple):
     trace: optax.Params  # momentum buffer (shared), or () without momentum
 
 
-def sgd(learning_rate, *, key, momentum: float | None = None, truncation: str = "dealer"
+def sgd(learning_rate, *, key, momentum: float | None = None, truncation: str = "default"
         ) -> optax.GradientTransformation:
     r"""Stochastic gradient descent on shared parameters, optionally with momentum.
 

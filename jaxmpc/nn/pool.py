@@ -109,7 +109,7 @@ def MaxPool2d(kernel_size, stride=None, padding=0, *, mode: str = "protocol") ->
     return Layer(lambda key: {}, forward, backward, plain)
 
 
-def AvgPool2d(kernel_size, stride=None, padding=0, *, truncation: str = "dealer") -> Layer:
+def AvgPool2d(kernel_size, stride=None, padding=0, *, truncation: str = "default") -> Layer:
     r"""Average pooling over :math:`k_h \times k_w` windows (stride defaults to the kernel size; zero
     ``padding`` counted in the window, PyTorch's default ``count_include_pad=True``).
 

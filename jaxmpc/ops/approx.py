@@ -224,7 +224,7 @@ def _check_axis(x: Shared, axis, fname: str) -> int:
 
 
 # ---- exp ----------------------------------------------------------------------------------------
-def exp(key, x: Shared, *, iterations: int = 8, truncation: str = "dealer") -> Shared:
+def exp(key, x: Shared, *, iterations: int = 8, truncation: str = "default") -> Shared:
     r"""Exponential by the limit :math:`e^x \approx (1 + x/2^n)^{2^n}`, :math:`n` = ``iterations``.
 
     Domain (:data:`DOMAINS`): :math:`-2^n \le x \le 2^{(n - 4)/2}`, :math:`[-256, 4]` for the
@@ -301,7 +301,7 @@ def _times(key, x: Shared, c: float, truncation: str) -> Shared:
 EXP2_MAX_ITERATIONS = 41  # exp2 divides by 2^(n + 21) (_times of ln 2 / 2^n), below 2^62
 
 
-def exp2(key, x: Shared, *, iterations: int = 8, truncation: str = "dealer") -> Shared:
+def exp2(key, x: Shared, *, iterations: int = 8, truncation: str = "default") -> Shared:
     r"""Power of two :math:`2^x = e^{x \ln 2} \approx (1 + x \ln 2/2^n)^{2^n}` (:func:`exp`'s limit).
 
     Domain (:data:`DOMAINS`): :math:`x \ln 2` in :func:`exp`'s domain, :math:`-2^n/\ln 2 \le x \le
@@ -377,7 +377,7 @@ def _newton_reciprocal(key, x: Shared, y: Shared, iterations: int, truncation: s
 
 
 def reciprocal(key, x: Shared, *, iterations: int = 10, exp_iterations: int = 8, signed: bool = True,
-               truncation: str = "dealer") -> Shared:
+               truncation: str = "default") -> Shared:
     r"""Reciprocal :math:`1/x` by Newton-Raphson :math:`y \leftarrow y(2 - xy)` (CrypTen's guess).
 
     Initial guess :math:`y_0 = \mathrm{sgn}(x) (3 e^{0.5 - |x|} + 0.003)` (CrypTen's, on
@@ -477,7 +477,7 @@ def reciprocal_plain(x, iterations: int = 10, exp_iterations: int = 8, signed: b
 
 
 def divide(key, x: Shared, y: Shared, *, iterations: int = 10, exp_iterations: int = 8, signed: bool = True,
-           truncation: str = "dealer") -> Shared:
+           truncation: str = "default") -> Shared:
     r"""Division by a shared value: :math:`x / y = x \cdot (1/y)` with :func:`reciprocal`.
 
     Domain (:data:`DOMAINS`): :math:`|y|` in :func:`reciprocal`'s domain, :math:`[0.05, 200]` for
@@ -508,7 +508,7 @@ def divide_plain(x, y, iterations: int = 10, exp_iterations: int = 8, signed: bo
 
 # ---- sign, sigmoid, tanh ------------------------------------------------------------------------
 def sigmoid(key, x: Shared, *, iterations: int = 4, exp_iterations: int = 8,
-            truncation: str = "dealer") -> Shared:
+            truncation: str = "default") -> Shared:
     r"""Logistic sigmoid :math:`\sigma(x) = 1/(1 + e^{-x})`, evaluated on :math:`|x|` (sign trick).
 
     With :math:`b = [x < 0]` and :math:`z = 1 + e^{-|x|} \in (1, 2]`:
@@ -568,7 +568,7 @@ def sigmoid_plain(x, iterations: int = 4, exp_iterations: int = 8):
 
 
 def tanh(key, x: Shared, *, iterations: int = 4, exp_iterations: int = 8,
-         truncation: str = "dealer") -> Shared:
+         truncation: str = "default") -> Shared:
     r"""Hyperbolic tangent :math:`\tanh x = 2\sigma(2x) - 1` (:func:`sigmoid`; the doublings are local).
 
     Domain (:data:`DOMAINS`): :math:`|x| \le 2^{n_e - 1}`, :math:`[-128, 128]` for the defaults.
@@ -590,7 +590,7 @@ def tanh_plain(x, iterations: int = 4, exp_iterations: int = 8):
 
 # ---- rsqrt --------------------------------------------------------------------------------------
 def rsqrt(key, x: Shared, *, iterations: int = 5, exp_iterations: int = 8,
-          truncation: str = "dealer") -> Shared:
+          truncation: str = "default") -> Shared:
     r"""Inverse square root :math:`1/\sqrt{x}` by Newton :math:`y \leftarrow y (3 - x y^2)/2`.
 
     Initial guess (CrypTen): :math:`y_0 = 2.2\, e^{-(x/2 + 0.2)} + 0.2 - x/1024`. Newton
@@ -666,7 +666,7 @@ def rsqrt_plain(x, iterations: int = 5, exp_iterations: int = 8):
 
 
 def sqrt(key, x: Shared, *, iterations: int = 5, exp_iterations: int = 8,
-         truncation: str = "dealer") -> Shared:
+         truncation: str = "default") -> Shared:
     r"""Square root :math:`\sqrt x = x \cdot (1/\sqrt x)`, by :func:`rsqrt`'s iterations with the
     product by :math:`x` fused into the last one.
 
@@ -721,7 +721,7 @@ def sqrt_plain(x, iterations: int = 5, exp_iterations: int = 8):
 
 # ---- log ----------------------------------------------------------------------------------------
 def log(key, x: Shared, *, iterations: int = 2, order: int = 8, exp_iterations: int = 8,
-        truncation: str = "dealer") -> Shared:
+        truncation: str = "default") -> Shared:
     r"""Natural logarithm by Householder iterations on :math:`e^y = x` (CrypTen's method).
 
     :math:`h = 1 - x e^{-y}`, :math:`y \leftarrow y - \sum_{k=1}^{K} h^k / k` (the series of
@@ -804,7 +804,7 @@ def log_plain(x, iterations: int = 2, order: int = 8, exp_iterations: int = 8):
 
 
 def log2(key, x: Shared, *, iterations: int = 2, order: int = 8, exp_iterations: int = 8,
-         truncation: str = "dealer") -> Shared:
+         truncation: str = "default") -> Shared:
     r"""Base-2 logarithm :math:`\log_2 x = \log(x)/\ln 2` (:func:`log`, then a public factor).
 
     Domain (:data:`DOMAINS`): that of :func:`log`, :math:`[1, 100]` for the defaults. Errors: those
@@ -841,7 +841,7 @@ def log2_plain(x, iterations: int = 2, order: int = 8, exp_iterations: int = 8):
 
 
 def log1p(key, x: Shared, *, iterations: int = 2, order: int = 8, exp_iterations: int = 8,
-          truncation: str = "dealer") -> Shared:
+          truncation: str = "default") -> Shared:
     r""":math:`\log(1 + x)` by :func:`log` of :math:`1 + x` (the addition is local).
 
     Domain (:data:`DOMAINS`): :math:`1 + x` in :func:`log`'s domain, :math:`[0, 99]` for the
@@ -888,7 +888,7 @@ def tree_max(key, x: Shared, axis: int = -1, keepdims: bool = False) -> Shared:
 
 
 def softmax(key, x: Shared, axis: int = -1, *, iterations: int = 10, exp_iterations: int = 8,
-            truncation: str = "dealer") -> Shared:
+            truncation: str = "default") -> Shared:
     r"""Softmax :math:`p_i = e^{x_i - m} / \sum_j e^{x_j - m}` with :math:`m = \max_j x_j` (secure).
 
     Protocol: :math:`m` by :func:`tree_max`; :math:`e = \exp(x - m)` (:func:`exp`, inputs
@@ -940,7 +940,7 @@ def softmax_plain(x, axis: int = -1, iterations: int = 10, exp_iterations: int =
 
 
 def log_softmax(key, x: Shared, axis: int = -1, *, iterations: int = 2, order: int = 8,
-                exp_iterations: int = 8, truncation: str = "dealer") -> Shared:
+                exp_iterations: int = 8, truncation: str = "default") -> Shared:
     r"""Log-softmax :math:`\ell_i = (x_i - m) - \log \sum_j e^{x_j - m}`, :math:`m = \max_j x_j`
     (secure; CrypTen's ``log_softmax``, what a cross-entropy takes).
 
@@ -1069,7 +1069,7 @@ def _horner_plain(u, coeffs):
     return p
 
 
-def erf(key, x: Shared, *, degree: int = 17, truncation: str = "dealer") -> Shared:
+def erf(key, x: Shared, *, degree: int = 17, truncation: str = "default") -> Shared:
     r"""Error function :math:`\mathrm{erf}(x) = \frac{2}{\sqrt\pi}\int_0^x e^{-t^2} dt` by an odd
     polynomial on a clamp: :math:`\mathrm{erf}(x) \approx t \sum_{k=0}^{m} a_k t^{2k}`,
     :math:`t = \min(\max(x, -R), R)/R`, :math:`R` = ``ERF_RANGE`` = 3.
@@ -1132,7 +1132,7 @@ def erf_plain(x, degree: int = 17):
     return t * _horner_plain(t * t, erf_coefficients(degree))
 
 
-def gelu(key, x: Shared, *, degree: int = 17, truncation: str = "dealer") -> Shared:
+def gelu(key, x: Shared, *, degree: int = 17, truncation: str = "default") -> Shared:
     r"""GeLU :math:`x \Phi(x) = \frac{x}{2}\big(1 + \mathrm{erf}(x/\sqrt 2)\big)`, the exact (erf)
     form (PyTorch's default, ``approximate="none"``), with :func:`erf`'s polynomial.
 

@@ -34,7 +34,7 @@ def _count(x: Shared, axis) -> int:
     return math.prod(x.shape[a] for a in axes) if x.ndim else 1
 
 
-def mean(key, x: Shared, axis=None, keepdims: bool = False, *, truncation: str = "dealer") -> Shared:
+def mean(key, x: Shared, axis=None, keepdims: bool = False, *, truncation: str = "default") -> Shared:
     r"""Mean over ``axis`` (all axes by default): a local sum, then one division by the count.
 
     Error: that of one truncation (:func:`jaxmpc.div_public`): within 1 unit of :math:`x`'s
@@ -56,7 +56,7 @@ def mean(key, x: Shared, axis=None, keepdims: bool = False, *, truncation: str =
     return s if count == 1 else arith.div_public(key, s, count, truncation=truncation)
 
 
-def var(key, x: Shared, axis=None, keepdims: bool = False, *, truncation: str = "dealer") -> Shared:
+def var(key, x: Shared, axis=None, keepdims: bool = False, *, truncation: str = "default") -> Shared:
     r"""Population variance over ``axis``: :math:`\overline{(x - \bar x)^2}` (two passes, so that
     no :math:`\overline{x^2} - \bar x^2` cancellation loses the fixed point's few digits).
 
@@ -112,7 +112,7 @@ def ceil(key, x: Shared) -> Shared:
     return -floor(key, -x)
 
 
-def outer(key, x: Shared, y: Shared, *, truncation: str = "dealer") -> Shared:
+def outer(key, x: Shared, y: Shared, *, truncation: str = "default") -> Shared:
     r"""Outer product of two vectors (any shapes are flattened, as ``jnp.outer``): one Beaver product
     of the broadcast ``(|x|, 1) * (1, |y|)`` (it opens :math:`|x| + |y|` masked elements, not
     :math:`2|x||y|`) and its truncation.
@@ -125,7 +125,7 @@ def outer(key, x: Shared, y: Shared, *, truncation: str = "dealer") -> Shared:
     return arith.mul(key, x.reshape(x.size, 1), y.reshape(1, y.size), truncation=truncation)
 
 
-def polyval(key, coeffs, x: Shared, *, truncation: str = "dealer") -> Shared:
+def polyval(key, coeffs, x: Shared, *, truncation: str = "default") -> Shared:
     r"""Polynomial with public coefficients, highest degree first (``jnp.polyval``):
     :math:`p(x) = \sum_{i=0}^{k} c_{k-i} x^i`.
 

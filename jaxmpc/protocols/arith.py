@@ -26,9 +26,10 @@ from .interface import check_mode
 from .shared import Shared, check_same_parties
 
 
-def check_truncation(truncation, x: Shared) -> None:
-    """Raise unless ``x``'s family offers the truncation option ``truncation`` at its party count."""
-    interface.kernels_of(x).check_truncation(truncation, x.n_parties)
+def check_truncation(truncation, x: Shared) -> str:
+    """The truncation option ``truncation`` of ``x``'s family (its default for ``"default"``);
+    raises unless the family offers it at ``x``'s party count."""
+    return interface.kernels_of(x).truncation_for(truncation, x.n_parties)
 
 
 def check_operands(key, x, y, fname: str) -> None:
@@ -43,7 +44,7 @@ def check_operands(key, x, y, fname: str) -> None:
     check_same_parties(x, y)  # same protocol too
 
 
-def bilinear(key, x: Shared, y: Shared, op: Callable, name: str, truncation: str = "dealer",
+def bilinear(key, x: Shared, y: Shared, op: Callable, name: str, truncation: str = "default",
              mode: str = "protocol", op_opened: Callable | None = None) -> Shared:
     """The generic bilinear product ``op(x, y)`` of two shared values, truncated back to the
     operands' scale when both are fixed point: the family's ``product`` kernel (additive:
@@ -53,12 +54,12 @@ def bilinear(key, x: Shared, y: Shared, op: Callable, name: str, truncation: str
     Cost: the family's ``product`` kernel (additive: Beaver's 1 round plus the truncation's).
     """
     fam = interface.kernels_of(x, y, op=name)
-    fam.check_truncation(truncation, x.n_parties)
+    truncation = fam.truncation_for(truncation, x.n_parties)
     check_mode(mode)
     return fam.kernel("product")(key, x, y, op, name, truncation, mode, op_opened)
 
 
-def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "protocol") -> Shared:
+def mul(key, x: Shared, y: Shared, *, truncation: str = "default", mode: str = "protocol") -> Shared:
     r"""Elementwise product of two shared values (with broadcasting): :math:`z \approx x y`.
 
     Beaver's protocol on :math:`v_x v_y = x y s^2`, then truncation by :math:`s`. If either operand
@@ -68,9 +69,10 @@ def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "p
     Args:
         key: PRNG key (one draw: the triple, and the dealer truncation's masks).
         x, y: :class:`Shared` values with broadcastable shapes, same parties and encoding.
-        truncation: a truncation option of the protocol (additive: ``"dealer"``, the default, ``"local"``
-            (2 parties), ``"pair"``, ``"fixed-mask"`` (insecure), ``"exact"``; see
-            :mod:`jaxmpc.protocols.additive.truncation`).
+        truncation: a truncation option of the protocol, or ``"default"`` (the default: the family's
+            own, additive ``"dealer"``, replicated ``"share"``); additive also ``"local"`` (2 parties),
+            ``"pair"``, ``"fixed-mask"`` (insecure), ``"exact"``; see
+            :mod:`jaxmpc.protocols.additive.truncation` and :mod:`jaxmpc.protocols.replicated.truncation`.
         mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`beaver`.
     Returns:
         :class:`Shared` of the broadcast shape.
@@ -97,16 +99,17 @@ def mul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "p
     return bilinear(key, x, y, jnp.multiply, "mul", truncation, mode)
 
 
-def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str = "protocol") -> Shared:
+def matmul(key, x: Shared, y: Shared, *, truncation: str = "default", mode: str = "protocol") -> Shared:
     r"""Matrix product of two shared values with ``jnp.matmul`` shape rules: :math:`z \approx x y`.
 
     Args:
         key: PRNG key.
         x: :class:`Shared` of shape ``(..., m, k)`` (or ``(k,)``).
         y: :class:`Shared` of shape ``(..., k, n)`` (or ``(k,)``).
-        truncation: a truncation option of the protocol (additive: ``"dealer"``, the default, ``"local"``
-            (2 parties), ``"pair"``, ``"fixed-mask"`` (insecure), ``"exact"``; see
-            :mod:`jaxmpc.protocols.additive.truncation`).
+        truncation: a truncation option of the protocol, or ``"default"`` (the default: the family's
+            own, additive ``"dealer"``, replicated ``"share"``); additive also ``"local"`` (2 parties),
+            ``"pair"``, ``"fixed-mask"`` (insecure), ``"exact"``; see
+            :mod:`jaxmpc.protocols.additive.truncation` and :mod:`jaxmpc.protocols.replicated.truncation`.
         mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`beaver`.
     Returns:
         :class:`Shared` of shape ``(..., m, n)``.
@@ -124,7 +127,7 @@ def matmul(key, x: Shared, y: Shared, *, truncation: str = "dealer", mode: str =
     return bilinear(key, x, y, gemm.matmul, "matmul", truncation, mode, gemm.matmul_small)
 
 
-def mul_public(key, x: Shared, c, *, truncation: str = "dealer") -> Shared:
+def mul_public(key, x: Shared, c, *, truncation: str = "default") -> Shared:
     r"""Product of a shared value and a public real :math:`c`: :math:`z \approx c x`.
 
     Each party multiplies its share by :math:`\mathrm{encode}(c)` locally, then the result is
@@ -137,7 +140,7 @@ def mul_public(key, x: Shared, c, *, truncation: str = "dealer") -> Shared:
         raise InputTypeError(f"mul_public: x must be a jaxmpc.Shared, got {type(x).__name__}.")
     if x.fxp is None:
         raise InputTypeError("mul_public needs a fixed-point Shared; for integers use x * c.")
-    check_truncation(truncation, x)
+    truncation = check_truncation(truncation, x)
     v = x._public(c, "c")
     xs = x.broadcast_to(jnp.shape(v)).shares
     z = xs * ring.per_party(v, xs)
@@ -146,7 +149,7 @@ def mul_public(key, x: Shared, c, *, truncation: str = "dealer") -> Shared:
         return x.like(_truncate(key, x, z, x.fxp.ring_scale, truncation))
 
 
-def div_public(key, x: Shared, d, *, truncation: str = "dealer") -> Shared:
+def div_public(key, x: Shared, d, *, truncation: str = "default") -> Shared:
     r"""Division of a shared value by a public positive integer :math:`d`: :math:`z \approx x / d`.
 
     One truncation by :math:`d` (exact within 2 units for the dealer protocol).
@@ -164,12 +167,12 @@ def div_public(key, x: Shared, d, *, truncation: str = "dealer") -> Shared:
     if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d < 2**top:
         raise InputTypeError(f"div_public: d must be a positive Python int below 2^{top} (on "
                              f"Z_2^{x.protocol.ring_bits}), got {d!r}.")
-    check_truncation(truncation, x)
+    truncation = check_truncation(truncation, x)
     with diagnostics.label("div_public"):
         return x.like(_truncate(key, x, x.shares, d, truncation))
 
 
-def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") -> Shared:
+def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "default") -> Shared:
     r"""Sum of squares of a shared value divided by a public integer: :math:`z \approx \sum x^2 / D`.
 
     The family's ``square_sum`` kernel: one opening of :math:`|x|` masked values instead of the
@@ -192,11 +195,11 @@ def square_sum(key, x: Shared, *, divisor: int = 1, truncation: str = "dealer") 
     if isinstance(divisor, bool) or not isinstance(divisor, int) or not 1 <= divisor < 2**62:
         raise InputTypeError(f"square_sum: divisor must be a positive Python int below 2^62, got "
                              f"{divisor!r}.")
-    check_truncation(truncation, x)
+    truncation = check_truncation(truncation, x)
     return interface.kernels_of(x).kernel("square_sum")(key, x, divisor, truncation)
 
 
-def truncate(key, x: Shared, divisor, *, truncation: str = "dealer") -> Shared:
+def truncate(key, x: Shared, divisor, *, truncation: str = "default") -> Shared:
     r"""Shares of :math:`\approx x / d` for a public positive integer :math:`d` (array data, may be
     traced; a scalar or one per element), in the ring: no rescaling of the encoding. The family's
     ``truncate`` kernel (additive: :func:`jaxmpc.protocols.additive.truncation.truncate_shares`).
@@ -206,11 +209,11 @@ def truncate(key, x: Shared, divisor, *, truncation: str = "dealer") -> Shared:
     check_key(key)
     if not isinstance(x, Shared):
         raise InputTypeError(f"truncate: x must be a jaxmpc.Shared, got {type(x).__name__}.")
-    check_truncation(truncation, x)
+    truncation = check_truncation(truncation, x)
     return x.like(_truncate(key, x, x.shares, divisor, truncation))
 
 
-def truncate_many(key, xs: list, divisors: list, *, truncation: str = "dealer") -> list:
+def truncate_many(key, xs: list, divisors: list, *, truncation: str = "default") -> list:
     """:func:`truncate` of several shared values at once (one dealer draw and one round in the
     additive family): the family's ``truncate_many`` kernel."""
     check_key(key)
@@ -221,7 +224,7 @@ def truncate_many(key, xs: list, divisors: list, *, truncation: str = "dealer") 
         raise InputTypeError("truncate_many takes a list of jaxmpc.Shared values.")
     for x in xs[1:]:
         check_same_parties(xs[0], x)
-    check_truncation(truncation, xs[0])
+    truncation = check_truncation(truncation, xs[0])
     out = interface.kernels_of(*xs).kernel("truncate_many")(key, [x.shares for x in xs], divisors,
                                                             truncation)
     return [x.like(z) for x, z in zip(xs, out)]
@@ -238,7 +241,7 @@ def _maps(fn, **static):
 
 
 def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, dilation=1, groups: int = 1,
-           truncation: str = "dealer", mode: str = "protocol") -> Shared:
+           truncation: str = "default", mode: str = "protocol") -> Shared:
     r"""Convolution of shared values (NCHW, no bias): :math:`y \approx x \star w`.
 
     Args:
@@ -248,9 +251,10 @@ def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, dilation=1, groups
         stride, padding, dilation: ints or (height, width) pairs; zero padding on both sides.
         groups: grouped convolution (``torch.nn.Conv2d``'s ``groups``): :math:`C` and :math:`O`
             split into that many groups, each convolved with its own filters.
-        truncation: a truncation option of the protocol (additive: ``"dealer"``, the default, ``"local"``
-            (2 parties), ``"pair"``, ``"fixed-mask"`` (insecure), ``"exact"``; see
-            :mod:`jaxmpc.protocols.additive.truncation`).
+        truncation: a truncation option of the protocol, or ``"default"`` (the default: the family's
+            own, additive ``"dealer"``, replicated ``"share"``); additive also ``"local"`` (2 parties),
+            ``"pair"``, ``"fixed-mask"`` (insecure), ``"exact"``; see
+            :mod:`jaxmpc.protocols.additive.truncation` and :mod:`jaxmpc.protocols.replicated.truncation`.
         mode: ``"protocol"`` (default), ``"faithful"`` or ``"ideal"``; see :func:`jaxmpc.protocols.additive.beaver`.
     Returns:
         :class:`Shared` ``(B, O, H_o, W_o)``.
@@ -284,7 +288,7 @@ def conv2d(key, x: Shared, w: Shared, *, stride=1, padding=0, dilation=1, groups
 
 
 def conv2d_weight_grad(key, dy: Shared, x: Shared, *, kernel_size, stride=1, padding=0, dilation=1,
-                       groups: int = 1, truncation: str = "dealer", mode: str = "protocol") -> Shared:
+                       groups: int = 1, truncation: str = "default", mode: str = "protocol") -> Shared:
     r"""Gradient of :func:`conv2d` with respect to the weight: :math:`dW \approx \sum_b dy_b P_b^\top`.
 
     Args:
@@ -316,7 +320,7 @@ def conv2d_weight_grad(key, dy: Shared, x: Shared, *, kernel_size, stride=1, pad
 
 
 def conv2d_input_grad(key, dy: Shared, w: Shared, *, input_size, stride=1, padding=0, dilation=1,
-                      groups: int = 1, truncation: str = "dealer", mode: str = "protocol") -> Shared:
+                      groups: int = 1, truncation: str = "default", mode: str = "protocol") -> Shared:
     r"""Gradient of :func:`conv2d` with respect to its input: :math:`dx \approx \mathrm{fold}(W^\top dy)`.
 
     Args:

@@ -57,6 +57,7 @@ from ..errors import InputTypeError, ProtocolError, ShareMismatchError
 KERNELS = ("share", "open", "product", "square_sum", "truncate", "truncate_many", "xor_share", "and",
            "b2a", "msb")
 MODES = ("protocol", "faithful", "ideal")
+DEFAULT_TRUNCATION = "default"  # the default of every function that truncates: the family's own default
 FORMULA_SIZES = {  # the arguments of each kernel's Kernel.formula after the Protocol
     "share": "m: ring values shared",
     "open": "m: ring values opened",
@@ -121,6 +122,10 @@ class Family:
             :class:`~jaxmpc.errors.ProtocolError` for a truncation option the family does not offer
             at that party count.
         doc: one line on the security model (who is trusted, what is assumed).
+        default_truncation: the option that :data:`DEFAULT_TRUNCATION` (``"default"``, the default
+            of every function that truncates) selects; ``None``: the first of ``truncations``.
+        open_recipients: parties each party sends its share to when a value is opened (``None``:
+            the n-1 others, a broadcast; replicated sharing: 1, the neighbour lacking it).
     """
 
     name: str
@@ -131,6 +136,8 @@ class Family:
     truncations: tuple[str, ...]
     check_truncation: Callable[[str, int], None]
     doc: str = ""
+    default_truncation: str | None = None
+    open_recipients: int | None = None
 
     def __post_init__(self):
         missing = [k for k in KERNELS if k not in self.kernels]
@@ -142,6 +149,19 @@ class Family:
         top = self.max_parties
         return (ring_bits in self.rings and n_parties >= self.min_parties
                 and (top is None or n_parties <= top))
+
+    def resolve_truncation(self, truncation):
+        """The family's truncation option that ``truncation`` names: its default for
+        :data:`DEFAULT_TRUNCATION`, else ``truncation`` itself (checked by ``check_truncation``)."""
+        if isinstance(truncation, str) and truncation == DEFAULT_TRUNCATION:
+            return self.default_truncation or self.truncations[0]
+        return truncation
+
+    def truncation_for(self, truncation, n_parties: int) -> str:
+        """:meth:`resolve_truncation`, checked by ``check_truncation`` at ``n_parties``."""
+        t = self.resolve_truncation(truncation)
+        self.check_truncation(t, n_parties)
+        return t
 
     def truncations_at(self, n_parties: int) -> tuple[str, ...]:
         """The truncation options valid among ``n_parties`` parties."""

@@ -445,9 +445,10 @@ def reveal(x):
     def _reveal(s):
         if not isinstance(s, Shared):
             raise InputTypeError(f"reveal() takes Shared values, got {type(s).__name__}.")
+        fam = interface.family(s.protocol.family)
         accounting.record("reveal", n_parties=s.n_parties, rounds=1, elements_opened=s.size,
-                          bits_per_element=s.protocol.ring_bits)
-        v = interface.family(s.protocol.family).kernel("open")(s.shares)
+                          bits_per_element=s.protocol.ring_bits, recipients=fam.open_recipients)
+        v = fam.kernel("open")(s.shares)
         return ring.to_signed(v).astype(jnp.int64) if s.fxp is None else s.fxp.decode(v)
 
     return jax.tree_util.tree_map(_reveal, x, is_leaf=_is_shared)

@@ -18,14 +18,15 @@ from ..core.fixedpoint import FixedPoint
 from ..protocols import interface
 
 
-def check(*, n_parties, truncation: str = "dealer", base: int = 10, precisions=(),
+def check(*, n_parties, truncation: str = "default", base: int = 10, precisions=(),
           protocol: str = "additive", ring: int = 64) -> None:
     """Raise a :class:`jaxmpc.JaxMPCError` unless the configuration is valid.
 
     Args:
         n_parties: an int >= 2 that the protocol supports.
         truncation: a truncation option of the protocol at ``n_parties`` (additive: ``"dealer"``,
-            ``"pair"``, ``"fixed-mask"`` and ``"exact"`` at any party count, ``"local"`` at 2).
+            ``"pair"``, ``"fixed-mask"`` and ``"exact"`` at any party count, ``"local"`` at 2;
+            replicated: ``"share"``), or ``"default"``, the family's default.
         base: 2 or 10.
         precisions: the precisions that will be used (each must fit the ring's headroom for
             ``base``: :func:`jaxmpc.core.fixedpoint.max_precision`).
@@ -37,7 +38,7 @@ def check(*, n_parties, truncation: str = "dealer", base: int = 10, precisions=(
         >>> check(n_parties=3, truncation="dealer", base=2, precisions=[12, 16])
     """
     proto = interface.protocol(protocol, n_parties, ring)
-    interface.family(proto.family).check_truncation(truncation, proto.n_parties)
+    interface.family(proto.family).truncation_for(truncation, proto.n_parties)
     for p in precisions:
         FixedPoint(base, p).on_ring(proto.ring_bits)  # raises with the allowed range for this ring
 

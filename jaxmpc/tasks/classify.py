@@ -65,7 +65,7 @@ class Config(NamedTuple):
     hidden: tuple[int, ...] = (128,)
     n_parties: int = 2
     base: int = 2
-    truncation: str = "dealer"
+    truncation: str = "default"
     mode: str = "protocol"
     momentum: float = 0.9
     loss: str = "mse"

@@ -14,7 +14,7 @@ a party count it does not support, or a truncation option it does not offer ther
 A row is a :class:`Case`: a call on abstract inputs of :data:`M` elements (or of the shapes in
 :data:`SHAPES`) and, where the call is a sum of kernel calls, its ``terms``: kernels and their
 :data:`~jaxmpc.protocols.interface.FORMULA_SIZES`, e.g. ``mul`` of two fixed-point values of
-:math:`m` elements is ``product(m, m, m) + truncate(m, "dealer")``. Comparisons and the layers are
+:math:`m` elements is ``product(m, m, m) + truncate(m, "default")`` (the family's default truncation). Comparisons and the layers are
 written once against the kernels, so their terms hold for every family.
 
 Example:
@@ -58,7 +58,7 @@ SHAPES = {  # the inputs that are not M elements in a row
     "pool": (1, 4, 16, 16),  # 2x2 windows, stride 2: output (1, 4, 8, 8)
     "linear": (32, 32),  # Linear(32, 32) on a batch of 32
 }
-DEFAULT_TRUNCATION = "dealer"  # the default of every function that truncates
+DEFAULT_TRUNCATION = interface.DEFAULT_TRUNCATION  # the default of every function that truncates
 
 Figures = tuple[int, int, int]  # (rounds, bytes sent per party, bytes dealt per party)
 
@@ -119,7 +119,8 @@ class Case:
 
     def offered(self, p: Protocol) -> bool:
         fam = interface.family(p.family)
-        return self.truncation is None or self.truncation in fam.truncations_at(p.n_parties)
+        return self.truncation is None or fam.resolve_truncation(self.truncation) in fam.truncations_at(
+            p.n_parties)
 
     def traced(self, p: Protocol) -> Figures | None:
         """The tallies of :func:`jaxmpc.cost` of the call (``None``: not offered at ``p``)."""
@@ -135,7 +136,9 @@ class Case:
         kernels = interface.family(p.family).kernels
         if not self.terms or not self.offered(p) or any(kernels[t[0]].formula is None for t in self.terms):
             return None
-        figures = [kernels[name].formula(p, *sizes) for name, *sizes in self.terms]
+        fam = interface.family(p.family)  # "default" is the family's own default truncation
+        figures = [kernels[name].formula(p, *(fam.resolve_truncation(s) for s in sizes))
+                   for name, *sizes in self.terms]
         return tuple(sum(f[i] for f in figures) for i in range(3))
 
     def terms_text(self) -> str:
@@ -272,7 +275,7 @@ def protocol_cases() -> list[Case]:
              (("square_sum", m), ("truncate", 1, t), ("truncate", m, t))),
         Case("seed task: one training step", "4 x 2 data, 2-2-1 ReLU net, SSE, SGD, loss revealed",
              lambda p: (lambda k: tutorial.run(k, 3, n_parties=p.n_parties, iterations=1,
-                                               ring=p.ring_bits), (_key(),))),
+                                               protocol=p.family, ring=p.ring_bits), (_key(),))),
     ]
 
 

@@ -35,14 +35,14 @@ LEARNING_RATE = 0.1
 ITERATIONS = 20
 
 
-def model(truncation: str = "dealer") -> nn.Layer:
+def model(truncation: str = "default") -> nn.Layer:
     """Linear(2, 2) -> ReLU -> Linear(2, 1)."""
     return nn.serial(nn.Linear(2, 2, truncation=truncation), nn.ReLU(),
                      nn.Linear(2, 1, truncation=truncation))
 
 
 def run(key, precision, *, base: int = 10, n_parties: int = 2, iterations: int = ITERATIONS,
-        learning_rate=LEARNING_RATE, truncation: str = "dealer", rounding: str = "nearest",
+        learning_rate=LEARNING_RATE, truncation: str = "default", rounding: str = "nearest",
         protocol: str = "additive", ring: int = 64):
     """One encrypted training run of the seed task; returns the revealed losses ``float64[iterations]``.
 

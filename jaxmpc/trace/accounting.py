@@ -19,7 +19,9 @@ Conventions (per simulated run, i.e. per element of any ``vmap``):
 - rounds of successive operations add up (sequential composition; independent operations that a
   scheduler could overlap are not merged, so the round count is an upper bound for a whole program);
 - every party sends the same amount in a broadcast opening, so "per party" is also the largest amount
-  any one party sends; ``bytes_total`` sums over the parties.
+  any one party sends; ``bytes_total`` sums over the parties. A step in which each party sends to
+  fewer parties (replicated sharing's resharing: one neighbour) or only some parties send says so
+  (``recipients``, ``senders``); "per party" is then the amount of one sender, the largest.
 
 Loops. A ``lax.scan`` / ``fori_loop`` / ``while_loop`` body is traced once however many times it runs,
 so its records count **once** (the cost of one step). To count every step either wrap the loop (or
@@ -116,7 +118,8 @@ class Tally:
 
 
 def record(name: str, *, n_parties: int, rounds: int = 0, elements_opened: int = 0,
-           bits_per_element: int = 64, dealer_elements: int = 0, dealer_bits: int = 64) -> None:
+           bits_per_element: int = 64, dealer_elements: int = 0, dealer_bits: int = 64,
+           recipients: int | None = None, senders: int | None = None) -> None:
     """Record one communication step of protocol ``name`` into the active tallies (no-op otherwise).
 
     Args:
@@ -127,22 +130,29 @@ def record(name: str, *, n_parties: int, rounds: int = 0, elements_opened: int =
         bits_per_element: 64 for ring elements, 1 for single bits.
         dealer_elements: correlated-randomness elements each party receives from the dealer.
         dealer_bits: bits per dealer element.
+        recipients: parties each sender sends its message to (default ``n_parties - 1``: a
+            broadcast opening; 1 for a resharing that sends each party's share to one neighbour).
+        senders: parties that send (default ``n_parties``: all); the per-party figures are those of
+            one sender, the largest any party sends.
 
-    Each party sends one message of ``elements_opened * bits_per_element`` bits to each of the n-1
-    others, and receives one of ``dealer_elements * dealer_bits`` bits from the dealer; the bytes
-    are those messages rounded up to whole bytes (the bits are kept exact beside them).
+    Each sending party sends one message of ``elements_opened * bits_per_element`` bits to each of
+    its ``recipients`` (by default all n-1 others), and each party receives one of
+    ``dealer_elements * dealer_bits`` bits from the dealer; the bytes are those messages rounded up
+    to whole bytes (the bits are kept exact beside them).
     """
     if not _TALLIES:
         return
     k = _REPEAT[-1]
     n = int(n_parties)
-    message = int(elements_opened) * int(bits_per_element)  # bits each party sends to each other one
+    to = n - 1 if recipients is None else int(recipients)
+    by = n if senders is None else int(senders)
+    message = int(elements_opened) * int(bits_per_element)  # bits a sender sends to each recipient
     dealer = int(dealer_elements) * int(dealer_bits)  # bits the dealer sends to each party
-    bytes_pp = (n - 1) * _message_bytes(message)
+    bytes_pp = to * _message_bytes(message)
     cost = OpCost(calls=1, rounds=int(rounds), elements_opened=int(elements_opened),
-                  bits_per_party=(n - 1) * message, bits_total=n * (n - 1) * message,
+                  bits_per_party=to * message, bits_total=by * to * message,
                   dealer_bits_per_party=dealer, n_parties=n,
-                  bytes_per_party=bytes_pp, bytes_total=n * bytes_pp,
+                  bytes_per_party=bytes_pp, bytes_total=by * bytes_pp,
                   dealer_bytes_per_party=_message_bytes(dealer)).scaled(k)
     for t in list(_TALLIES.active):
         t.add(name, cost)
