@@ -377,3 +377,33 @@ def test_spu_reciprocal_divide_rsqrt_cases():
         if p in (17, 18):
             assert np.all(_within(np.asarray(rsq[i]), q ** -0.5, 1e-3)), p
             assert np.all(_within(np.asarray(sq[i]), q ** 0.5, 1e-3)), p
+
+
+@functools.lru_cache(maxsize=None)
+def _exp_taylor_cases():
+    """exp with method='taylor': [-8, 8] at 16 bits (iterations=4, 2 and 3 parties) and SPU's
+    ExponentialPade range up to the headroom, [-22, 17.5] at 18 bits (iterations=5)."""
+    a, b = np.linspace(-8.0, 8.0, 65), np.linspace(-22.0, 17.5, 65)
+
+    def one(key):
+        k = jax.random.split(key, 6)
+        out = [jaxmpc.reveal(approx.exp(k[i], jaxmpc.share(k[i + 3], a, FXP, n), method="taylor", iterations=4))
+               for i, n in enumerate((2, 3))]
+        y = jaxmpc.share(k[5], b, jaxmpc.FixedPoint(2, 18))
+        return out + [jaxmpc.reveal(approx.exp(k[2], y, method="taylor", iterations=5))]
+
+    return a, b, jax.jit(one)(jaxmpc.key(91))
+
+
+def test_exp_taylor():
+    a, b, (two, three, pade) = _exp_taylor_cases()
+    e = np.exp(accuracy.encoded(a, 16))
+    for y in (two, three):
+        assert np.max(np.abs(np.asarray(y) - e) / np.maximum(1.0, e)) <= 1e-3
+    twin = np.asarray(approx.exp_plain(jnp.asarray(accuracy.encoded(a, 16)), 4, "taylor"))
+    assert np.max(np.abs(twin - e) / e) <= 3e-8  # the polynomial alone (1e-9, times 2^4 squarings)
+    e = np.exp(accuracy.encoded(b, 18))
+    assert np.all(np.abs(np.asarray(pade) - e) <= 1e-3 * e + SPU_ATOL)  # a tenth of SPU's rtol 1e-2
+    x = jaxmpc.Shared(jax.ShapeDtypeStruct((2, 3), jnp.uint64), FXP)
+    assert jaxmpc.cost(approx.exp, jaxmpc.key(1), x, method="taylor", iterations=4).rounds == 14 + 2 * 4
+    assert approx.domain("exp", method="taylor", iterations=4) == (-8.0, 8.0)

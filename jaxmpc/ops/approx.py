@@ -106,8 +106,11 @@ ERF_RANGE = 3.0  # erf saturates beyond |x| = ERF_RANGE (erf(3) = 1 - 2.2e-5); g
 SATURATED = 1e6  # the documented domain of erf and gelu: any x within the headroom at s <= 2^20 (|x| < 2^22)
 
 DOMAINS: dict[str, Domain] = {
-    "exp": Domain("-2^n <= x <= 2^((n - 4)/2): [-256, 4] for n = 8",
-                  lambda iterations, **_: (-2.0 ** iterations, 2.0 ** ((iterations - 4) / 2)), 0.04),
+    "exp": Domain("-2^n <= x <= 2^((n - 4)/2): [-256, 4] for n = 8 (method='taylor': |x| <= 2^(n - 1))",
+                  lambda iterations, method="limit", **_: ((-2.0 ** iterations, 2.0 ** ((iterations - 4) / 2))
+                                                          if method == "limit" else
+                                                          (-2.0 ** (iterations - 1), 2.0 ** (iterations - 1))),
+                  0.04),
     "reciprocal": Domain("wide: 2^-12 <= |x| <= 2^20; narrow: 0.05 <= |x| <= min(200, 2^n_e) (with "
                          "signed=False: x positive)", _reciprocal_interval, 3e-4, "|x|"),
     "divide": Domain("|y| in the domain of reciprocal (with signed=False: y positive); |x/y| within the "
@@ -234,7 +237,7 @@ def _check_axis(x: Shared, axis, fname: str) -> int:
 
 
 # ---- exp ----------------------------------------------------------------------------------------
-def exp(key, x: Shared, *, iterations: int = 8, truncation: str = "dealer") -> Shared:
+def exp(key, x: Shared, *, iterations: int = 8, method: str = "limit", truncation: str = "dealer") -> Shared:
     r"""Exponential by the limit :math:`e^x \approx (1 + x/2^n)^{2^n}`, :math:`n` = ``iterations``.
 
     Domain (:data:`DOMAINS`): :math:`-2^n \le x \le 2^{(n - 4)/2}`, :math:`[-256, 4]` for the
@@ -245,11 +248,28 @@ def exp(key, x: Shared, *, iterations: int = 8, truncation: str = "dealer") -> S
     float64 on the default domain at :math:`s = 2^{16}`: :math:`|y - e^x| \le \beta \max(1, e^x)`
     with :math:`\beta` at most 0.04 (module notes; ``docs/approx.md``).
 
+    ``method="taylor"`` (range reduction by squaring, as SPU's Taylor exp): :math:`e^x =
+    (e^{u})^{2^n}`, :math:`u = x/2^n`, with :math:`e^u` by a degree-7 polynomial on
+    :math:`[-0.5, 0.5]` (:func:`exp_coefficients`, relative error :math:`10^{-9}`, :math:`2 \cdot
+    10^{-8}` after 4 squarings): domain
+    :math:`|x| \le 2^{n-1}` (pass e.g. ``iterations=4`` for :math:`[-8, 8]`). Measured at
+    :math:`s = 2^{16}` on :math:`[-8, 8]` with ``iterations=4``: :math:`|y - e^x| \le 3.8 \cdot
+    10^{-4} \max(1, e^x)` (2 and 3 parties; the limit: 0.03 on :math:`[-4, 4]`, 14 % at 8); below
+    :math:`e^x = 1` the error is absolute, set by the output's own rounding (:math:`e^{-8}` is 22
+    units of :math:`2^{-16}`). SPU's ExponentialPade range, linspace(-22, 22) at 18 bits: within
+    rtol 1e-3 (atol 1e-4) up to :math:`x = 17.5` with ``iterations=5``; above about 18 the last
+    squaring's product :math:`e^x s^2` leaves the ring's headroom (:math:`2^{62}`), so no method
+    that ends in a product reaches :math:`e^{22}` at 18 fractional bits in :math:`Z_{2^{64}}`.
+    Cost: :math:`1 + (1 + 2 \cdot 6) + 2n = 14 + 2n` rounds (22 for :math:`n = 4`, against the
+    limit's 17 at :math:`n = 8`); each extra squaring costs 2 rounds and doubles the domain and
+    the amplification of :math:`u`'s rounding.
+
     Args:
         key: PRNG key.
         x: fixed-point :class:`Shared`, any shape.
         iterations: :math:`n` (static Python int, 0..61: the divisor :math:`2^n` must lie below
             :math:`2^{62}`; accurate only for :math:`2^n` well below the scale).
+        method: ``"limit"`` (default) or ``"taylor"`` (static).
         truncation: ``"dealer"`` or ``"local"``.
     Returns:
         :class:`Shared` like ``x``.
@@ -270,8 +290,35 @@ def exp(key, x: Shared, *, iterations: int = 8, truncation: str = "dealer") -> S
     """
     _check(key, x, "exp")
     _check_exp_iter(iterations, "iterations", "exp")
-    _observe_domain("exp", x, iterations=iterations)
+    if method not in ("limit", "taylor"):
+        raise InputTypeError(f"exp: method must be 'limit' or 'taylor' (it is static: it changes the "
+                             f"protocol), got {method!r}.")
+    _observe_domain("exp", x, iterations=iterations, method=method)
+    if method == "taylor":
+        return _exp_taylor(key, x, iterations, truncation)
     return _exp(key, x, iterations, truncation)
+
+
+EXP_DEGREE = 7  # the degree of method='taylor''s polynomial of e^u on [-0.5, 0.5]
+
+
+@functools.lru_cache(maxsize=None)
+def exp_coefficients(degree: int = EXP_DEGREE) -> tuple:
+    r"""The polynomial of :func:`exp` with ``method="taylor"``: :math:`e^u \approx \sum_k c_k u^k` on
+    :math:`u \in [-0.5, 0.5]`, the interpolant at the Chebyshev points (relative error about
+    :math:`10^{-9}` for degree 7), monomial coefficients :math:`(c_0, \dots, c_d)`."""
+    from numpy.polynomial import Chebyshev, Polynomial
+    p = Chebyshev.interpolate(np.exp, degree, domain=[-0.5, 0.5]).convert(kind=Polynomial)
+    return tuple(float(c) for c in p.coef)
+
+
+def _exp_taylor(key, x: Shared, iterations: int, truncation: str) -> Shared:
+    r""":math:`e^x = (e^{x/2^n})^{2^n}`: :math:`u = x/2^n` (one truncation), :math:`e^u` by the
+    polynomial (:func:`exp_coefficients`, Horner), :math:`n` squarings."""
+    k_div, k_poly, k_loop = jax.random.split(key, 3)
+    u = div_public(k_div, x, 2 ** iterations, truncation=truncation)
+    y = _horner(k_poly, u, exp_coefficients(), truncation)
+    return _loop(lambda k, y: mul(k, y, y, truncation=truncation), k_loop, y, iterations)
 
 
 def _exp(key, x: Shared, iterations: int, truncation: str) -> Shared:
@@ -280,9 +327,11 @@ def _exp(key, x: Shared, iterations: int, truncation: str) -> Shared:
     return _loop(lambda k, y: mul(k, y, y, truncation=truncation), k_loop, y, iterations)
 
 
-def exp_plain(x, iterations: int = 8):
-    """Plaintext twin of :func:`exp`: :math:`(1 + x/2^n)^{2^n}` in float64 by :math:`n` squarings."""
-    y = 1.0 + jnp.asarray(x, jnp.float64) / 2.0 ** iterations
+def exp_plain(x, iterations: int = 8, method: str = "limit"):
+    """Plaintext twin of :func:`exp`: :math:`(1 + x/2^n)^{2^n}` (``method="taylor"``: the polynomial of
+    :math:`x/2^n`) in float64, then :math:`n` squarings."""
+    u = jnp.asarray(x, jnp.float64) / 2.0 ** iterations
+    y = 1.0 + u if method == "limit" else _horner_plain(u, exp_coefficients())
     for _ in range(iterations):
         y = y * y
     return y
