@@ -38,7 +38,7 @@ MPC_BOUND = {
     "divide": lambda y, x: 8 * (16 + 16 / np.abs(x)) + 2,  # |dividend| <= 8 times the reciprocal's, + 1
     "sigmoid": lambda y, x: 128,
     "tanh": lambda y, x: 256,
-    "rsqrt": lambda y, x: 64,
+    "rsqrt": lambda y, x: 16 + 8 * np.maximum(1.0, y),  # n^(-1/2)'s roundings times 2^(-(k+1)/2) <= y
     "log": lambda y, x: 2.0 ** (NE + 2),
     "softmax": lambda y, x: 256,
     "sqrt": lambda y, x: 4 * y + 16,  # the last step's roundings, about 2h + 3 = sqrt(x) + 3
@@ -82,7 +82,7 @@ def test_error_is_under_the_documented_bound(n, name):
 
 @pytest.mark.parametrize("n,name", CASES)
 def test_against_twin_element_by_element(n, name):
-    ops = _measured(n)[name].inputs
+    ops = tuple(accuracy.encoded(v, accuracy.PRECISION) for v in _measured(n)[name].inputs)
     y = _outputs(name, n)
     twin = np.asarray(getattr(approx, name + "_plain")(*(jnp.asarray(v) for v in ops)))
     x = ops[-1] if name not in accuracy.ROWS else 0.0
@@ -120,7 +120,7 @@ def test_a_modified_page_is_stale():
 def test_more_bits_less_error():
     """The measurement over precisions (what experiments/approx.py sweeps): one call, a row each."""
     lo, hi = accuracy.measure("exp", precisions=(10, 16), points=9, keys=2)
-    assert (lo.precision, hi.precision) == (10, 16) and lo.static == {"iterations": 8}
+    assert (lo.precision, hi.precision) == (10, 16) and lo.static == {"iterations": 8, "method": "limit"}
     assert hi.err < lo.err and lo.twin_err == hi.twin_err and hi.results.shape == (2, 17)
     assert hi.size == 9 + 9 - 1  # linear over [-256, 4] and over its part in [-16, 4] (4 in both)
 
@@ -142,7 +142,8 @@ def test_inputs_cover_the_domain_and_its_edges():
             v = np.abs(v)
         assert v.min() == low and v.max() == high, name
     assert accuracy.inputs("exp", iterations=6)[0].min() == -64.0  # the domain follows the iterations
-    assert accuracy.inputs("reciprocal", signed=False)[0].min() == 0.05  # the fast path: positive only
+    assert accuracy.inputs("reciprocal", signed=False)[0].min() == 2.0 ** -12  # the fast path: positive only
+    assert accuracy.inputs("reciprocal", signed=False, range="narrow")[0].min() == 0.05
 
 
 def test_divide():
@@ -197,8 +198,8 @@ def _reciprocal_paths():
     @jaxmpc.diagnostics.run
     def run(key, a, b):
         k = jax.random.split(key)
-        return (jaxmpc.reveal(approx.reciprocal(k[0], a, signed=False)),
-                jaxmpc.reveal(approx.reciprocal(k[1], b)))
+        return (jaxmpc.reveal(approx.reciprocal(k[0], a, signed=False, range="narrow")),
+                jaxmpc.reveal(approx.reciprocal(k[1], b, range="narrow")))
 
     keys = jax.random.split(jaxmpc.key(1003), 3)
     out, rep = run(keys[2], *(jaxmpc.share(k, v, FXP, 2) for k, v in zip(keys, (pos, mixed))))
@@ -206,14 +207,14 @@ def _reciprocal_paths():
 
 
 def test_reciprocal_fast_path_and_signs():
-    """signed=False is the old positive-only path (the twins agree on x > 0); the default takes
-    both signs; the diagnostics count |x| outside [0.05, 200] (4 of mixed) and, with signed=False,
+    """The narrow range: signed=False is the positive-only path (the twins agree on x > 0); the
+    default takes both signs; the diagnostics count |x| outside [0.05, 200] (4 of mixed) and, with signed=False,
     every x outside it (the negative one)."""
     (pos, mixed), (fast, signed), rep = _reciprocal_paths()
     pos, fast = pos[:-1], fast[:-1]
-    twin = np.asarray(approx.reciprocal_plain(jnp.asarray(pos), signed=False))
+    twin = np.asarray(approx.reciprocal_plain(jnp.asarray(pos), signed=False, range="narrow"))
     assert np.all(np.abs(fast - twin) * S <= MPC_BOUND["reciprocal"](twin, pos))
-    np.testing.assert_allclose(twin, approx.reciprocal_plain(jnp.asarray(pos)), rtol=1e-12)  # same on x > 0
+    np.testing.assert_allclose(twin, approx.reciprocal_plain(jnp.asarray(pos), range="narrow"), rtol=1e-12)
     inside = (np.abs(mixed) >= 0.05) & (np.abs(mixed) <= 200)
     bound = approx.DOMAINS["reciprocal"].bound * np.maximum(1, 1 / np.abs(mixed[inside]))
     assert np.all(np.abs(signed[inside] - 1 / mixed[inside]) <= bound)
@@ -267,12 +268,21 @@ def test_costs_match_formulas():
     x = jaxmpc.Shared(jax.ShapeDtypeStruct((2, 3), jnp.uint64), FXP)
     m = msb_rounds(2)
     assert jaxmpc.cost(approx.exp, jaxmpc.key(1), x, iterations=5).rounds == 1 + 2 * 5
-    assert jaxmpc.cost(approx.reciprocal, jaxmpc.key(2), x, signed=False).rounds == 2 + 2 * NE + 4 * 10
-    assert jaxmpc.cost(approx.reciprocal, jaxmpc.key(2), x).rounds == m + 3 + 2 * NE + 4 * 10
-    assert jaxmpc.cost(approx.divide, jaxmpc.key(2), x, x).rounds == m + 3 + 2 * NE + 4 * 10 + 2
+    narrow = {"range": "narrow"}
+    assert jaxmpc.cost(approx.reciprocal, jaxmpc.key(2), x, signed=False, **narrow).rounds == 2 + 2 * NE + 4 * 10
+    assert jaxmpc.cost(approx.reciprocal, jaxmpc.key(2), x, **narrow).rounds == m + 3 + 2 * NE + 4 * 10
+    assert jaxmpc.cost(approx.divide, jaxmpc.key(2), x, x, **narrow).rounds == m + 3 + 2 * NE + 4 * 10 + 2
     assert jaxmpc.cost(approx.sigmoid, jaxmpc.key(3), x).rounds == m + 36
-    assert jaxmpc.cost(approx.sqrt, jaxmpc.key(3), x).rounds == jaxmpc.cost(approx.rsqrt, jaxmpc.key(3), x).rounds \
-        == 3 + 2 * NE + 6 * 5
+    assert jaxmpc.cost(approx.sqrt, jaxmpc.key(3), x, **narrow).rounds \
+        == jaxmpc.cost(approx.rsqrt, jaxmpc.key(3), x, **narrow).rounds == 3 + 2 * NE + 6 * 5
+    # wide: the exponent's comparisons in one msb; Goldschmidt 2 rounds a step, Newton 6
+    for i in (1, 3):
+        assert jaxmpc.cost(approx.reciprocal, jaxmpc.key(2), x, iterations=i).rounds == 2 * m + 5 + 2 * i
+        assert jaxmpc.cost(approx.reciprocal, jaxmpc.key(2), x, iterations=i, signed=False).rounds \
+            == m + 4 + 2 * i
+        assert jaxmpc.cost(approx.divide, jaxmpc.key(2), x, x, iterations=i).rounds == 2 * m + 5 + 2 * i
+        assert jaxmpc.cost(approx.rsqrt, jaxmpc.key(3), x, iterations=i).rounds \
+            == jaxmpc.cost(approx.sqrt, jaxmpc.key(3), x, iterations=i).rounds == m + 10 + 6 * i
     assert jaxmpc.cost(approx.exp2, jaxmpc.key(3), x).rounds == 1 + 2 * NE
     assert jaxmpc.cost(approx.log2, jaxmpc.key(3), x).rounds == 87 + 1
     assert jaxmpc.cost(approx.log1p, jaxmpc.key(3), x).rounds == 87
@@ -305,7 +315,10 @@ def test_bad_input():
         approx.exp2(jaxmpc.key(12), x, iterations=42)
     with pytest.raises(InputTypeError, match="True or False"):
         approx.domain("reciprocal", signed=0)
-    assert approx.domain("reciprocal", signed=False) == approx.domain("reciprocal") == (0.05, 200.0)
+    assert approx.domain("reciprocal", signed=False) == approx.domain("reciprocal") == (2.0 ** -12, 2.0 ** 20)
+    assert approx.domain("reciprocal", range="narrow") == (0.05, 200.0)
+    with pytest.raises(InputTypeError, match="range must be 'wide' or 'narrow'"):
+        approx.rsqrt(jaxmpc.key(13), x, range="big")
 
 
 def test_public_exports():
@@ -321,3 +334,76 @@ def test_exp_local_truncation():
         k1, jaxmpc.share(k0, x, FXP, 2))
     twin = np.asarray(approx.exp_plain(jnp.asarray(x)))
     assert np.all(np.abs(np.asarray(y) - twin) * S <= MPC_BOUND["exp"](twin, x))
+
+
+# ---- the peers' own cases (SPU's fxp_approx tests) ---------------------------------------------------
+SPU_RECIPROCAL = np.array([1.0, -2.0, -15000.0, -0.5, 3.14, 15000.0, 10000.0, 60000.0, 260000.0])
+SPU_DIV_Y = np.geomspace(0.003, 2e5, 24) * np.where(np.arange(24) % 2, 1.0, -1.0)  # both signs
+SPU_DIV_X = np.linspace(-10.0, 10.0, 24)
+SPU_RSQRT = np.linspace(0.36, 12142.0, 24)
+SPU_ATOL = 1e-4  # SPU's absolute tolerance (docs "Pitfalls - Fxp Arithmetic"): below it, no relative one
+
+
+@functools.lru_cache(maxsize=None)
+def _spu_cases():
+    """reciprocal and divide at 16 and 18 fractional bits, rsqrt at 17 and 18 (SPU's): one program,
+    the precisions vmapped."""
+    def one(key, p):
+        fxp = jaxmpc.FixedPoint(2, p)
+        k = jax.random.split(key, 8)
+        r, y, x, q = (jaxmpc.share(k[i], v, fxp) for i, v in
+                      enumerate((SPU_RECIPROCAL, SPU_DIV_Y, SPU_DIV_X, SPU_RSQRT)))
+        return (jaxmpc.reveal(approx.reciprocal(k[4], r)), jaxmpc.reveal(approx.divide(k[5], x, y)),
+                jaxmpc.reveal(approx.rsqrt(k[6], q)), jaxmpc.reveal(approx.sqrt(k[7], q)))
+
+    ps = jnp.asarray([16, 17, 18], jnp.int32)
+    return ps, jax.jit(jax.vmap(one))(jax.random.split(jaxmpc.key(77), 3), ps)
+
+
+def _within(y, exact, rtol):
+    return np.abs(y - exact) <= rtol * np.abs(exact) + SPU_ATOL
+
+
+def test_spu_reciprocal_divide_rsqrt_cases():
+    """SPU's Reciprocal (rtol 1e-3), Div (secret / secret, y from 0.003 to 2e5, both signs) and Rsqrt
+    (0.36 to 12142 at 17 and 18 bits, rtol 1e-2, here also at a tenth: 1e-3) against float64 of the
+    encoded inputs (an input's own rounding is the encoding's: 0.003 is off by 1.7e-3 at 16 bits)."""
+    ps, (rec, div, rsq, sq) = _spu_cases()
+    for i, p in enumerate(np.asarray(ps).tolist()):
+        r, x, y, q = (accuracy.encoded(v, p) for v in (SPU_RECIPROCAL, SPU_DIV_X, SPU_DIV_Y, SPU_RSQRT))
+        if p in (16, 18):
+            assert np.all(_within(np.asarray(rec[i]), 1 / r, 1e-3)), (p, np.asarray(rec[i]) * r)
+            assert np.all(_within(np.asarray(div[i]), x / y, 1e-3)), (p, np.asarray(div[i]) * y / x)
+        if p in (17, 18):
+            assert np.all(_within(np.asarray(rsq[i]), q ** -0.5, 1e-3)), p
+            assert np.all(_within(np.asarray(sq[i]), q ** 0.5, 1e-3)), p
+
+
+@functools.lru_cache(maxsize=None)
+def _exp_taylor_cases():
+    """exp with method='taylor': [-8, 8] at 16 bits (iterations=4, 2 and 3 parties) and SPU's
+    ExponentialPade range up to the headroom, [-22, 17.5] at 18 bits (iterations=5)."""
+    a, b = np.linspace(-8.0, 8.0, 65), np.linspace(-22.0, 17.5, 65)
+
+    def one(key):
+        k = jax.random.split(key, 6)
+        out = [jaxmpc.reveal(approx.exp(k[i], jaxmpc.share(k[i + 3], a, FXP, n), method="taylor", iterations=4))
+               for i, n in enumerate((2, 3))]
+        y = jaxmpc.share(k[5], b, jaxmpc.FixedPoint(2, 18))
+        return out + [jaxmpc.reveal(approx.exp(k[2], y, method="taylor", iterations=5))]
+
+    return a, b, jax.jit(one)(jaxmpc.key(91))
+
+
+def test_exp_taylor():
+    a, b, (two, three, pade) = _exp_taylor_cases()
+    e = np.exp(accuracy.encoded(a, 16))
+    for y in (two, three):
+        assert np.max(np.abs(np.asarray(y) - e) / np.maximum(1.0, e)) <= 1e-3
+    twin = np.asarray(approx.exp_plain(jnp.asarray(accuracy.encoded(a, 16)), 4, "taylor"))
+    assert np.max(np.abs(twin - e) / e) <= 3e-8  # the polynomial alone (1e-9, times 2^4 squarings)
+    e = np.exp(accuracy.encoded(b, 18))
+    assert np.all(np.abs(np.asarray(pade) - e) <= 1e-3 * e + SPU_ATOL)  # a tenth of SPU's rtol 1e-2
+    x = jaxmpc.Shared(jax.ShapeDtypeStruct((2, 3), jnp.uint64), FXP)
+    assert jaxmpc.cost(approx.exp, jaxmpc.key(1), x, method="taylor", iterations=4).rounds == 14 + 2 * 4
+    assert approx.domain("exp", method="taylor", iterations=4) == (-8.0, 8.0)

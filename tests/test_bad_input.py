@@ -556,7 +556,7 @@ def one_off_targets(key):
         "tanh exp_iterations=62": (ProtocolError, r"tanh: exp_iterations must be in 0\.\.61",
                                    lambda: approx.tanh(key, x, exp_iterations=62)),
         "domain argument": (InputTypeError, r"\['order'\] are not arguments of exp; its keyword arguments "
-                            r"are \['iterations', 'truncation'\]", lambda: approx.domain("exp", order=2)),
+                            r"are \['iterations', 'method', 'truncation'\]", lambda: approx.domain("exp", order=2)),
         "domain iterations=2.5": (InputTypeError,
                                   r"iterations must be a Python int \(as exp takes it\), got 2\.5",
                                   lambda: approx.domain("exp", iterations=2.5)),

@@ -147,7 +147,7 @@ def softmax_cross_entropy(key, logits: Shared, onehot, *, iterations: int = 10,
     e = exp(keys[1], z, iterations=exp_iterations, truncation=truncation)
     s = e.sum(axis=-1)
     r = reciprocal(keys[2], s, iterations=iterations, exp_iterations=exp_iterations, signed=False,
-                   truncation=truncation)  # row sums in [1, C]: positive, the fast path
+                   range="narrow", truncation=truncation)  # row sums in [1, C]: positive, the fast path
     p = mul(keys[3], e, r.reshape(batch, 1), truncation=truncation)
     log_s = log(keys[4], s, iterations=log_iterations, order=log_order,
                 exp_iterations=exp_iterations, truncation=truncation)

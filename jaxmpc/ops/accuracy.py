@@ -4,7 +4,10 @@ float64, on a dense grid of each documented domain.
 For an approximation :math:`f` with domain :math:`[a, b]` (:func:`jaxmpc.ops.approx.domain`, for the
 static arguments of the run), :func:`measure` shares every point of :func:`inputs` (a grid of the
 domain, both edges included) at each precision with each of several keys, runs the approximation,
-reveals it and compares with float64 (:data:`EXACT`):
+reveals it and compares with float64 (:data:`EXACT`) of the encoded inputs :math:`x` (the grid
+point rounded to the precision, :func:`encoded`: what the parties hold; the rounding of an input is
+the encoding's error, not the approximation's, and dominates near zero, e.g. a relative 1/32 for
+:math:`1/x` at :math:`x = 2^{-12}` with 16 fractional bits):
 
 .. math:: \mathrm{err} = \max \frac{|y - f(x)|}{\max(1, |f(x)|)}, \qquad
           \mathrm{abs} = \max |y - f(x)|
@@ -44,7 +47,8 @@ from ..core.keys import key as make_key
 from ..errors import InputTypeError, UnknownNameError
 from ..protocols.shared import reveal, share
 
-__all__ = ["EXACT", "NAMES", "ROWS", "Measurement", "inputs", "measure", "measure_all", "page", "problems",
+__all__ = ["EXACT", "NAMES", "ROWS", "Measurement", "encoded", "inputs", "measure", "measure_all", "page",
+           "problems",
            "COMMAND", "PARTIES", "PRECISION", "POINTS", "KEYS"]
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -201,21 +205,31 @@ def _measure(names, statics, *, precisions, n_parties, points, keys, seed) -> di
 
 
 def _rows(name, static, ops, out, precisions, n_parties) -> list:
-    used = {k: v for k, v in approx.defaults(name).items() if isinstance(v, int)}
+    used = {k: v for k, v in approx.defaults(name).items()
+            if k != "truncation" and (isinstance(v, (int, str)) or v is None)}
     used.update(static)
+    if used.get("iterations", 0) is None:  # the range's default (approx.ITERATIONS)
+        used["iterations"] = approx.ITERATIONS[name][used["range"]]
     low, high = approx.domain(name, **static)
-    exact = EXACT[name](*ops)
     twin = np.asarray(getattr(approx, name + "_plain")(*(jnp.asarray(v) for v in ops), **static))
-    t_err, t_abs = _errors(twin, exact)
+    t_err, t_abs = _errors(twin, EXACT[name](*ops))  # the approximation alone, on the grid itself
     subject = ops[-1] if name not in ROWS else -ops[0][:, -1]  # the domain's operand (a row's spread)
     rows = []
     for i, p in enumerate(precisions):
+        exact = EXACT[name](*(encoded(v, p) for v in ops))
         err, ab = _errors(out[i], exact)
         scaled = np.abs(out[i] - exact) / np.maximum(1.0, np.abs(exact))
         where = np.unravel_index(np.argmax(scaled), scaled.shape)[1]  # the grid point (drop the key axis)
         rows.append(Measurement(name, n_parties, p, used, low, high, int(subject.shape[0]), err, ab,
                                 float(subject[where]), t_err, t_abs, ops, out[i]))
     return rows
+
+
+def encoded(v, precision: int) -> np.ndarray:
+    """The values the parties hold for the reals ``v`` at ``precision`` fractional bits (base 2,
+    rounded to nearest, as :meth:`jaxmpc.FixedPoint.encode`), as float64."""
+    s = 2.0 ** precision
+    return np.round(np.asarray(v, np.float64) * s) / s
 
 
 def _errors(y: np.ndarray, exact: np.ndarray) -> tuple:
@@ -240,6 +254,24 @@ def measure_all(*, precisions=(PRECISION,), n_parties: int = 2, points: int = PO
 
 
 # ---- docs/approx.md -------------------------------------------------------------------------------
+COST_ELEMENTS = 64  # the elements per call whose cost the page divides (rows of 8 for the row functions)
+OPTIONS = (("reciprocal", {"range": "narrow"}), ("divide", {"range": "narrow"}),
+           ("rsqrt", {"range": "narrow"}), ("sqrt", {"range": "narrow"}))  # the page's cost table
+
+
+def cost_per_element(name: str, n_parties: int = 2, **static) -> tuple:
+    """``(rounds, bytes sent per party per element, bytes dealt per party per element)`` of one call
+    of ``name`` on ``COST_ELEMENTS`` elements (:func:`jaxmpc.cost`: traced, nothing runs)."""
+    from ..protocols.shared import Shared
+    from ..trace.accounting import cost
+    _check_name(name)
+    shape = (COST_ELEMENTS // SOFTMAX_ROW, SOFTMAX_ROW) if name in ROWS else (COST_ELEMENTS,)
+    fxp = FixedPoint(2, PRECISION)
+    x = Shared(jax.ShapeDtypeStruct((n_parties,) + shape, jnp.uint64), fxp)
+    args = (x, x) if name == "divide" else (x,)
+    r = cost(getattr(approx, name), make_key(0), *args, **static)
+    return r.rounds, r.bytes_per_party / COST_ELEMENTS, r.dealer_bytes_per_party / COST_ELEMENTS
+
 def _num(v: float) -> str:
     """3 significant digits; float64 rounding noise (below 1e-12) as such."""
     return "< 1e-12" if v < 1e-12 else f"{v:.3g}"
@@ -256,7 +288,7 @@ def page(points: int = POINTS, keys: int = KEYS, parties=PARTIES, precision: int
                                             keys=keys).values()] for n in parties}
     head = ["function", "domain", "defaults", "points", "twin error"]
     head += [f"error, {n} parties" for n in parties] + [f"abs, {n} parties" for n in parties]
-    head += [f"worst input ({parties[0]}p)", "bound"]
+    head += [f"worst input ({parties[0]}p)", "bound", "rounds (2p)", "bytes/element (2p)"]
     lines = [
         "# Accuracy of the approximations",
         "",
@@ -275,7 +307,8 @@ def page(points: int = POINTS, keys: int = KEYS, parties=PARTIES, precision: int
         f"  (`points`: how many distinct ones). Inputs are shared at base 2 with {precision} fractional "
         "bits,",
         f"  dealer truncation, with {keys} keys each, and the revealed results are compared with float64",
-        "  (numpy).",
+        "  (numpy) of the encoded inputs (each grid point rounded to the precision: what the parties hold;",
+        "  the twin error is on the grid points themselves).",
         "- `error`: the largest |y - f(x)| / max(1, |f(x)|) (absolute where |f| <= 1, relative above);",
         "  `abs`: the largest |y - f(x)|; `twin error`: the error of the plaintext twin (the same",
         "  approximation in float64: the approximation alone, no MPC); `worst input`: where `error` is",
@@ -300,7 +333,18 @@ def page(points: int = POINTS, keys: int = KEYS, parties=PARTIES, precision: int
                  static, str(first.size), _num(first.twin_err)]
         cells += [_num(m.err) for m in ms] + [_num(m.abs) for m in ms]
         cells += [f"{first.worst:.4g}", f"{approx.DOMAINS[name].bound:g}"]
+        rounds, sent, _ = cost_per_element(name)
+        cells += [str(rounds), f"{sent:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Costs of the other options (2 parties; `rounds (2p)`, `bytes/element (2p)`: the rounds and the",
+              f"bytes each party sends per element, of one call on {COST_ELEMENTS} elements, from `jaxmpc.cost`):",
+              "", "| function | options | domain | rounds | bytes/element |", "|---|---|---|---|---|"]
+    for name, static in OPTIONS:
+        rounds, sent, _ = cost_per_element(name, **static)
+        opts = ", ".join(f"{k}={v}" for k, v in static.items())
+        operand = approx.DOMAINS[name].operand.replace("|", "\\|")
+        lines.append(f"| `{name}` | {opts} | {operand} in {_interval(*approx.domain(name, **static))} | "
+                     f"{rounds} | {sent:.0f} |")
     lines += ["", "Domains in words:", ""]
     lines += [f"- `{name}`: {approx.DOMAINS[name].text}" for name in NAMES]
     return "\n".join(lines) + "\n"

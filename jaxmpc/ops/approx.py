@@ -51,6 +51,7 @@ from ..trace import accounting, diagnostics
 from ..protocols.arith import div_public, mul, mul_public
 from .compare import msb, tournament
 from ..errors import InputTypeError, ProtocolError, ShareMismatchError, UnknownNameError
+from ..core import ring
 from ..core.keys import check_key
 from ..protocols.shared import Shared, concatenate
 
@@ -81,9 +82,18 @@ class Domain(NamedTuple):
     operand: str = "x"
 
 
-def _reciprocal_interval(exp_iterations, **_):
+WIDE_LOW, WIDE_HIGH = -12, 20  # the wide domain: 2^-12 <= |x| <= 2^20, one comparison per exponent
+
+
+def _reciprocal_interval(exp_iterations, range, **_):
+    if range == "wide":
+        return 2.0 ** WIDE_LOW, 2.0 ** WIDE_HIGH
     # exp(0.5 - |x|) in the initial guess needs 0.5 - |x| >= -2^n_e
     return 0.05, min(200.0, 2.0 ** exp_iterations)
+
+
+def _rsqrt_interval(range, **_):
+    return (2.0 ** WIDE_LOW, 2.0 ** WIDE_HIGH) if range == "wide" else (0.1, 150.0)
 
 
 def _log_high(exp_iterations) -> float:
@@ -96,23 +106,26 @@ ERF_RANGE = 3.0  # erf saturates beyond |x| = ERF_RANGE (erf(3) = 1 - 2.2e-5); g
 SATURATED = 1e6  # the documented domain of erf and gelu: any x within the headroom at s <= 2^20 (|x| < 2^22)
 
 DOMAINS: dict[str, Domain] = {
-    "exp": Domain("-2^n <= x <= 2^((n - 4)/2): [-256, 4] for n = 8",
-                  lambda iterations, **_: (-2.0 ** iterations, 2.0 ** ((iterations - 4) / 2)), 0.04),
-    "reciprocal": Domain("0.05 <= |x| <= min(200, 2^n_e) (with signed=False: 0.05 <= x, positive only)",
-                         _reciprocal_interval, 3e-4, "|x|"),
+    "exp": Domain("-2^n <= x <= 2^((n - 4)/2): [-256, 4] for n = 8 (method='taylor': |x| <= 2^(n - 1))",
+                  lambda iterations, method="limit", **_: ((-2.0 ** iterations, 2.0 ** ((iterations - 4) / 2))
+                                                          if method == "limit" else
+                                                          (-2.0 ** (iterations - 1), 2.0 ** (iterations - 1))),
+                  0.04),
+    "reciprocal": Domain("wide: 2^-12 <= |x| <= 2^20; narrow: 0.05 <= |x| <= min(200, 2^n_e) (with "
+                         "signed=False: x positive)", _reciprocal_interval, 3e-4, "|x|"),
     "divide": Domain("|y| in the domain of reciprocal (with signed=False: y positive); |x/y| within the "
                      "headroom", _reciprocal_interval, 3e-4, "|y|"),
     "sigmoid": Domain("|x| <= 2^n_e", lambda exp_iterations, **_: (-2.0 ** exp_iterations,
                                                                     2.0 ** exp_iterations), 2e-3),
     "tanh": Domain("|x| <= 2^(n_e - 1)", lambda exp_iterations, **_: (-2.0 ** (exp_iterations - 1),
                                                                        2.0 ** (exp_iterations - 1)), 4e-3),
-    "rsqrt": Domain("0.1 <= x <= 150", lambda **_: (0.1, 150.0), 3e-4),
+    "rsqrt": Domain("wide: 2^-12 <= x <= 2^20; narrow: 0.1 <= x <= 150", _rsqrt_interval, 3e-4),
     "log": Domain("1 <= x <= min(100, (2^n_e - 1)/2)",
                   lambda exp_iterations, **_: (1.0, _log_high(exp_iterations)), 0.015),
     "softmax": Domain("-2^n_e <= x_i - max_j x_j <= 0 along the axis (its row sums lie in [1, L], "
-                      "L <= 200: the domain of reciprocal)",
+                      "L <= 200: the domain of the narrow reciprocal)",
                       lambda exp_iterations, **_: (-2.0 ** exp_iterations, 0.0), 4e-3, "x - max(x)"),
-    "sqrt": Domain("0.1 <= x <= 150 (the domain of rsqrt)", lambda **_: (0.1, 150.0), 1e-4),
+    "sqrt": Domain("the domain of rsqrt", _rsqrt_interval, 1e-4),
     "log_softmax": Domain("-2^n_e <= x_i - max_j x_j <= 0 along the axis (its row sums lie in [1, L], "
                           "L <= min(100, (2^n_e - 1)/2): the domain of log)",
                           lambda exp_iterations, **_: (-2.0 ** exp_iterations, 0.0), 0.015, "x - max(x)"),
@@ -144,7 +157,7 @@ def domain(name: str, **static) -> tuple:
 
     Example:
         >>> from jaxmpc.ops.approx import domain
-        >>> domain("exp"), domain("exp", iterations=10), domain("reciprocal", exp_iterations=6)
+        >>> domain("exp"), domain("exp", iterations=10), domain("reciprocal", exp_iterations=6, range="narrow")
         ((-256.0, 4.0), (-1024.0, 8.0), (0.05, 64.0))
     """
     kw = defaults(name)
@@ -167,7 +180,7 @@ def _observe_domain(name: str, x: Shared, **static) -> None:
     """Count ``x``'s elements outside ``name``'s domain (:mod:`jaxmpc.trace.diagnostics`; nothing is
     traced unless collecting)."""
     if diagnostics.active():
-        low, high = DOMAINS[name].interval(**static)
+        low, high = DOMAINS[name].interval(**{**defaults(name), **static})
         diagnostics.observe_domain(name, x.shares, x.fxp, low, high)
 
 
@@ -224,7 +237,7 @@ def _check_axis(x: Shared, axis, fname: str) -> int:
 
 
 # ---- exp ----------------------------------------------------------------------------------------
-def exp(key, x: Shared, *, iterations: int = 8, truncation: str = "default") -> Shared:
+def exp(key, x: Shared, *, iterations: int = 8, method: str = "limit", truncation: str = "default") -> Shared:
     r"""Exponential by the limit :math:`e^x \approx (1 + x/2^n)^{2^n}`, :math:`n` = ``iterations``.
 
     Domain (:data:`DOMAINS`): :math:`-2^n \le x \le 2^{(n - 4)/2}`, :math:`[-256, 4]` for the
@@ -235,11 +248,28 @@ def exp(key, x: Shared, *, iterations: int = 8, truncation: str = "default") -> 
     float64 on the default domain at :math:`s = 2^{16}`: :math:`|y - e^x| \le \beta \max(1, e^x)`
     with :math:`\beta` at most 0.04 (module notes; ``docs/approx.md``).
 
+    ``method="taylor"`` (range reduction by squaring, as SPU's Taylor exp): :math:`e^x =
+    (e^{u})^{2^n}`, :math:`u = x/2^n`, with :math:`e^u` by a degree-7 polynomial on
+    :math:`[-0.5, 0.5]` (:func:`exp_coefficients`, relative error :math:`10^{-9}`, :math:`2 \cdot
+    10^{-8}` after 4 squarings): domain
+    :math:`|x| \le 2^{n-1}` (pass e.g. ``iterations=4`` for :math:`[-8, 8]`). Measured at
+    :math:`s = 2^{16}` on :math:`[-8, 8]` with ``iterations=4``: :math:`|y - e^x| \le 3.8 \cdot
+    10^{-4} \max(1, e^x)` (2 and 3 parties; the limit: 0.03 on :math:`[-4, 4]`, 14 % at 8); below
+    :math:`e^x = 1` the error is absolute, set by the output's own rounding (:math:`e^{-8}` is 22
+    units of :math:`2^{-16}`). SPU's ExponentialPade range, linspace(-22, 22) at 18 bits: within
+    rtol 1e-3 (atol 1e-4) up to :math:`x = 17.5` with ``iterations=5``; above about 18 the last
+    squaring's product :math:`e^x s^2` leaves the ring's headroom (:math:`2^{62}`), so no method
+    that ends in a product reaches :math:`e^{22}` at 18 fractional bits in :math:`Z_{2^{64}}`.
+    Cost: :math:`1 + (1 + 2 \cdot 6) + 2n = 14 + 2n` rounds (22 for :math:`n = 4`, against the
+    limit's 17 at :math:`n = 8`); each extra squaring costs 2 rounds and doubles the domain and
+    the amplification of :math:`u`'s rounding.
+
     Args:
         key: PRNG key.
         x: fixed-point :class:`Shared`, any shape.
         iterations: :math:`n` (static Python int, 0..61: the divisor :math:`2^n` must lie below
             :math:`2^{62}`; accurate only for :math:`2^n` well below the scale).
+        method: ``"limit"`` (default) or ``"taylor"`` (static).
         truncation: ``"dealer"`` or ``"local"``.
     Returns:
         :class:`Shared` like ``x``.
@@ -260,8 +290,35 @@ def exp(key, x: Shared, *, iterations: int = 8, truncation: str = "default") -> 
     """
     _check(key, x, "exp")
     _check_exp_iter(iterations, "iterations", "exp")
-    _observe_domain("exp", x, iterations=iterations)
+    if method not in ("limit", "taylor"):
+        raise InputTypeError(f"exp: method must be 'limit' or 'taylor' (it is static: it changes the "
+                             f"protocol), got {method!r}.")
+    _observe_domain("exp", x, iterations=iterations, method=method)
+    if method == "taylor":
+        return _exp_taylor(key, x, iterations, truncation)
     return _exp(key, x, iterations, truncation)
+
+
+EXP_DEGREE = 7  # the degree of method='taylor''s polynomial of e^u on [-0.5, 0.5]
+
+
+@functools.lru_cache(maxsize=None)
+def exp_coefficients(degree: int = EXP_DEGREE) -> tuple:
+    r"""The polynomial of :func:`exp` with ``method="taylor"``: :math:`e^u \approx \sum_k c_k u^k` on
+    :math:`u \in [-0.5, 0.5]`, the interpolant at the Chebyshev points (relative error about
+    :math:`10^{-9}` for degree 7), monomial coefficients :math:`(c_0, \dots, c_d)`."""
+    from numpy.polynomial import Chebyshev, Polynomial
+    p = Chebyshev.interpolate(np.exp, degree, domain=[-0.5, 0.5]).convert(kind=Polynomial)
+    return tuple(float(c) for c in p.coef)
+
+
+def _exp_taylor(key, x: Shared, iterations: int, truncation: str) -> Shared:
+    r""":math:`e^x = (e^{x/2^n})^{2^n}`: :math:`u = x/2^n` (one truncation), :math:`e^u` by the
+    polynomial (:func:`exp_coefficients`, Horner), :math:`n` squarings."""
+    k_div, k_poly, k_loop = jax.random.split(key, 3)
+    u = div_public(k_div, x, 2 ** iterations, truncation=truncation)
+    y = _horner(k_poly, u, exp_coefficients(), truncation)
+    return _loop(lambda k, y: mul(k, y, y, truncation=truncation), k_loop, y, iterations)
 
 
 def _exp(key, x: Shared, iterations: int, truncation: str) -> Shared:
@@ -270,9 +327,11 @@ def _exp(key, x: Shared, iterations: int, truncation: str) -> Shared:
     return _loop(lambda k, y: mul(k, y, y, truncation=truncation), k_loop, y, iterations)
 
 
-def exp_plain(x, iterations: int = 8):
-    """Plaintext twin of :func:`exp`: :math:`(1 + x/2^n)^{2^n}` in float64 by :math:`n` squarings."""
-    y = 1.0 + jnp.asarray(x, jnp.float64) / 2.0 ** iterations
+def exp_plain(x, iterations: int = 8, method: str = "limit"):
+    """Plaintext twin of :func:`exp`: :math:`(1 + x/2^n)^{2^n}` (``method="taylor"``: the polynomial of
+    :math:`x/2^n`) in float64, then :math:`n` squarings."""
+    u = jnp.asarray(x, jnp.float64) / 2.0 ** iterations
+    y = 1.0 + u if method == "limit" else _horner_plain(u, exp_coefficients())
     for _ in range(iterations):
         y = y * y
     return y
@@ -376,37 +435,266 @@ def _newton_reciprocal(key, x: Shared, y: Shared, iterations: int, truncation: s
     return _loop(step, key, y, iterations)
 
 
-def reciprocal(key, x: Shared, *, iterations: int = 10, exp_iterations: int = 8, signed: bool = True,
-               truncation: str = "default") -> Shared:
-    r"""Reciprocal :math:`1/x` by Newton-Raphson :math:`y \leftarrow y(2 - xy)` (CrypTen's guess).
+# ---- wide range: normalisation by a secret power of two ------------------------------------------
+RANGES = ("wide", "narrow")
+ITERATIONS = {  # the default iteration count of each range (``iterations=None``)
+    "reciprocal": {"wide": 3, "narrow": 10}, "divide": {"wide": 3, "narrow": 10},
+    "rsqrt": {"wide": 1, "narrow": 5}, "sqrt": {"wide": 1, "narrow": 5},
+}
+SCALE_BITS = 20  # significant bits (at least) of a back-scaling weight that is no power of two
+RSQRT_DEGREE = 3  # the degree of the wide rsqrt's initial guess on [0.5, 1)
+GOLDSCHMIDT_GUESS = 2.9142  # 1/n ~ 2.9142 - 2n on [0.5, 1) (|1 - n y0| <= 0.0858; SPU's constant)
 
-    Initial guess :math:`y_0 = \mathrm{sgn}(x) (3 e^{0.5 - |x|} + 0.003)` (CrypTen's, on
-    :math:`|x|`), with :func:`exp`. Newton converges when :math:`0 < x y_0 < 2`; the error
-    :math:`e = 1 - xy` squares each iteration (:math:`x y_0 = |x| |y_0|`: the sign changes nothing).
 
-    Domain (:data:`DOMAINS`): :math:`0.05 \le |x| \le \min(200, 2^{n_e})`, :math:`[0.05, 200]` for
-    the defaults (:math:`2^{n_e}` keeps the guess's :func:`exp` in its domain). With
-    ``signed=False`` the sign is not computed and :math:`x` must be positive (the fast path: one
-    comparison fewer, for operands known to be positive, such as row sums of exponentials). Between
-    10 and 200 the guess is about 0.003, so :math:`e_0 = 1 - 0.003|x|` and the error
-    :math:`e_0^{2^I}` needs the default :math:`I = 10`. Error against float64 on the default domain
-    at :math:`s = 2^{16}`: :math:`|y - 1/x| \le \beta \max(1, 1/|x|)` with :math:`\beta` at most
-    0.0003 (module notes). The guess is sensitive to :func:`exp`'s MPC error near :math:`|x| = 1`
-    (:math:`x y_0 = 1.82`): when :math:`2^{n_e}/s` exceeds about 10 % (e.g. ``exp_iterations=10``
-    at 12 fractional bits) Newton diverges and the result is garbage.
+def _check_range(r, fname: str) -> None:
+    if not isinstance(r, str) or r not in RANGES:
+        raise InputTypeError(f"{fname}: range must be 'wide' or 'narrow' (it is static: it changes the "
+                             f"protocol), got {r!r}.")
+
+
+def _resolve(name: str, iterations, range_: str, fname: str, low: int = 0) -> int:
+    """``iterations``, or the range's default (:data:`ITERATIONS`) for ``None``, checked."""
+    if iterations is None:
+        return ITERATIONS[name][range_]
+    _check_iter(iterations, "iterations", fname, low)
+    return iterations
+
+
+def _exponents() -> np.ndarray:
+    return np.arange(WIDE_LOW, WIDE_HIGH)
+
+
+def _exponent_bits(key, a: Shared) -> Shared:
+    r"""The one-hot exponent of a non-negative ``a``: :math:`e_j = [2^j \le a < 2^{j+1}]` for
+    :math:`j` = ``WIDE_LOW`` .. ``WIDE_HIGH - 1``, stacked on a new leading axis (a plain-integer
+    :class:`Shared` of shape ``(J, *a.shape)``, :math:`J` = ``WIDE_HIGH - WIDE_LOW`` = 32).
+
+    Protocol: one :func:`jaxmpc.msb` of the :math:`J` stacked differences :math:`a - 2^j` (the
+    thresholds are public reals, encoded at ``a``'s scale: any base) gives :math:`b_j = [a < 2^j]`,
+    non-decreasing in :math:`j`; then :math:`e_j = b_{j+1} - b_j` and :math:`e_{J-1} = 1 - b_{J-1}`
+    (local). Below :math:`2^{\mathrm{lo}}` every :math:`e_j` is 0; from :math:`2^{\mathrm{hi}}` on,
+    :math:`e_{J-1} = 1` (both outside the wide domain). Cost: :math:`M` rounds, one :func:`jaxmpc.msb`
+    of :math:`J|a|` elements (SPU finds the same one-hot vector by a bit decomposition and a prefix
+    OR, fewer bytes; the comparisons are what the kernel set offers)."""
+    j = _exponents()
+    shape = (j.size,) + a.shape
+    t = np.broadcast_to((2.0 ** j).reshape((-1,) + (1,) * a.ndim), shape)
+    below = msb(key, a.broadcast_to(shape) - t)  # [a < 2^j]
+    top = (-below[j.size - 1:]) + 1
+    return concatenate([below[1:] - below[:-1], top], axis=0)
+
+
+def _weights(w) -> tuple:
+    r"""``(W, T)``: public integers :math:`W_j = \mathrm{round}(w_j 2^T)` for positive reals
+    :math:`w_j`, with :math:`T` the least for which every :math:`W_j \ge 1` is exact (powers of
+    two) or has at least ``SCALE_BITS`` significant bits."""
+    w = np.asarray(w, np.float64)
+    e = np.log2(w)
+    exact = bool(np.all(e == np.round(e)))
+    t = max(0, int(-np.floor(e.min())) + (0 if exact else SCALE_BITS))
+    return np.round(w * 2.0 ** t).astype(np.int64), t
+
+
+def _scale(key, y: Shared, bits: Shared, w, truncation: str) -> Shared:
+    r""":math:`y \sum_j e_j w_j` for the one-hot ``bits`` :math:`e` and public positive reals
+    :math:`w_j`: :math:`W = \sum_j e_j W_j` (local, a plain integer; :func:`_weights`), one Beaver
+    product :math:`W y` (no truncation) and one :func:`jaxmpc.div_public` by :math:`2^T`. Headroom:
+    :math:`|y w_j| s 2^T < 2^{62}`. Cost: 2 rounds."""
+    big, t = _weights(w)
+    g = (bits * big.reshape((-1,) + (1,) * (bits.ndim - 1))).sum(0)
+    k_mul, k_div = jax.random.split(key)
+    z = mul(k_mul, g, y)
+    return z if t == 0 else div_public(k_div, z, 2 ** t, truncation=truncation)
+
+
+def _fixed_sum(bits: Shared, w, like: Shared) -> Shared:
+    r""":math:`\sum_j e_j w_j` for public reals :math:`w_j` and the plain-integer ``bits`` :math:`e`
+    (leading axis :math:`j`), in ``like``'s encoding, locally: the bits' shares times the encodings of
+    the :math:`w_j` (exact for one-hot bits, up to the rounding of each :math:`w_j s`)."""
+    v = like.fxp.encode(np.asarray(w, np.float64))
+    v = v.reshape((-1,) + (1,) * (bits.ndim - 1))
+    return like.like(jnp.sum(bits.shares * v[None], axis=1, dtype=bits.shares.dtype))
+
+
+def _wide_quotient(key, x, y: Shared, iterations: int, truncation: str, name: str, signed: bool = True):
+    r""":math:`x / y` (``x`` a :class:`Shared`; ``None``: :math:`1/y`) for :math:`|y|` in the wide
+    domain, by Goldschmidt's iteration on :math:`n = y\, 2^{-(k+1)} \in \pm[0.5, 1)`,
+    :math:`2^k \le |y| < 2^{k+1}` (SPU's ``reciprocal_goldschmidt`` / division).
+
+    Protocol:
+        1. :math:`\sigma = 1 - 2[y < 0]` and :math:`|y| = \sigma y` (:func:`jaxmpc.msb`, one
+           product of an integer; skipped with ``signed=False``: :math:`\sigma = 1`).
+        2. The one-hot exponent :math:`e` of :math:`|y|` (:func:`_exponent_bits`);
+           :math:`w = \sum_j e_j 2^{-(j+1)}` (a plain integer times public weights);
+           :math:`n = y w` and :math:`x' = x w` in one stacked :func:`_scale` (exact powers of
+           two; for :math:`1/y`, :math:`x' = w` is local: :func:`_fixed_sum`).
+        3. :math:`r_0 = 2.9142\sigma - 2n` (local); :math:`\epsilon_0 = 1 - n r_0`
+           (:math:`|\epsilon_0| \le 0.0858`) and :math:`q_0 = x' r_0` in one stacked product.
+        4. :math:`I` steps :math:`q \leftarrow q(1 + \epsilon)`, :math:`\epsilon \leftarrow
+           \epsilon^2` (one stacked product; the last step without :math:`\epsilon^2`):
+           :math:`q_I = x' r_0 (1 - \epsilon_0^{2^I})/(1 - \epsilon_0) = (x'/n)(1 -
+           \epsilon_0^{2^I}) = (x/y)(1 - \epsilon_0^{2^I})`.
+
+    The scaling comes first, so the roundings of the iteration are at the scale of the result
+    (scaling a rounded :math:`x/n` up by :math:`2^{-(k+1)}` afterwards would multiply them).
+
+    Cost: :math:`(M + 1) + M + 2 + 2 + 2I = 2M + 5 + 2I` rounds (``signed=False``:
+    :math:`M + 4 + 2I`).
+    """
+    keys = jax.random.split(key, 7)
+    if signed:
+        sigma = msb(keys[0], y) * -2 + 1
+        a = mul(keys[1], sigma, y)  # |y|, exact
+    else:
+        sigma, a = None, y
+    _observe_domain(name, a, range="wide")
+    bits = _exponent_bits(keys[2], a)
+    w = 2.0 ** -(_exponents() + 1.0)
+    if x is None:
+        n = _scale(keys[3], y, bits, w, truncation)
+        num = _fixed_sum(bits, w, n)
+    else:
+        shape = jnp.broadcast_shapes(x.shape, y.shape)
+        bits = bits.broadcast_to((bits.shape[0],) + shape)
+        both = _scale(keys[3], concatenate([y.broadcast_to(shape)[None], x.broadcast_to(shape)[None]], axis=0),
+                      bits, w, truncation)
+        n, num = both[0], both[1]
+    if signed:
+        r0 = n.like(sigma.shares * ring.per_party(n.fxp.encode(GOLDSCHMIDT_GUESS), sigma.shares)) - n * 2
+    else:
+        r0 = (-n) * 2 + GOLDSCHMIDT_GUESS
+    first = mul(keys[4], concatenate([n[None], num[None]], axis=0), r0[None], truncation=truncation)
+    eps, q = 1.0 - first[0], first[1]
+
+    def step(k, state):  # (q, eps) -> (q (1 + eps), eps^2)
+        eps = state[1]
+        return mul(k, state, concatenate([(eps + 1.0)[None], eps[None]], axis=0), truncation=truncation)
+
+    if iterations > 1:
+        state = _loop(step, keys[5], concatenate([q[None], eps[None]], axis=0), iterations - 1)
+        q, eps = state[0], state[1]
+    if iterations > 0:
+        q = mul(keys[6], q, eps + 1.0, truncation=truncation)
+    return q
+
+
+def _frexp(x):
+    """``(n, k + 1)``: :math:`x = n 2^{k+1}`, :math:`|n| \\in [0.5, 1)` (float64 both; the twins'
+    exponent)."""
+    n, k1 = jnp.frexp(x)
+    return n, k1.astype(jnp.float64)
+
+
+def _wide_quotient_plain(x, y, iterations: int):
+    y = jnp.asarray(y, jnp.float64)
+    n, k1 = _frexp(y)
+    r0 = jnp.where(y < 0, -GOLDSCHMIDT_GUESS, GOLDSCHMIDT_GUESS) - 2.0 * n
+    eps = 1.0 - n * r0
+    q = (1.0 if x is None else jnp.asarray(x, jnp.float64)) * 2.0 ** -k1 * r0
+    for _ in range(iterations):
+        q, eps = q * (1.0 + eps), eps * eps
+    return q
+
+
+@functools.lru_cache(maxsize=None)
+def rsqrt_coefficients(degree: int = RSQRT_DEGREE) -> tuple:
+    r"""The initial guess of the wide :func:`rsqrt`: :math:`n^{-1/2} \approx \sum_k c_k n^k` on
+    :math:`n \in [0.5, 1]`, the interpolant at the Chebyshev points (relative error 5.4e-4 for
+    degree 3), monomial coefficients :math:`(c_0, \dots, c_d)` as Python floats."""
+    from numpy.polynomial import Chebyshev, Polynomial
+    p = Chebyshev.interpolate(lambda n: n ** -0.5, degree, domain=[0.5, 1.0]).convert(kind=Polynomial)
+    return tuple(float(c) for c in p.coef)
+
+
+def _wide_rsqrt(key, x: Shared, iterations: int, truncation: str, root: bool = False) -> Shared:
+    r""":func:`rsqrt` (``root``: :func:`sqrt`) of a positive ``x`` in the wide domain: :math:`x =
+    n 2^{k+1}`, :math:`n \in [0.5, 1)`; a cubic guess of :math:`n^{-1/2}` (Horner), Newton, and
+    the back-scale :math:`2^{\mp(k+1)/2}` as public weights (:func:`_scale`, 20 significant bits).
+    Cost: :math:`M + 2 + 5 + 1 + 6I + 2 = M + 10 + 6I` rounds (the halving :math:`n/2`: 1)."""
+    keys = jax.random.split(key, 7)
+    bits = _exponent_bits(keys[0], x)
+    j1 = _exponents() + 1.0
+    n = _scale(keys[1], x, bits, 2.0 ** -j1, truncation)
+    y = _horner(keys[2], n, rsqrt_coefficients(), truncation)
+    half = div_public(keys[3], n, 2, truncation=truncation) if iterations else None
+
+    def parts(k, y):  # h = n y / 2 and 1.5 - h y
+        k = jax.random.split(k)
+        h = mul(k[0], half, y, truncation=truncation)
+        return h, 1.5 - mul(k[1], h, y, truncation=truncation)
+
+    def step(k, y):
+        k_parts, k_mul = jax.random.split(k)
+        return mul(k_mul, y, parts(k_parts, y)[1], truncation=truncation)
+
+    if root:
+        y = _loop(step, keys[4], y, iterations - 1)
+        k_parts, k_mul = jax.random.split(keys[5])
+        h, f = parts(k_parts, y)
+        return _scale(keys[6], mul(k_mul, h * 2, f, truncation=truncation), bits,
+                      2.0 ** (j1 / 2), truncation)
+    y = _loop(step, keys[4], y, iterations)
+    return _scale(keys[6], y, bits, 2.0 ** (-j1 / 2), truncation)
+
+
+def _wide_rsqrt_plain(x, iterations: int, root: bool = False):
+    x = jnp.asarray(x, jnp.float64)
+    n, k1 = _frexp(x)
+    y = _horner_plain(n, rsqrt_coefficients())
+    steps = iterations - 1 if root else iterations
+    for _ in range(steps):
+        y = y * (1.5 - n / 2.0 * y * y)
+    if root:
+        h = n / 2.0 * y
+        return 2.0 * h * (1.5 - h * y) * 2.0 ** (k1 / 2.0)
+    return y * 2.0 ** (-k1 / 2.0)
+
+
+def reciprocal(key, x: Shared, *, iterations: int | None = None, exp_iterations: int = 8,
+               signed: bool = True, range: str = "wide", truncation: str = "default") -> Shared:
+    r"""Reciprocal :math:`1/x`, on a wide range by normalisation (default) or on a narrow one.
+
+    ``range="wide"`` (default; SPU's method): :math:`x = n 2^{k+1}` with the exponent :math:`k` of
+    :math:`|x|` found securely (one comparison per power of two, :func:`_exponent_bits`) and
+    :math:`|n| \in [0.5, 1)`; Goldschmidt's iteration from :math:`r_0 = 2.9142 - 2|n|` (sign
+    restored) gives :math:`1/n` with the relative error :math:`\epsilon_0^{2^I}`,
+    :math:`|\epsilon_0| \le 0.0858` (:math:`3 \cdot 10^{-9}` for the default :math:`I = 3`), and
+    :math:`1/x = (1/n) 2^{-(k+1)}` (public weights, exact). Domain (:data:`DOMAINS`):
+    :math:`2^{-12} \le |x| \le 2^{20}`: :math:`[0.000244141, 1.04858e+06]` (``WIDE_LOW``,
+    ``WIDE_HIGH``); with ``signed=False`` positive :math:`x` only.
+
+    ``range="narrow"`` (CrypTen's method, fewer bytes, more rounds): Newton :math:`y \leftarrow
+    y(2 - xy)` from :math:`y_0 = \mathrm{sgn}(x) (3 e^{0.5 - |x|} + 0.003)` with :func:`exp`;
+    converges when :math:`0 < x y_0 < 2`, the error :math:`e = 1 - xy` squaring each iteration.
+    Domain :math:`0.05 \le |x| \le \min(200, 2^{n_e})` (:math:`2^{n_e}` keeps the guess's
+    :func:`exp` in its domain). Between 10 and 200 the guess is about 0.003, so :math:`e_0 = 1 -
+    0.003|x|` and the error :math:`e_0^{2^I}` needs :math:`I = 10`. The guess is sensitive to
+    :func:`exp`'s MPC error near :math:`|x| = 1` (:math:`x y_0 = 1.82`): when :math:`2^{n_e}/s`
+    exceeds about 10 % (e.g. ``exp_iterations=10`` at 12 fractional bits) Newton diverges.
+
+    Error against float64 on the default (wide) domain at :math:`s = 2^{16}`: :math:`|y - 1/x|
+    \le \beta \max(1, 1/|x|)` with :math:`\beta` at most 0.0003 (module notes); the narrow one
+    meets the same bound on its domain.
 
     Args:
         key: PRNG key.
         x: fixed-point :class:`Shared`, any shape, values in the domain.
-        iterations: Newton iterations (static).
-        exp_iterations: ``iterations`` of the :func:`exp` in the initial guess (static).
-        signed: ``True`` (default): any sign (CrypTen's reciprocal of :math:`|x|` with the sign
-            restored); ``False``: positive :math:`x` only, one comparison fewer (static).
+        iterations: Goldschmidt (wide) or Newton (narrow) iterations (static); ``None``: 3 wide,
+            10 narrow (:data:`ITERATIONS`).
+        exp_iterations: ``iterations`` of the :func:`exp` in the narrow guess (static; unused wide).
+        signed: ``True`` (default): any sign; ``False``: positive :math:`x` only, one comparison
+            and one product fewer (static).
+        range: ``"wide"`` or ``"narrow"`` (static).
         truncation: ``"dealer"`` or ``"local"``.
     Returns:
         :class:`Shared` like ``x``.
 
-    Protocol (``signed=True``):
+    Protocol (wide): :func:`_wide_quotient` with the dividend 1: :math:`\sigma`, :math:`|x|`; the
+    one-hot exponent :math:`e`; :math:`n = x 2^{-(k+1)}` and (locally) :math:`2^{-(k+1)}`;
+    :math:`r_0`; :math:`\epsilon_0 = 1 - n r_0` and :math:`q_0 = 2^{-(k+1)} r_0`; :math:`I`
+    Goldschmidt steps.
+
+    Protocol (narrow, ``signed=True``):
         1. :math:`b = \mathrm{msb}(x) = [x < 0]` (:func:`jaxmpc.msb`); :math:`\sigma = 1 - 2b`
            (a plain integer, local).
         2. :math:`|x| = \sigma x` (one Beaver product, no truncation).
@@ -417,43 +705,51 @@ def reciprocal(key, x: Shared, *, iterations: int = 10, exp_iterations: int = 8,
     With ``signed=False``: steps 3 and 5 on :math:`x`, and :math:`y_0 = 3e + 0.003`
     (:func:`jaxmpc.mul_public`).
 
-    Cost: :func:`exp` (:math:`1 + 2n_e` rounds) + 1 (:math:`y_0`) + :math:`4 \cdot` ``iterations``
-    rounds (2 products each): :math:`2 + 2n_e + 4I`, 58 rounds for the defaults with
-    ``signed=False``; ``signed=True`` adds one comparison and the product :math:`\sigma x`:
-    :math:`M + 3 + 2n_e + 4I` (:math:`M + 59` for the defaults).
+    Cost: wide: :math:`2M + 5 + 2I` rounds (:math:`2M + 11` for the defaults: 27 at 2 parties),
+    with ``signed=False`` :math:`M + 4 + 2I`; bytes: one :func:`jaxmpc.msb` of :math:`32|x|`
+    elements (the exponent) dominates: about 1510 bytes sent per party and element at 2 parties.
+    Narrow: :func:`exp` (:math:`1 + 2n_e`) + 1 (:math:`y_0`) + :math:`4I`: :math:`2 + 2n_e + 4I`
+    rounds, 58 for the defaults with ``signed=False``; ``signed=True`` adds one comparison and the
+    product :math:`\sigma x`: :math:`M + 3 + 2n_e + 4I` (:math:`M + 59`); about 750 bytes per party
+    and element at 2 parties (``docs/approx.md`` lists both).
 
     Example:
         >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
         >>> from jaxmpc.ops.approx import reciprocal
         >>> k0, k1 = jax.random.split(jaxmpc.key(0))
-        >>> x = jaxmpc.share(k0, [0.5, -4.0, 100.0], jaxmpc.FixedPoint(2, 16))
-        >>> jaxmpc.reveal(reciprocal(k1, x)).round(3).tolist()
-        [2.0, -0.25, 0.01]
+        >>> x = jaxmpc.share(k0, [0.5, -4.0, 100.0, -1000.0], jaxmpc.FixedPoint(2, 18))
+        >>> jaxmpc.reveal(reciprocal(k1, x)).round(5).tolist()
+        [2.0, -0.25, 0.01, -0.001]
     """
     _check(key, x, "reciprocal")
-    _check_iter(iterations, "iterations", "reciprocal")
-    _check_exp_iter(exp_iterations, "exp_iterations", "reciprocal")
     _check_flag(signed, "signed", "reciprocal")
+    _check_range(range, "reciprocal")
+    iterations = _resolve("reciprocal", iterations, range, "reciprocal")
+    _check_exp_iter(exp_iterations, "exp_iterations", "reciprocal")
+    if range == "wide":
+        return _wide_quotient(key, None, x, iterations, truncation, "reciprocal", signed)
     return _any_reciprocal(key, x, iterations, exp_iterations, signed, truncation, "reciprocal")
 
 
 def _any_reciprocal(key, x: Shared, iterations: int, exp_iterations: int, signed: bool, truncation: str,
                     name: str) -> Shared:
-    """:func:`reciprocal` after the checks; the domain observed under ``name`` (on :math:`|x|`)."""
+    """The narrow :func:`reciprocal` after the checks; the domain observed under ``name`` (on
+    :math:`|x|`)."""
     if not signed:
-        _observe_domain(name, x, exp_iterations=exp_iterations)
+        _observe_domain(name, x, exp_iterations=exp_iterations, range="narrow")
         return _reciprocal(key, x, iterations, exp_iterations, truncation)
     keys = jax.random.split(key, 5)
     sigma = msb(keys[0], x) * -2 + 1  # 1 - 2 [x < 0]: a plain integer, -1 or 1
     a = mul(keys[1], sigma, x)  # |x|, exact
-    _observe_domain(name, a, exp_iterations=exp_iterations)
+    _observe_domain(name, a, exp_iterations=exp_iterations, range="narrow")
     e = _exp(keys[2], 0.5 - a, exp_iterations, truncation)
     y = mul(keys[3], sigma * 3, e + 0.001)  # sgn(x) (3 e + 0.003), exact
     return _newton_reciprocal(keys[4], x, y, iterations, truncation)
 
 
 def _reciprocal(key, x: Shared, iterations: int, exp_iterations: int, truncation: str) -> Shared:
-    """:func:`reciprocal` of a positive ``x`` (``signed=False``), unchecked and unobserved."""
+    """The narrow :func:`reciprocal` of a positive ``x`` (``signed=False``), unchecked and
+    unobserved."""
     keys = jax.random.split(key, 3)
     e = _exp(keys[0], 0.5 - x, exp_iterations, truncation)
     y = mul_public(keys[1], e, 3.0, truncation=truncation) + 0.003
@@ -466,9 +762,13 @@ def _newton_reciprocal_plain(x, y, iterations: int):
     return y
 
 
-def reciprocal_plain(x, iterations: int = 10, exp_iterations: int = 8, signed: bool = True):
+def reciprocal_plain(x, iterations: int | None = None, exp_iterations: int = 8, signed: bool = True,
+                     range: str = "wide"):
     """Plaintext twin of :func:`reciprocal` (same guess, same iterations, float64)."""
+    iterations = ITERATIONS["reciprocal"][range] if iterations is None else iterations
     x = jnp.asarray(x, jnp.float64)
+    if range == "wide":
+        return _wide_quotient_plain(None, x, iterations)
     if not signed:
         return _newton_reciprocal_plain(x, 3.0 * exp_plain(0.5 - x, exp_iterations) + 0.003, iterations)
     sigma = jnp.where(x < 0, -1.0, 1.0)  # as msb: the sign of 0 is +
@@ -476,34 +776,58 @@ def reciprocal_plain(x, iterations: int = 10, exp_iterations: int = 8, signed: b
     return _newton_reciprocal_plain(x, y, iterations)
 
 
-def divide(key, x: Shared, y: Shared, *, iterations: int = 10, exp_iterations: int = 8, signed: bool = True,
-           truncation: str = "default") -> Shared:
-    r"""Division by a shared value: :math:`x / y = x \cdot (1/y)` with :func:`reciprocal`.
+def divide(key, x: Shared, y: Shared, *, iterations: int | None = None, exp_iterations: int = 8,
+           signed: bool = True, range: str = "wide", truncation: str = "default") -> Shared:
+    r"""Division by a shared value :math:`x / y`.
 
-    Domain (:data:`DOMAINS`): :math:`|y|` in :func:`reciprocal`'s domain, :math:`[0.05, 200]` for
-    the defaults (:math:`y` positive with ``signed=False``); :math:`|x/y|` within the ring's
-    headroom. Error: :math:`|x|` times the reciprocal's, plus one truncation (:math:`1/s`); against
-    float64 for :math:`|x| \le 8` at :math:`s = 2^{16}`: :math:`|q - x/y| \le \beta \max(1, |x/y|)`
-    with :math:`\beta` at most 0.0003 (module notes).
+    ``range="wide"`` (default): Goldschmidt's iteration carries the dividend (SPU's division):
+    :math:`x' = x 2^{-(k+1)}` beside :math:`n = y 2^{-(k+1)}`, :math:`q_0 = x' r_0`,
+    :math:`q \leftarrow q(1 + \epsilon)` (:func:`_wide_quotient`), so :math:`x` is never multiplied
+    by a small rounded :math:`1/y`.
+    ``range="narrow"``: :math:`x \cdot (1/y)` with the narrow :func:`reciprocal`.
+
+    Domain (:data:`DOMAINS`): :math:`|y|` in :func:`reciprocal`'s domain (wide:
+    :math:`[0.000244141, 1.04858e+06]`; :math:`y` positive with ``signed=False``); :math:`|x/y|`
+    within the headroom (wide: :math:`|x/y| s 2^{20} < 2^{62}`, :math:`|x/y| < 2^{26}` at
+    :math:`s = 2^{16}`: the scaling's product). Error against float64 for :math:`|x| \le 8` at :math:`s = 2^{16}`:
+    :math:`|q - x/y| \le \beta \max(1, |x/y|)` with :math:`\beta` at most 0.0003 (module notes).
 
     Args: as :func:`reciprocal` (``signed`` applies to ``y``), and ``x``: a fixed-point
     :class:`Shared` broadcasting with ``y``.
 
-    Cost: :func:`reciprocal` of ``y`` (with the same ``signed``) + 2 rounds (one product).
+    Cost: wide: that of :func:`reciprocal` (the dividend joins the scaling and the first product):
+    :math:`2M + 11` rounds for the defaults. Narrow: :func:`reciprocal` of ``y`` + 2 rounds (one product).
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops.approx import divide
+        >>> k = jax.random.split(jaxmpc.key(0), 3)
+        >>> x = jaxmpc.share(k[0], [1.0, 3.0, 1000.0], jaxmpc.FixedPoint(2, 16))
+        >>> y = jaxmpc.share(k[1], [-0.125, 7.0, 2e5], jaxmpc.FixedPoint(2, 16))
+        >>> jaxmpc.reveal(divide(k[2], x, y)).round(3).tolist()
+        [-8.0, 0.429, 0.005]
     """
     _check(key, x, "divide")
     _check(key, y, "divide", "y")
-    _check_iter(iterations, "iterations", "divide")
-    _check_exp_iter(exp_iterations, "exp_iterations", "divide")
     _check_flag(signed, "signed", "divide")
+    _check_range(range, "divide")
+    iterations = _resolve("divide", iterations, range, "divide")
+    _check_exp_iter(exp_iterations, "exp_iterations", "divide")
+    if range == "wide":
+        return _wide_quotient(key, x, y, iterations, truncation, "divide", signed)
     k_rec, k_mul = jax.random.split(key)
     r = _any_reciprocal(k_rec, y, iterations, exp_iterations, signed, truncation, "divide")
     return mul(k_mul, x, r, truncation=truncation)
 
 
-def divide_plain(x, y, iterations: int = 10, exp_iterations: int = 8, signed: bool = True):
+def divide_plain(x, y, iterations: int | None = None, exp_iterations: int = 8, signed: bool = True,
+                 range: str = "wide"):
     """Plaintext twin of :func:`divide`."""
-    return jnp.asarray(x, jnp.float64) * reciprocal_plain(y, iterations, exp_iterations, signed)
+    if range == "wide":
+        iterations = ITERATIONS["divide"]["wide"] if iterations is None else iterations
+        x, y = jnp.broadcast_arrays(jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64))
+        return _wide_quotient_plain(x, y, iterations)
+    return jnp.asarray(x, jnp.float64) * reciprocal_plain(y, iterations, exp_iterations, signed, range)
 
 
 # ---- sign, sigmoid, tanh ------------------------------------------------------------------------
@@ -589,32 +913,47 @@ def tanh_plain(x, iterations: int = 4, exp_iterations: int = 8):
 
 
 # ---- rsqrt --------------------------------------------------------------------------------------
-def rsqrt(key, x: Shared, *, iterations: int = 5, exp_iterations: int = 8,
-          truncation: str = "default") -> Shared:
-    r"""Inverse square root :math:`1/\sqrt{x}` by Newton :math:`y \leftarrow y (3 - x y^2)/2`.
+def rsqrt(key, x: Shared, *, iterations: int | None = None, exp_iterations: int = 8,
+          range: str = "wide", truncation: str = "default") -> Shared:
+    r"""Inverse square root :math:`1/\sqrt{x}` by Newton :math:`y \leftarrow y (3 - x y^2)/2`, on a
+    wide range by normalisation (default) or on a narrow one.
 
-    Initial guess (CrypTen): :math:`y_0 = 2.2\, e^{-(x/2 + 0.2)} + 0.2 - x/1024`. Newton
+    ``range="wide"`` (default; SPU's method): :math:`x = n 2^{k+1}`, :math:`n \in [0.5, 1)`, the
+    exponent found securely as in :func:`reciprocal`; a cubic guess of :math:`n^{-1/2}`
+    (:func:`rsqrt_coefficients`, relative error :math:`5.4 \cdot 10^{-4}`), :math:`I` Newton steps
+    on :math:`n` (the relative error :math:`\epsilon \to 1.5 \epsilon^2`: :math:`4 \cdot 10^{-7}`
+    for the default :math:`I = 1`), and :math:`1/\sqrt x = n^{-1/2} 2^{-(k+1)/2}` (public weights
+    to 20 significant bits). Domain (:data:`DOMAINS`): :math:`2^{-12} \le x \le 2^{20}`:
+    :math:`[0.000244141, 1.04858e+06]`.
+
+    ``range="narrow"``: initial guess (CrypTen) :math:`y_0 = 2.2\, e^{-(x/2 + 0.2)} + 0.2 - x/1024`. Newton
     converges when :math:`0 < x y_0^2 < 3`, for :math:`x \in (0, 200]`, but slowly where
     the guess is far below :math:`1/\sqrt x`: the ratio :math:`r = y\sqrt x` goes to
     :math:`r(3 - r^2)/2`, about :math:`1.5 r` while :math:`r` is small. Near 200 the guess is
     :math:`0.2 - x/1024 \approx 0.005` (:math:`r = 0.07`), so 5 iterations end 50 % short; below
     0.1 the same happens with :math:`y_0 \approx 2`.
 
-    Domain (:data:`DOMAINS`): :math:`[0.1, 150]` (:math:`r_0 \ge 0.6`: 5 iterations leave a
-    relative error below :math:`10^{-8}`). Error against float64 on the domain at
+    Narrow domain: :math:`[0.1, 150]` (:math:`r_0 \ge 0.6`: 5 iterations leave a
+    relative error below :math:`10^{-8}`). Error against float64 on the default (wide) domain at
     :math:`s = 2^{16}`: :math:`|y - 1/\sqrt x| \le \beta \max(1, 1/\sqrt x)` with :math:`\beta` at
-    most 0.0003 (module notes).
+    most 0.0003 (module notes); the narrow one meets the same bound on its domain.
 
     Args:
         key: PRNG key.
         x: fixed-point :class:`Shared`, positive values in the domain.
-        iterations: Newton iterations (static).
-        exp_iterations: ``iterations`` of :func:`exp` in the guess (static).
+        iterations: Newton iterations (static); ``None``: 1 wide, 5 narrow (:data:`ITERATIONS`).
+        exp_iterations: ``iterations`` of :func:`exp` in the narrow guess (static; unused wide).
+        range: ``"wide"`` or ``"narrow"`` (static).
         truncation: ``"dealer"`` or ``"local"``.
     Returns:
         :class:`Shared` like ``x``.
 
-    Cost: guess: :func:`exp` (:math:`1 + 2n_e`) + 1 (:math:`x/2`, :math:`x/1024` and the
+    Cost (wide): the exponent (:math:`M`, a :func:`jaxmpc.msb` of :math:`32|x|` elements: about
+    1450 bytes per party and element at 2 parties; narrow: 584), :math:`n` (2), the cubic (5), :math:`n/2`
+    (1), :math:`6I`, the back-scale (2): :math:`M + 10 + 6I` rounds (:math:`M + 16` for the
+    defaults: 24 at 2 parties).
+
+    Cost (narrow): guess: :func:`exp` (:math:`1 + 2n_e`) + 1 (:math:`x/2`, :math:`x/1024` and the
     :math:`2.2` product: :math:`x/2` and :math:`x/1024` share one round, so 2 rounds); per iteration
     3 sequential products (:math:`h = (x/2) y` reusing the guess's :math:`x/2`, :math:`h y`,
     :math:`y(1.5 - h y)`; :math:`x/2` first: :math:`y^2` first would keep fewer digits of a small
@@ -622,9 +961,12 @@ def rsqrt(key, x: Shared, *, iterations: int = 5, exp_iterations: int = 8,
     rounds (49 for the defaults).
     """
     _check(key, x, "rsqrt")
-    _check_iter(iterations, "iterations", "rsqrt")
+    _check_range(range, "rsqrt")
+    iterations = _resolve("rsqrt", iterations, range, "rsqrt")
     _check_exp_iter(exp_iterations, "exp_iterations", "rsqrt")
-    _observe_domain("rsqrt", x, iterations=iterations, exp_iterations=exp_iterations)
+    _observe_domain("rsqrt", x, range=range)
+    if range == "wide":
+        return _wide_rsqrt(key, x, iterations, truncation)
     return _rsqrt(key, x, iterations, exp_iterations, truncation)
 
 
@@ -656,8 +998,11 @@ def _rsqrt(key, x: Shared, iterations: int, exp_iterations: int, truncation: str
     return mul(k_mul, h * 2, f, truncation=truncation)
 
 
-def rsqrt_plain(x, iterations: int = 5, exp_iterations: int = 8):
+def rsqrt_plain(x, iterations: int | None = None, exp_iterations: int = 8, range: str = "wide"):
     """Plaintext twin of :func:`rsqrt`."""
+    iterations = ITERATIONS["rsqrt"][range] if iterations is None else iterations
+    if range == "wide":
+        return _wide_rsqrt_plain(x, iterations)
     x = jnp.asarray(x, jnp.float64)
     y = 2.2 * exp_plain(-(x / 2.0 + 0.2), exp_iterations) + 0.2 - x / 1024.0
     for _ in range(iterations):
@@ -665,8 +1010,8 @@ def rsqrt_plain(x, iterations: int = 5, exp_iterations: int = 8):
     return y
 
 
-def sqrt(key, x: Shared, *, iterations: int = 5, exp_iterations: int = 8,
-         truncation: str = "default") -> Shared:
+def sqrt(key, x: Shared, *, iterations: int | None = None, exp_iterations: int = 8,
+         range: str = "wide", truncation: str = "default") -> Shared:
     r"""Square root :math:`\sqrt x = x \cdot (1/\sqrt x)`, by :func:`rsqrt`'s iterations with the
     product by :math:`x` fused into the last one.
 
@@ -677,15 +1022,20 @@ def sqrt(key, x: Shared, *, iterations: int = 5, exp_iterations: int = 8,
     :math:`2h + 3` units; :math:`x` times the returned :math:`1/\sqrt x` would carry that
     value's rounding times :math:`x` (up to 150 units).
 
-    Domain (:data:`DOMAINS`): that of :func:`rsqrt`, :math:`[0.1, 150]`. Error against float64 on
-    the domain at :math:`s = 2^{16}`: :math:`|y - \sqrt x| \le \beta \max(1, \sqrt x)` with
-    :math:`\beta` at most 0.0001 (module notes).
+    Wide (default): the same fused step on :math:`n \in [0.5, 1)`, then :math:`\sqrt x = \sqrt n\,
+    2^{(k+1)/2}` (public weights).
+
+    Domain (:data:`DOMAINS`): that of :func:`rsqrt`, :math:`[0.000244141, 1.04858e+06]` wide,
+    :math:`[0.1, 150]` narrow. Error against float64 on the default domain at :math:`s = 2^{16}`:
+    :math:`|y - \sqrt x| \le \beta \max(1, \sqrt x)` with :math:`\beta` at most 0.0001 (module
+    notes).
 
     Args:
         key: PRNG key.
         x: fixed-point :class:`Shared`, positive values in the domain.
-        iterations: Newton iterations, :math:`I \ge 1` (static).
-        exp_iterations: those of :func:`rsqrt`'s guess (static).
+        iterations: Newton iterations, :math:`I \ge 1` (static); ``None``: 1 wide, 5 narrow.
+        exp_iterations: those of :func:`rsqrt`'s narrow guess (static).
+        range: ``"wide"`` or ``"narrow"`` (static).
         truncation: ``"dealer"`` or ``"local"``.
     Returns:
         :class:`Shared` like ``x``.
@@ -693,7 +1043,8 @@ def sqrt(key, x: Shared, *, iterations: int = 5, exp_iterations: int = 8,
     Protocol: :func:`rsqrt`'s guess and :math:`I - 1` iterations, then :math:`h = (x/2) y`,
     :math:`f = 1.5 - hy` and :math:`(2h) f` (three products).
 
-    Cost: that of :func:`rsqrt`, :math:`3 + 2n_e + 6I` rounds: 49 for the defaults.
+    Cost: that of :func:`rsqrt`: wide :math:`M + 10 + 6I` rounds (:math:`M + 16`), narrow
+    :math:`3 + 2n_e + 6I` (49).
 
     Example:
         >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
@@ -704,17 +1055,23 @@ def sqrt(key, x: Shared, *, iterations: int = 5, exp_iterations: int = 8,
         [0.5, 1.414, 10.0]
     """
     _check(key, x, "sqrt")
-    _check_iter(iterations, "iterations", "sqrt", low=1)
+    _check_range(range, "sqrt")
+    iterations = _resolve("sqrt", iterations, range, "sqrt", low=1)
     _check_exp_iter(exp_iterations, "exp_iterations", "sqrt")
-    _observe_domain("sqrt", x, iterations=iterations, exp_iterations=exp_iterations)
+    _observe_domain("sqrt", x, range=range)
+    if range == "wide":
+        return _wide_rsqrt(key, x, iterations, truncation, root=True)
     return _rsqrt(key, x, iterations, exp_iterations, truncation, root=True)
 
 
-def sqrt_plain(x, iterations: int = 5, exp_iterations: int = 8):
+def sqrt_plain(x, iterations: int | None = None, exp_iterations: int = 8, range: str = "wide"):
     """Plaintext twin of :func:`sqrt`: :func:`rsqrt_plain` with :math:`I - 1` iterations, then
-    :math:`2h(1.5 - hy)`, :math:`h = xy/2`."""
+    :math:`2h(1.5 - hy)`, :math:`h = xy/2` (wide: on :math:`n`, then scaled back)."""
+    iterations = ITERATIONS["sqrt"][range] if iterations is None else iterations
+    if range == "wide":
+        return _wide_rsqrt_plain(x, iterations, root=True)
     x = jnp.asarray(x, jnp.float64)
-    y = rsqrt_plain(x, iterations - 1, exp_iterations)
+    y = rsqrt_plain(x, iterations - 1, exp_iterations, "narrow")
     h = x / 2.0 * y
     return 2.0 * h * (1.5 - h * y)
 
@@ -925,7 +1282,7 @@ def softmax(key, x: Shared, axis: int = -1, *, iterations: int = 10, exp_iterati
     e = _exp(k_exp, d, exp_iterations, truncation)
     s = e.like(jnp.sum(e.shares, axis=axis + 1, keepdims=True, dtype=e.shares.dtype))
     if diagnostics.active():  # the row sums, in the reciprocal's domain
-        low, high = domain("reciprocal", exp_iterations=exp_iterations)
+        low, high = domain("reciprocal", exp_iterations=exp_iterations, range="narrow")
         diagnostics.observe_domain("softmax", s.shares, s.fxp, low, high)
     r = _reciprocal(k_rec, s, iterations, exp_iterations, truncation)
     return mul(k_mul, e, r, truncation=truncation)
