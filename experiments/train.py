@@ -89,7 +89,7 @@ def parse_args(argv=None):
     common.add_protocol_args(p)
     p.add_argument("--base", type=int, default=2, choices=(2, 10))
     p.add_argument("--precision", type=int, default=None,
-                   help="fractional digits in --base (default 16 for base 2, 4 for base 10)")
+                   help="fractional digits in --base (default 16 for base 2 (12 on Z_2^32), 4 for base 10)")
     p.add_argument("--truncation", default="default", choices=common.truncations(),
                    help="truncation scheme: default (the family's own); additive "
                         "(jaxmpc.protocols.additive.truncation): dealer (its default), pair, exact, "
@@ -108,8 +108,8 @@ def parse_args(argv=None):
         args.hidden = [128] if args.model == "mlp" else []
     if args.lr is None:
         args.lr = classify.default_lr(args.dataset, args.loss, args.model)
-    if args.precision is None:
-        args.precision = 16 if args.base == 2 else 4
+    if args.precision is None:  # Z_2^32 holds base-2 precisions up to 14
+        args.precision = (16 if args.ring == 64 else 12) if args.base == 2 else 4
     return args
 
 
@@ -158,7 +158,7 @@ def main(argv=None, started: float | None = None):
 
     print(f"jaxmpc encrypted training: {args.dataset} ({ds.n_train} train / {ds.n_test} test, "
           f"{ds.n_features} features, {ds.n_classes} classes), {classify.describe(cfg)}, "
-          f"{args.parties} parties + dealer, {args.protocol} protocol over Z_2^{args.ring}, "
+          f"{args.parties} parties{' + dealer' if args.protocol == 'additive' else ', no dealer'}, {args.protocol} protocol over Z_2^{args.ring}, "
           f"base {args.base} precision {args.precision}, {args.truncation} truncation, {args.mode} mode")
     print(f"SGD lr {args.lr} momentum {args.momentum}, batch {args.batch_size} ({n_batches} steps/epoch), "
           f"{args.epochs} epochs, {args.loss} loss ({jax.default_backend()})")

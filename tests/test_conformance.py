@@ -268,7 +268,7 @@ def test_protocol_options_checked_before_work():
     x = jaxmpc.share(k, [1.0], FXP)
     assert x.protocol == Protocol("additive", 2, 64)
     assert jax.tree_util.tree_structure(x) != jax.tree_util.tree_structure(
-        jaxmpc.share(k, [1.0], jaxmpc.FixedPoint(2, 10), ring=32))  # static: jit specialises on it
+        jaxmpc.share(jax.random.key(1), [1.0], jaxmpc.FixedPoint(2, 10), ring=32))  # static: jit specialises on it
 
 
 def test_suite_rejects_a_broken_family(monkeypatch):

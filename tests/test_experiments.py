@@ -156,8 +156,10 @@ def test_train_script_rejects_bad_options():
         train.main(["--base", "10", "--precision", "12"])
     with pytest.raises(SystemExit, match="2 parties"):
         train.main(["--parties", "3", "--truncation", "local"])
-    with pytest.raises(SystemExit, match=r"ring=32.*Pass ring=64"):  # only Z_2^64 today
-        train.main(["--ring", "32"])
+    with pytest.raises(SystemExit, match=r"ring=128.*Pass ring=64"):  # Z_2^64 and Z_2^32 only
+        train.main(["--ring", "128"])
+    with pytest.raises(SystemExit, match=r"Z_2\^32: .* base 2 allows precision 0\.\.14"):
+        train.main(["--ring", "32", "--base", "2", "--precision", "16"])
     with pytest.raises(SystemExit):  # argparse: not a registered protocol family
         train.main(["--protocol", "no_such_family"])
 
