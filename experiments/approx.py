@@ -44,6 +44,8 @@ SWEPT = {  # the iteration argument swept per function, and its values
     "exp2": ("iterations", (6, 8, 10)),
     "log2": ("exp_iterations", (8, 9, 10)),
     "log1p": ("exp_iterations", (8, 9, 10)),
+    "cos": ("degree", (10, 12, 14)),
+    "sin": ("degree", (11, 13, 15)),
 }
 
 

@@ -17,8 +17,8 @@ from .core.fixedpoint import FixedPoint
 from .core.keys import key
 from .errors import (BatchingRuleError, DeviceMeshError, EncodingError, InputTypeError, JaxMPCError,
                      ProtocolError, ShareMismatchError, UnknownNameError, X64Error)
-from .ops.approx import (divide, erf, exp, exp2, gelu, log, log1p, log2, log_softmax, reciprocal, rsqrt,
-                         sigmoid, softmax, sqrt, tanh)
+from .ops.approx import (cos, divide, erf, exp, exp2, gelu, log, log1p, log2, log_softmax, reciprocal,
+                         rsqrt, sigmoid, sin, softmax, sqrt, tanh)
 from .ops.compare import (abs, clamp, equal, greater, hardtanh, less, maximum, minimum, msb,  # noqa: A004
                           not_equal, relu, sign, where)
 from .protocols.additive.beaver import beaver
@@ -34,10 +34,10 @@ from .trace.accounting import LAN, WAN, CostReport, NetworkModel, cost
 __all__ = [
     "BatchingRuleError", "CostReport", "DeviceMeshError", "EncodingError", "FixedPoint", "InputTypeError",
     "JaxMPCError", "LAN", "NetworkModel", "ProtocolError", "ShareMismatchError", "Shared",
-    "UnknownNameError", "WAN", "X64Error", "abs", "beaver", "clamp", "concatenate", "config", "conv2d",
+    "UnknownNameError", "WAN", "X64Error", "abs", "beaver", "clamp", "concatenate", "config", "conv2d", "cos",
     "core", "cost", "diagnostics", "div_public", "divide", "equal", "erf", "exp", "exp2", "gelu",
     "greater", "hardtanh", "key", "lanes", "less", "log", "log1p", "log2", "log_softmax", "matmul",
     "maximum", "mesh", "minimum", "msb", "mul", "mul_public", "nn", "not_equal", "ops", "protocols",
-    "reciprocal", "relu", "reveal", "rsqrt", "run", "share", "sigmoid", "sign", "softmax", "sqrt",
+    "reciprocal", "relu", "reveal", "rsqrt", "run", "share", "sigmoid", "sign", "sin", "softmax", "sqrt",
     "square_sum", "tanh", "tasks", "trace", "truncate", "truncate_shares", "vmap", "where",
 ]

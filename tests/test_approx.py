@@ -48,6 +48,8 @@ MPC_BOUND = {
     "exp2": lambda y, x: 2.0 ** (NE + 1) * np.abs(y) + 16,  # exp's
     "log2": lambda y, x: 2.0 ** (NE + 2) / np.log(2.0) + 4,  # the log's, times 1/ln 2
     "log1p": lambda y, x: 2.0 ** (NE + 2),  # the log's
+    "cos": lambda y, x: 64,  # a few units per Horner step (|u| <= 1)
+    "sin": lambda y, x: 64,
 }
 
 

@@ -72,3 +72,56 @@ def test_bad_input():
         reduce.polyval(k, [], x)
     with pytest.raises(InputTypeError, match="y must be a jaxmpc.Shared"):
         reduce.outer(k, x, np.ones(3))
+
+
+P_X = np.array([-1.5, -0.75, 0.0, 0.5, 1.25, 2.0])
+DROP_P = 0.25
+
+
+@functools.cache
+def _power_norm_dropout():
+    """One program (2 parties): power for k = 0..5, norm over all axes and over one, dropout."""
+    @jax.jit
+    def run(key):
+        k = jax.random.split(key, 12)
+        p, x = jaxmpc.share(k[0], P_X, FXP), jaxmpc.share(k[1], X, FXP)
+        out = {f"pow{j}": reduce.power(k[2 + j], p, j) for j in range(6)}
+        out["norm"] = reduce.norm(k[8], x)
+        out["norm1"] = reduce.norm(k[9], x, axis=1, keepdims=True)
+        y, mask = reduce.dropout(k[10], x, DROP_P, jax.random.key(7))
+        out["dropout"] = y
+        return {name: jaxmpc.reveal(s) for name, s in out.items()}, mask
+    return run(jaxmpc.key(5))
+
+
+@pytest.mark.parametrize("j", range(6))
+def test_power_matches_jnp_power(j):
+    out, _ = _power_norm_dropout()
+    want = np.power(_enc(P_X), j)
+    # each product's truncation (1 unit) amplified by the later factors, about j |x|^(j-1)
+    assert np.all(np.abs(np.asarray(out[f"pow{j}"]) - want) <= (4 * j * 2.0 ** j + 1) * UNIT)
+
+
+def test_norm_matches_jnp():
+    out, _ = _power_norm_dropout()
+    x = _enc(X)
+    for name, want in (("norm", jnp.sqrt(jnp.sum(x ** 2))),
+                       ("norm1", jnp.sqrt(jnp.sum(x ** 2, axis=1, keepdims=True)))):
+        assert out[name].shape == want.shape
+        assert np.all(np.abs(np.asarray(out[name]) - want) <= 3e-4 * np.maximum(1.0, np.abs(want)))
+
+
+def test_dropout_public_mask_and_twin():
+    out, mask = _power_norm_dropout()
+    np.testing.assert_array_equal(mask, reduce.dropout_mask(jax.random.key(7), DROP_P, X.shape))
+    assert 0 < int(mask.sum()) < mask.size
+    want = reduce.dropout_plain(_enc(X), DROP_P, jax.random.key(7))
+    assert np.all(np.abs(np.asarray(out["dropout"]) - want) <= 2 * UNIT)
+
+
+def test_power_and_dropout_reject_bad_arguments():
+    x = jaxmpc.share(jaxmpc.key(0), P_X, FXP)
+    with pytest.raises(InputTypeError, match="k must be a Python int >= 0"):
+        reduce.power(jaxmpc.key(1), x, 0.5)
+    with pytest.raises(InputTypeError, match=r"p must be a Python float in \[0, 1\)"):
+        reduce.dropout(jaxmpc.key(2), x, 1.0, jaxmpc.key(3))

@@ -81,6 +81,8 @@ EXACT: dict[str, Callable] = {  # float64 references of the operands (numpy)
     "exp2": np.exp2,
     "log2": np.log2,
     "log1p": np.log1p,
+    "cos": np.cos,
+    "sin": np.sin,
 }
 ROWS = ("softmax", "log_softmax")  # measured on rows (their domain bounds x - max x)
 COMMAND = ".venv/bin/python experiments/approx.py --write"

@@ -10,7 +10,8 @@ The functions: :func:`exp` and :func:`exp2` (the limit :math:`(1 + x/2^n)^{2^n}`
 :func:`rsqrt` and :func:`sqrt` (Newton); :func:`sigmoid` and :func:`tanh` (exp and a reciprocal);
 :func:`log`, :func:`log2` and :func:`log1p` (Householder on exp); :func:`softmax` and
 :func:`log_softmax` (a secure max, exp, then a reciprocal or a log of the row sums); :func:`erf` and
-:func:`gelu` (an odd polynomial on a clamp, evaluated by Horner's rule).
+:func:`gelu` (an odd polynomial on a clamp, evaluated by Horner's rule); :func:`cos` and :func:`sin`
+(an even / odd polynomial on :math:`[-\pi, \pi]`, no range reduction).
 
 Iteration counts and orders are Python ints: they change the program (the number of rounds), so they
 are static; sweep them per compile. Precision is array data and can be vmapped
@@ -59,7 +60,8 @@ __all__ = ["exp", "exp2", "reciprocal", "divide", "sigmoid", "tanh", "rsqrt", "s
            "log1p", "softmax", "log_softmax", "erf", "gelu", "tree_max",
            "exp_plain", "exp2_plain", "reciprocal_plain", "divide_plain", "sigmoid_plain", "tanh_plain",
            "rsqrt_plain", "sqrt_plain", "log_plain", "log2_plain", "log1p_plain", "softmax_plain",
-           "log_softmax_plain", "erf_plain", "gelu_plain", "erf_coefficients", "DOMAINS", "Domain", "domain",
+           "log_softmax_plain", "erf_plain", "gelu_plain", "erf_coefficients", "cos", "sin", "cos_plain",
+           "sin_plain", "trig_coefficients", "DOMAINS", "Domain", "domain",
            "defaults"]
 
 
@@ -140,6 +142,8 @@ DOMAINS: dict[str, Domain] = {
                    lambda exp_iterations, **_: (1.0, _log_high(exp_iterations)), 0.015),
     "log1p": Domain("0 <= x <= min(100, (2^n_e - 1)/2) - 1 (1 + x in the domain of log)",
                     lambda exp_iterations, **_: (0.0, _log_high(exp_iterations) - 1), 0.015),
+    "cos": Domain("|x| <= pi (no range reduction on shares)", lambda **_: (-math.pi, math.pi), 2e-4),
+    "sin": Domain("|x| <= pi (no range reduction on shares)", lambda **_: (-math.pi, math.pi), 2e-4),
 }
 
 
@@ -1552,3 +1556,116 @@ def gelu_plain(x, degree: int = 17):
     u = (c / r) ** 2
     return c / 2 + u * _horner_plain(u, tuple(r / 2 * a for a in erf_coefficients(degree))) \
         + jnp.maximum(x - r, 0.0)
+
+
+# ---- cos, sin -----------------------------------------------------------------------------------
+TRIG_MAX_DEGREE = 31  # beyond it the fit's error is far below the MPC error: more rounds for nothing
+
+
+@functools.lru_cache(maxsize=None)
+def trig_coefficients(name: str, degree: int) -> tuple:
+    r"""The polynomial of :func:`cos` (``name="cos"``, even ``degree``) or :func:`sin` (odd):
+    :math:`(a_0, \dots, a_m)` with :math:`\cos(\pi u) \approx \sum_k a_k u^{2k}` or
+    :math:`\sin(\pi u) \approx u \sum_k a_k u^{2k}` on :math:`u \in [-1, 1]`: the interpolant at the
+    Chebyshev points (numpy's ``chebinterpolate``, near minimax) in the monomial basis, the
+    vanishing odd (even) coefficients dropped. Python floats, computed once."""
+    from numpy.polynomial import chebyshev
+    f = np.cos if name == "cos" else np.sin
+    poly = chebyshev.cheb2poly(chebyshev.chebinterpolate(lambda u: f(np.pi * u), degree))
+    return tuple(float(a) for a in (poly[0::2] if name == "cos" else poly[1::2]))
+
+
+def _check_trig(key, x, degree, fname: str, parity: int) -> None:
+    _check(key, x, fname)
+    if (isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree % 2 != parity
+            or not 2 <= degree <= TRIG_MAX_DEGREE):
+        raise InputTypeError(
+            f"{fname}: degree must be an {'even' if parity == 0 else 'odd'} Python int in "
+            f"{2 + parity}..{TRIG_MAX_DEGREE} (it is static: the degree of the polynomial, which sets "
+            f"the number of rounds), got {degree!r}.")
+
+
+def _trig(key, x: Shared, name: str, degree: int, truncation: str) -> Shared:
+    k_u, k_sq, k_poly, k_odd = jax.random.split(key, 4)
+    _observe_domain(name, x, degree=degree)
+    u = _times(k_u, x, 1.0 / math.pi, truncation)
+    p = _horner(k_poly, mul(k_sq, u, u, truncation=truncation), trig_coefficients(name, degree), truncation)
+    return p if name == "cos" else mul(k_odd, u, p, truncation=truncation)
+
+
+def cos(key, x: Shared, *, degree: int = 14, truncation: str = "default") -> Shared:
+    r"""Cosine on :math:`[-\pi, \pi]` by an even polynomial: :math:`u = x/\pi`,
+    :math:`\cos x \approx \sum_k a_k u^{2k}` (:func:`trig_coefficients`, Horner's rule in
+    :math:`u^2`).
+
+    No range reduction: :math:`x \bmod 2\pi` of a secret would need an exact division of the shares
+    (not available in every family), so the domain is :math:`|x| \le \pi` (:data:`DOMAINS`); beyond
+    it the polynomial diverges (garbage, counted by :mod:`jaxmpc.trace.diagnostics`). Reduce the
+    input in plaintext before sharing where the application allows it (e.g. rotary embeddings of
+    public positions). The fit's own error at degree 14 is below :math:`10^{-9}`; against float64 at
+    :math:`s = 2^{16}` the shared result is within :math:`10^{-4}` (``docs/approx.md``).
+
+    Args:
+        key: PRNG key.
+        x: fixed-point :class:`Shared`, :math:`|x| \le \pi`.
+        degree: even Python int in 2..31 (static).
+        truncation: a truncation option (:func:`jaxmpc.mul`).
+    Returns:
+        :class:`Shared` like ``x``.
+
+    Cost: 1 (:math:`x/\pi`) + 2 (:math:`u^2`) + :math:`1 + 2(m - 1)` (Horner, :math:`m = d/2`)
+    rounds: 16 for the default.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops.approx import cos
+        >>> k0, k1 = jax.random.split(jaxmpc.key(0))
+        >>> x = jaxmpc.share(k0, [-3.0, 0.0, 1.0], jaxmpc.FixedPoint(2, 16))
+        >>> (jaxmpc.reveal(cos(k1, x)) * 1000).round().astype(int).tolist()
+        [-990, 1000, 540]
+    """
+    _check_trig(key, x, degree, "cos", 0)
+    return _trig(key, x, "cos", degree, truncation)
+
+
+def cos_plain(x, degree: int = 14):
+    """Plaintext twin of :func:`cos` (same polynomial, float64)."""
+    u = jnp.asarray(x, jnp.float64) / math.pi
+    return _horner_plain(u * u, trig_coefficients("cos", degree))
+
+
+def sin(key, x: Shared, *, degree: int = 15, truncation: str = "default") -> Shared:
+    r"""Sine on :math:`[-\pi, \pi]` by an odd polynomial: :math:`u = x/\pi`,
+    :math:`\sin x \approx u \sum_k a_k u^{2k}` (:func:`trig_coefficients`, Horner's rule in
+    :math:`u^2`, then one product by :math:`u`).
+
+    Domain :math:`|x| \le \pi`, no range reduction (see :func:`cos`). The fit's own error at degree
+    15 is below :math:`10^{-9}`; against float64 at :math:`s = 2^{16}` the shared result is within
+    :math:`10^{-4}` (``docs/approx.md``).
+
+    Args:
+        key: PRNG key.
+        x: fixed-point :class:`Shared`, :math:`|x| \le \pi`.
+        degree: odd Python int in 3..31 (static).
+        truncation: a truncation option (:func:`jaxmpc.mul`).
+    Returns:
+        :class:`Shared` like ``x``.
+
+    Cost: 1 + 2 + :math:`1 + 2(m - 1)` + 2 rounds (:math:`m = (d + 1)/2`): 18 for the default.
+
+    Example:
+        >>> import jax, jaxmpc; jax.config.update("jax_enable_x64", True)
+        >>> from jaxmpc.ops.approx import sin
+        >>> k0, k1 = jax.random.split(jaxmpc.key(0))
+        >>> x = jaxmpc.share(k0, [-3.0, 0.0, 1.0], jaxmpc.FixedPoint(2, 16))
+        >>> (jaxmpc.reveal(sin(k1, x)) * 1000).round().astype(int).tolist()
+        [-141, 0, 841]
+    """
+    _check_trig(key, x, degree, "sin", 1)
+    return _trig(key, x, "sin", degree, truncation)
+
+
+def sin_plain(x, degree: int = 15):
+    """Plaintext twin of :func:`sin` (same polynomial, float64)."""
+    u = jnp.asarray(x, jnp.float64) / math.pi
+    return u * _horner_plain(u * u, trig_coefficients("sin", degree))
