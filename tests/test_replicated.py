@@ -156,11 +156,11 @@ class _LeakyStreams(_LeakyRing):
     """:class:`tests.test_privacy._LeakyRing` for the pairwise-key streams of
     :mod:`jaxmpc.protocols.replicated.prf`, which also draw single rows with ``ring.random``."""
 
-    def random(self, key, shape):
+    def random(self, key, shape, dtype=ring.DTYPE):
         if self.leak == "cross":
             data = self.first_key.setdefault(("random", tuple(shape)), jax.random.key_data(key))
             key = jax.random.wrap_key_data(data, impl=jax.random.key_impl(key))
-        a = ring.random(key, shape)
+        a = ring.random(key, shape, dtype)
         if self.leak == "reuse" and a.size >= 2:
             a = a.reshape(-1).at[1].set(a.reshape(-1)[0]).reshape(a.shape)
         return a

@@ -44,7 +44,7 @@ B2A_ROUNDS = 2
 
 
 def msb_rounds(n_parties: int = prf.N_PARTIES, ring_bits: int = 64) -> int:
-    """Rounds of :func:`msb_from_keys` on :math:`\mathbb{Z}_{2^\ell}`: the input (1), the generate
+    r"""Rounds of :func:`msb_from_keys` on :math:`\mathbb{Z}_{2^\ell}`: the input (1), the generate
     word (1), the :math:`\log_2 \ell` tree levels and B2A (2): 10 on Z_2^64, 9 on Z_2^32."""
     return 1 + 1 + len(tree_levels(ring_bits)) + B2A_ROUNDS
 
@@ -53,7 +53,7 @@ MSB_ROUNDS = msb_rounds()  # on Z_2^64
 
 
 def msb_and_words(size: int, bits: int = 64) -> int:
-    """Words each party sends in the AND gates of :func:`msb` of ``size`` elements of
+    r"""Words each party sends in the AND gates of :func:`msb` of ``size`` elements of
     :math:`\ell` bits: the generate word (``size``), then per packed word of
     :func:`~jaxmpc.protocols.additive.binary.tree_words` 2 (every level but the last: generate and
     propagate) and 1 (the last)."""
