@@ -204,6 +204,24 @@ def test_a_multiplication_is_one_round_of_8m_bytes_per_party():
     assert msb.rounds == binary.MSB_ROUNDS and msb.dealer_bytes_per_party == 0
 
 
+def test_a_multiplication_on_z32_is_one_round_of_4m_bytes_per_party():
+    """On Z_2^32 (uint32 components) the same product is 1 round of 4m bytes per party, its
+    truncation 4m bytes from one party, and msb one round shorter (a 5-level carry tree)."""
+    m = 1000
+    p = interface.protocol("replicated", 3, 32)
+    fxp = jaxmpc.FixedPoint(2, 10).on_ring(32)
+
+    def sds(f=fxp):
+        return jaxmpc.Shared(jax.ShapeDtypeStruct((3, m), jnp.uint32), f, p)
+
+    integer = jaxmpc.cost(jaxmpc.mul, jax.random.key(0), sds(), sds(None))
+    assert (integer.rounds, integer.bytes_per_party, integer.dealer_bytes_per_party) == (1, 4 * m, 0)
+    t = jaxmpc.trace.accounting.tally(jaxmpc.mul, jax.random.key(0), sds(), sds())
+    assert t.ops["mul"].bytes_total == 3 * 4 * m and t.ops["truncate/share"].bytes_per_party == 4 * m
+    msb = jaxmpc.cost(jaxmpc.msb, jax.random.key(0), sds())
+    assert msb.rounds == binary.msb_rounds(3, 32) == binary.MSB_ROUNDS - 1
+
+
 def test_options_are_checked_before_work():
     k = jax.random.key(0)
     with pytest.raises(ProtocolError, match="exactly 3 parties|among 3"):
