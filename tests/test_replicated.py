@@ -156,11 +156,11 @@ class _LeakyStreams(_LeakyRing):
     """:class:`tests.test_privacy._LeakyRing` for the pairwise-key streams of
     :mod:`jaxmpc.protocols.replicated.prf`, which also draw single rows with ``ring.random``."""
 
-    def random(self, key, shape):
+    def random(self, key, shape, dtype=ring.DTYPE):
         if self.leak == "cross":
             data = self.first_key.setdefault(("random", tuple(shape)), jax.random.key_data(key))
             key = jax.random.wrap_key_data(data, impl=jax.random.key_impl(key))
-        a = ring.random(key, shape)
+        a = ring.random(key, shape, dtype)
         if self.leak == "reuse" and a.size >= 2:
             a = a.reshape(-1).at[1].set(a.reshape(-1)[0]).reshape(a.shape)
         return a
@@ -202,6 +202,24 @@ def test_a_multiplication_is_one_round_of_8m_bytes_per_party():
     assert (opened.rounds, opened.bytes_per_party) == (1, 8 * m)
     msb = jaxmpc.cost(jaxmpc.msb, jax.random.key(0), _sds((m,)))
     assert msb.rounds == binary.MSB_ROUNDS and msb.dealer_bytes_per_party == 0
+
+
+def test_a_multiplication_on_z32_is_one_round_of_4m_bytes_per_party():
+    """On Z_2^32 (uint32 components) the same product is 1 round of 4m bytes per party, its
+    truncation 4m bytes from one party, and msb one round shorter (a 5-level carry tree)."""
+    m = 1000
+    p = interface.protocol("replicated", 3, 32)
+    fxp = jaxmpc.FixedPoint(2, 10).on_ring(32)
+
+    def sds(f=fxp):
+        return jaxmpc.Shared(jax.ShapeDtypeStruct((3, m), jnp.uint32), f, p)
+
+    integer = jaxmpc.cost(jaxmpc.mul, jax.random.key(0), sds(), sds(None))
+    assert (integer.rounds, integer.bytes_per_party, integer.dealer_bytes_per_party) == (1, 4 * m, 0)
+    t = jaxmpc.trace.accounting.tally(jaxmpc.mul, jax.random.key(0), sds(), sds())
+    assert t.ops["mul"].bytes_total == 3 * 4 * m and t.ops["truncate/share"].bytes_per_party == 4 * m
+    msb = jaxmpc.cost(jaxmpc.msb, jax.random.key(0), sds())
+    assert msb.rounds == binary.msb_rounds(3, 32) == binary.MSB_ROUNDS - 1
 
 
 def test_options_are_checked_before_work():

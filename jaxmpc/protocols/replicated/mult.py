@@ -31,14 +31,15 @@ from .truncation import check_method, truncate_shares
 
 
 def _out_shape(op: Callable, x: jax.Array, y: jax.Array) -> tuple:
-    return tuple(jax.eval_shape(op, jax.ShapeDtypeStruct(x.shape[1:], ring.DTYPE),
-                                jax.ShapeDtypeStruct(y.shape[1:], ring.DTYPE)).shape)
+    return tuple(jax.eval_shape(op, jax.ShapeDtypeStruct(x.shape[1:], x.dtype),
+                                jax.ShapeDtypeStruct(y.shape[1:], y.dtype)).shape)
 
 
 def reshare_product(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "mul",
                     mode: str = "protocol", op_opened: Callable | None = None,
                     transcript: list | None = None, r: jax.Array | None = None) -> jax.Array:
-    r"""Components of :math:`x \circ y` (no truncation) from components ``x``, ``y`` (``uint64[3, ...]``).
+    r"""Components of :math:`x \circ y` (no truncation) from components ``x``, ``y`` (``uint64[3, ...]``,
+    or ``uint32`` on :math:`\mathbb{Z}_{2^{32}}`: the ring is the words' dtype).
 
     Args:
         key: PRNG key: the call's counter of the three pairwise keys (the zero-sharing).
@@ -70,14 +71,15 @@ def reshare_product(key, x: jax.Array, y: jax.Array, op: Callable, name: str = "
            holds :math:`(z_i, z_{i+1})`.
 
     Cost (every mode models the protocol; ABY3 Sec. 2.2 / 5, Falcon Sec. 3.1): 1 round; each party
-    sends :math:`8|x \circ y|` bytes (one ring element per output element, to one neighbour).
+    sends :math:`w|x \circ y|` bytes (one ring element of :math:`w = \ell/8` bytes per output
+    element, to one neighbour).
     """
     check_mode(mode)
     shape = _out_shape(op, x, y)
     if r is None:
-        (r,) = prf.streams(key, shape)
-    accounting.record(name, n_parties=prf.N_PARTIES, rounds=1,
-                      elements_opened=int(jnp.size(r[0])), recipients=1)
+        (r,) = prf.streams(key, shape, dtype=x.dtype)
+    accounting.record(name, n_parties=prf.N_PARTIES, rounds=1, elements_opened=int(jnp.size(r[0])),
+                      bits_per_element=ring.bits_of(x), recipients=1)
     opened = op if op_opened is None else op_opened
     if mode == "ideal":
         return prf.random_sharing(r, opened(ring.party_sum(x), ring.party_sum(y)))
@@ -137,11 +139,13 @@ def square_sum(key, x: Shared, divisor: int, truncation: str) -> Shared:
     check_method(truncation, x.n_parties)
     k_mul, k_trunc = jax.random.split(key)
     flat = x.shares.reshape(prf.N_PARTIES, -1)
-    (r,) = prf.streams(k_mul, ())
-    accounting.record("square_sum", n_parties=prf.N_PARTIES, rounds=1, elements_opened=1, recipients=1)
+    words = flat.dtype
+    (r,) = prf.streams(k_mul, (), dtype=words)
+    accounting.record("square_sum", n_parties=prf.N_PARTIES, rounds=1, elements_opened=1,
+                      bits_per_element=ring.bits_of(flat), recipients=1)
     nxt = prf.next_(flat)
-    z = jnp.sum(flat * (flat + jnp.uint64(2) * nxt), axis=1, dtype=ring.DTYPE) + prf.zero_sharing(r)
+    z = jnp.sum(flat * (flat + ring.word(2, words) * nxt), axis=1, dtype=words) + prf.zero_sharing(r)
     diagnostics.observe_product("square_sum", flat, flat, z, lambda a, b: jnp.sum(a * b))
-    divisor_ring = x.fxp.ring_scale * jnp.uint64(divisor)
+    divisor_ring = x.fxp.ring_scale * jnp.asarray(divisor, words)
     with diagnostics.label("square_sum"):
         return x.like(truncate_shares(k_trunc, z, divisor_ring, truncation))

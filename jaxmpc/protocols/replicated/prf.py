@@ -1,7 +1,8 @@
 r"""Correlated randomness without a dealer: the three pairwise PRF keys of replicated sharing.
 
 Replicated sharing (Araki, Furukawa, Lindell, Nof & Ohara, CCS 2016; ABY3, Mohassel & Rindal,
-CCS 2018, Sec. 2.2): :math:`x = x_0 + x_1 + x_2` over :math:`\mathbb{Z}_{2^{64}}` and party
+CCS 2018, Sec. 2.2): :math:`x = x_0 + x_1 + x_2` over :math:`\mathbb{Z}_{2^{\ell}}` (:math:`\ell` = 64 or 32: the
+words' dtype, :mod:`jaxmpc.core.ring`) and party
 :math:`i` holds the components :math:`(x_i, x_{i+1})` (indices mod 3), so component :math:`j` is
 held by parties :math:`j` and :math:`j - 1`. In the setup of ABY3 (Sec. 2.2) party :math:`i`
 holds the PRF keys :math:`k_i` and :math:`k_{i+1}`: key :math:`k_j` is known to exactly the holders
@@ -34,20 +35,21 @@ from ...core import ring
 N_PARTIES = 3
 
 
-def streams(key, *shapes) -> list[jax.Array]:
-    """``uint64[3, *shape]`` for each shape: row :math:`j` from the pairwise key :math:`k_j`
-    (known to the holders of component :math:`j`, parties :math:`j` and :math:`j-1`); one draw."""
-    return ring.draw(key, N_PARTIES, *[(N_PARTIES, tuple(s)) for s in shapes])
+def streams(key, *shapes, dtype=ring.DTYPE) -> list[jax.Array]:
+    """``dtype[3, *shape]`` for each shape (words of the ring, ``uint64`` by default): row :math:`j`
+    from the pairwise key :math:`k_j` (known to the holders of component :math:`j`, parties
+    :math:`j` and :math:`j-1`); one draw."""
+    return ring.draw(key, N_PARTIES, *[(N_PARTIES, tuple(s)) for s in shapes], dtype=dtype)
 
 
 def next_(v: jax.Array) -> jax.Array:
-    """Row :math:`i` of the result is row :math:`i + 1 \\bmod 3` of ``v`` (``uint64[3, ...]``): the
+    """Row :math:`i` of the result is row :math:`i + 1 \\bmod 3` of ``v`` (``[3, ...]``): the
     other component party :math:`i` holds, or the key it shares with party :math:`i+1`."""
     return jnp.concatenate([v[1:], v[:1]], axis=0)
 
 
 def zero_sharing(r: jax.Array) -> jax.Array:
-    r"""The zero-sharing :math:`\alpha_i = r_i - r_{i+1}` of the streams ``r`` (``uint64[3, ...]``)."""
+    r"""The zero-sharing :math:`\alpha_i = r_i - r_{i+1}` of the streams ``r`` (``[3, ...]`` ring words)."""
     return r - next_(r)
 
 
@@ -62,13 +64,14 @@ def random_sharing(r: jax.Array, v: jax.Array) -> jax.Array:
     return ring.shares_from_mask(v, r[:2])
 
 
-def stream(key, j: int, shape) -> jax.Array:
-    """Row ``j`` alone of :func:`streams` ``(key, shape)`` (the same words): the randomness that
-    the two holders of component :math:`j` derive from :math:`k_j`, without drawing the others."""
+def stream(key, j: int, shape, dtype=ring.DTYPE) -> jax.Array:
+    """Row ``j`` alone of :func:`streams` ``(key, shape, dtype=dtype)`` (the same words): the
+    randomness that the two holders of component :math:`j` derive from :math:`k_j`, without drawing
+    the others."""
     shape = tuple(shape)
     size = 1
     for s in shape:
         size *= int(s)
     if not size:
-        return jnp.zeros(shape, ring.DTYPE)
-    return ring.random(jax.random.split(key, N_PARTIES + 1)[j], (size,)).reshape(shape)
+        return jnp.zeros(shape, dtype)
+    return ring.random(jax.random.split(key, N_PARTIES + 1)[j], (size,), dtype).reshape(shape)
