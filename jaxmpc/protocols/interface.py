@@ -41,7 +41,7 @@ Example:
     >>> import jaxmpc
     >>> from jaxmpc.protocols import interface
     >>> interface.family("additive").rings, interface.names()
-    ((64, 32), ('additive',))
+    ((64, 32), ('additive', 'replicated'))
     >>> interface.protocol("additive", 3, 64)
     Protocol(family='additive', n_parties=3, ring_bits=64)
 """
