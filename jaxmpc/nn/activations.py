@@ -81,62 +81,50 @@ def _layer(name: str, forward: Callable, backward: Callable, plain: Callable) ->
     return Layer(lambda key: {}, fwd, bwd, lambda params, x: plain(x))
 
 
-def Exp(*, truncation: str = "default", **options) -> Layer:
-    r""":func:`jaxmpc.exp` as a layer; backward :math:`dx = e^x \odot dy` (one product of the output)."""
-    _check_options("exp", options)
+def _on_output(name: str, backward: Callable, truncation: str, options: dict) -> Layer:
+    """The layer of ``jaxmpc.ops.approx.<name>`` that keeps its output ``y`` as the residual;
+    ``backward(key, y, dy)`` returns ``dx``, and the twin is ``approx.<name>_plain``."""
+    _check_options(name, options)
+    fn, plain = getattr(approx, name), getattr(approx, f"{name}_plain")
 
     def forward(key, x):
-        y = approx.exp(key, x, truncation=truncation, **options)
+        y = fn(key, x, truncation=truncation, **options)
         return y, y
 
-    return _layer("exp", forward, lambda key, y, dy: mul(key, y, dy, truncation=truncation),
-                  lambda x: approx.exp_plain(x, **options))
+    return _layer(name, forward, backward, lambda x: plain(x, **options))
+
+
+def Exp(*, truncation: str = "default", **options) -> Layer:
+    r""":func:`jaxmpc.exp` as a layer; backward :math:`dx = e^x \odot dy` (one product of the output)."""
+    return _on_output("exp", lambda key, y, dy: mul(key, y, dy, truncation=truncation), truncation, options)
 
 
 def Reciprocal(*, truncation: str = "default", **options) -> Layer:
     r""":func:`jaxmpc.reciprocal` as a layer; backward :math:`dx = -y (y\, dy)`, :math:`y = 1/x` (two
     products, no second reciprocal)."""
-    _check_options("reciprocal", options)
-
-    def forward(key, x):
-        y = approx.reciprocal(key, x, truncation=truncation, **options)
-        return y, y
-
     def backward(key, y, dy):
         k1, k2 = jax.random.split(key)
         return -mul(k2, y, mul(k1, y, dy, truncation=truncation), truncation=truncation)
 
-    return _layer("reciprocal", forward, backward, lambda x: approx.reciprocal_plain(x, **options))
+    return _on_output("reciprocal", backward, truncation, options)
 
 
 def Sigmoid(*, truncation: str = "default", **options) -> Layer:
     r""":func:`jaxmpc.sigmoid` as a layer; backward :math:`dx = y(1 - y)\, dy` (two products)."""
-    _check_options("sigmoid", options)
-
-    def forward(key, x):
-        y = approx.sigmoid(key, x, truncation=truncation, **options)
-        return y, y
-
     def backward(key, y, dy):
         k1, k2 = jax.random.split(key)
         return mul(k2, mul(k1, y, 1.0 - y, truncation=truncation), dy, truncation=truncation)
 
-    return _layer("sigmoid", forward, backward, lambda x: approx.sigmoid_plain(x, **options))
+    return _on_output("sigmoid", backward, truncation, options)
 
 
 def Tanh(*, truncation: str = "default", **options) -> Layer:
     r""":func:`jaxmpc.tanh` as a layer; backward :math:`dx = (1 - y^2)\, dy` (two products)."""
-    _check_options("tanh", options)
-
-    def forward(key, x):
-        y = approx.tanh(key, x, truncation=truncation, **options)
-        return y, y
-
     def backward(key, y, dy):
         k1, k2 = jax.random.split(key)
         return mul(k2, 1.0 - mul(k1, y, y, truncation=truncation), dy, truncation=truncation)
 
-    return _layer("tanh", forward, backward, lambda x: approx.tanh_plain(x, **options))
+    return _on_output("tanh", backward, truncation, options)
 
 
 def Log(*, truncation: str = "default", **options) -> Layer:
@@ -155,14 +143,8 @@ def Sqrt(*, truncation: str = "default", **options) -> Layer:
     r""":func:`jaxmpc.sqrt` as a layer; backward :math:`dx = dy / (2y)`, :math:`y = \sqrt x`, by
     :func:`jaxmpc.divide` (wide; :math:`2y` is local). Domain: that of :func:`jaxmpc.sqrt` with
     :math:`2\sqrt x` in :func:`jaxmpc.divide`'s (:math:`x \ge 2^{-26}`)."""
-    _check_options("sqrt", options)
-
-    def forward(key, x):
-        y = approx.sqrt(key, x, truncation=truncation, **options)
-        return y, y
-
-    return _layer("sqrt", forward, lambda key, y, dy: approx.divide(key, dy, y * 2, truncation=truncation),
-                  lambda x: approx.sqrt_plain(x, **options))
+    return _on_output("sqrt", lambda key, y, dy: approx.divide(key, dy, y * 2, truncation=truncation),
+                      truncation, options)
 
 
 def Abs() -> Layer:
