@@ -62,15 +62,17 @@ def check(a, b, method):
 
 # --- the splits themselves (pure Python, no compiles) ---------------------------------------------
 
+@pytest.mark.parametrize("bits", [64, 32])
 @pytest.mark.parametrize("method", FAST)
-def test_scheme_is_exact_by_construction(method):
-    s = gemm.SCHEMES[method]
-    assert sum(s.widths) == 64
+def test_scheme_is_exact_by_construction(method, bits):
+    s = gemm.scheme(method, bits)
+    mod = 2**bits
+    assert sum(s.widths) == bits
     bound = max(s.digit_bound(l) * s.digit_bound(r) for l, r, _ in s.products)
     assert s.max_chunk * bound <= s.exact  # every partial sum of a chunk is exact
     if jnp.issubdtype(s.dtype, jnp.integer):  # the digit combinations fit the GEMM dtype
         assert all(s.digit_bound(c) <= -int(jnp.iinfo(s.dtype).min) for p in s.products for c in p[:2])
-    # sum_p weight_p L_p R_p == sum_{o_i + o_j < 64} 2^(o_i + o_j) a_i b_j (mod 2^64) as polynomials:
+    # sum_p weight_p L_p R_p == sum_{o_i + o_j < 64} 2^(o_i + o_j) a_i b_j (mod 2^bits) as polynomials:
     # check on random integer digits (an identity in the digits, so a few draws suffice).
     r = random.Random(method)
     for _ in range(20):
@@ -78,9 +80,9 @@ def test_scheme_is_exact_by_construction(method):
         db = [r.randrange(-2**(w - 1), 2**(w - 1)) for w in s.widths]
         got = sum(w * sum(c * da[i] for i, c in l) * sum(c * db[j] for j, c in rr)
                   for l, rr, w in s.products)
-        a = sum(d << o for d, o in zip(da, s.offsets)) % 2**64
-        b = sum(d << o for d, o in zip(db, s.offsets)) % 2**64
-        assert got % 2**64 == a * b % 2**64
+        a = sum(d << o for d, o in zip(da, s.offsets)) % mod
+        b = sum(d << o for d, o in zip(db, s.offsets)) % mod
+        assert got % mod == a * b % mod
 
 
 def test_f64_chunk_is_910():
@@ -238,23 +240,6 @@ def extreme32(method, kind="worst"):
 
 EDGES32 = [0, 1, 2**15 - 1, 2**15, 2**16 - 1, 2**16, 2**31 - 1, 2**31, 2**31 + 1, 2**32 - 2, 2**32 - 1] + [
     extreme32(m, kind) for m in FAST for kind in ("worst", "mixed")]
-
-
-@pytest.mark.parametrize("method", FAST)
-def test_scheme_32_is_exact_by_construction(method):
-    s = gemm.scheme(method, 32)
-    assert sum(s.widths) == 32
-    bound = max(s.digit_bound(l) * s.digit_bound(r) for l, r, _ in s.products)
-    assert s.max_chunk * bound <= s.exact
-    r = random.Random(method)
-    for _ in range(20):
-        da = [r.randrange(-2**(w - 1), 2**(w - 1)) for w in s.widths]
-        db = [r.randrange(-2**(w - 1), 2**(w - 1)) for w in s.widths]
-        got = sum(w * sum(c * da[i] for i, c in l) * sum(c * db[j] for j, c in rr)
-                  for l, rr, w in s.products)
-        a = sum(d << o for d, o in zip(da, s.offsets)) % 2**32
-        b = sum(d << o for d, o in zip(db, s.offsets)) % 2**32
-        assert got % 2**32 == a * b % 2**32
 
 
 @pytest.mark.parametrize("method", FAST)
