@@ -1,5 +1,6 @@
 """Test configuration: 64-bit types, strict dtype and rank promotion, and JAX's key-reuse checker;
-``experiments/`` on ``sys.path``; JAX's caches of compiled programs cleared after each test module.
+``experiments/`` on ``sys.path``; JAX's caches of compiled programs cleared after each test module,
+and after any test that leaves the process near its limit of memory mappings.
 
 The key-reuse checker makes any reuse of a PRNG key (a reused mask or triple: a security bug) fail.
 The scripts in ``experiments/`` import their sibling module ``common`` (a script's folder is first on
@@ -34,3 +35,32 @@ def _release_compiled_programs():
     """
     yield
     jax.clear_caches()
+
+
+MAPS_FILE = "/proc/self/maps"
+MAPS_HEADROOM = 0.5  # clear once a worker holds half of vm.max_map_count
+
+
+def _maps_limit():
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+MAPS_LIMIT = _maps_limit()
+
+
+@pytest.fixture(autouse=True)
+def _release_when_near_map_limit():
+    """Clear JAX's caches after a test that leaves this worker holding more than
+    :data:`MAPS_HEADROOM` of ``vm.max_map_count`` memory mappings (Linux only): one heavy module
+    (``tests/test_conv.py``) reached 56,000 of the 65,530 before its module-end clearing."""
+    yield
+    if MAPS_LIMIT is None:
+        return
+    with open(MAPS_FILE, "rb") as f:
+        held = sum(1 for _ in f)
+    if held > MAPS_HEADROOM * MAPS_LIMIT:
+        jax.clear_caches()
